@@ -1,0 +1,112 @@
+"""Text normalization and tokenization shared by every feature family.
+
+All functions work on one string; callers apply them once per *unique* text
+(listings repeat across pairs), never once per pair.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import numpy as np
+
+# Words are runs of letters/digits; a model code may contain inner '-', '/' or '.'
+# ("dvd-3800bdci", "mb13-pnk-see-v2", "2.26ghz") and is kept whole.
+TOKEN_RE = re.compile(r"[^\W_]+(?:[-/.][^\W_]+)*", re.UNICODE)
+_SPACE_RE = re.compile(r"\s+")
+_SEPARATORS_RE = re.compile(r"[-/.]")
+_DIGIT_RE = re.compile(r"\d")
+_ALPHA_RE = re.compile(r"[^\W\d_]")
+_NUMBER_RE = re.compile(r"^\d+(?:[.,]\d+)?$")
+
+# Units that make "<number><unit>" a size/spec token (English and Russian).
+UNITS = frozenset(
+    """
+    b kb mb gb tb pb bit bps kbps mbps gbps hz khz mhz ghz w kw mw v mv a mah wh kwh
+    mm cm m km in inch inches ft ' " g kg mg lb lbs oz ml l gal mp px dpi ppm rpm x p k
+    ms s sec min h db
+    мм см м км г кг мг мл л гб мб тб кб гц мгц ггц вт квт в а мач дюйм дюйма дюймов шт мп
+    """.split()
+)
+
+COLOURS = frozenset(
+    """
+    black white silver gray grey red blue green yellow orange pink purple violet brown gold
+    beige navy teal cyan magenta graphite titanium bronze ivory cream khaki maroon turquoise
+    rose charcoal chrome transparent clear
+    черный чёрный белый серебристый серебряный серый красный синий голубой зеленый зелёный
+    желтый жёлтый оранжевый розовый фиолетовый коричневый золотой золотистый бежевый
+    бирюзовый бордовый графитовый хромированный прозрачный
+    """.split()
+)
+
+NEGATIONS = frozenset(
+    """
+    no not without non none excluding except only
+    не без нет кроме только ни
+    """.split()
+)
+
+
+def normalize_text(text: object) -> str:
+    """Lowercase, NFKC-fold, unify 'ё', and collapse whitespace. None/NaN -> ''."""
+    if text is None or (isinstance(text, float) and np.isnan(text)):
+        return ""
+    s = unicodedata.normalize("NFKC", str(text)).lower().replace("ё", "е")
+    return _SPACE_RE.sub(" ", s).strip()
+
+
+def tokenize(text: str) -> list[str]:
+    """Tokens of normalized text: words, numbers and whole model codes."""
+    return TOKEN_RE.findall(text)
+
+
+def compact(token: str) -> str:
+    """A model code without its separators, so 'dvd-3800bdci' == 'dvd3800bdci'."""
+    return _SEPARATORS_RE.sub("", token)
+
+
+def is_number(token: str) -> bool:
+    return bool(_NUMBER_RE.match(token))
+
+
+def is_model_code(token: str) -> bool:
+    """Letters and digits mixed (or a long digit run): how product codes look."""
+    c = compact(token)
+    has_digit = bool(_DIGIT_RE.search(c))
+    if not has_digit:
+        return False
+    if _ALPHA_RE.search(c):
+        # "16gb", "2.26ghz", "1080p" are sizes, not codes.
+        return not is_size(token) and len(c) >= 3
+    return len(c) >= 5  # part numbers such as 388504
+
+
+def is_size(token: str) -> bool:
+    """A number glued to a unit: '16gb', '2.26ghz', '55"', '500мл'."""
+    m = re.match(r"^(\d+(?:[.,]\d+)?)([^\W\d_]+|['\"])$", token)
+    return bool(m) and m.group(2) in UNITS
+
+
+def split_tokens(tokens: list[str]) -> dict[str, list[str]]:
+    """Distinguishing token classes used by the anti-word and code features."""
+    numbers, codes, sizes, colours, negations = [], [], [], [], []
+    for i, t in enumerate(tokens):
+        if is_number(t):
+            # "16 gb" written apart is a size as well.
+            nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+            if nxt in UNITS:
+                sizes.append(t.replace(",", ".") + nxt)
+            numbers.append(t.replace(",", "."))
+        elif is_size(t):
+            sizes.append(t.replace(",", "."))
+            numbers.append(re.match(r"^\d+(?:[.,]\d+)?", t).group(0).replace(",", "."))
+        elif is_model_code(t):
+            codes.append(compact(t))
+        if t in COLOURS:
+            colours.append(t)
+        elif t in NEGATIONS:
+            negations.append(t)
+    return {"number": numbers, "code": codes, "size": sizes, "colour": colours,
+            "negation": negations}
