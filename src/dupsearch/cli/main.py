@@ -1,0 +1,223 @@
+"""The `dupsearch` command line: train, predict, evaluate, bench."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+import dupsearch
+from dupsearch.errors import DupsearchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Find duplicate listings: train, apply and measure a pairwise duplicate classifier.")
+console = Console(stderr=True)
+
+
+class Backend(str, Enum):
+    catboost = "catboost"
+    lightgbm = "lightgbm"
+
+
+class TrainSize(str, Enum):
+    small = "small"
+    medium = "medium"
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=console, show_path=False)], force=True)
+
+
+def _write_json_atomic(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(obj, fh, indent=2, default=float)
+    os.replace(tmp, path)
+
+
+def _load_tables(listings: Path, pairs: Path, mapping: Optional[Path], need_labels: bool = False):
+    from dupsearch.io import read_listings, read_pairs
+    lst, lrep = read_listings(listings, mapping=mapping)
+    prs, prep = read_pairs(pairs, mapping=mapping, listing_ids=lst["item_id"])
+    for rep in (lrep, prep):
+        console.print(f"[dim]{rep}[/dim]")
+    if need_labels and "label" not in prs:
+        raise DupsearchError(f"{pairs}: needs a `label` column (0/1) for this command")
+    return lst, prs
+
+
+def _config(backend: Backend, n_models: int, folds: int, config_file: Optional[Path]):
+    from dupsearch.models import GBDTConfig, MatcherConfig
+    if config_file:
+        import tomllib
+        raw = (tomllib.loads(config_file.read_text()) if config_file.suffix == ".toml"
+               else json.loads(config_file.read_text()))
+        cfg = MatcherConfig.from_dict(raw)
+    else:
+        cfg = MatcherConfig(gbdt=GBDTConfig(backend=backend.value), n_models=n_models, cv_folds=folds)
+    return cfg
+
+
+@app.command()
+def train(
+    listings: Path = typer.Argument(..., help="Listings table (.parquet, .csv, .jsonl)."),
+    pairs: Path = typer.Argument(..., help="Labelled pairs: item_id_a, item_id_b, label."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model directory to write."),
+    valid: Optional[Path] = typer.Option(None, help="Validation pairs: early stopping and threshold. "
+                                         "Without it, grouped cross-validation on the training pairs."),
+    mapping: Optional[Path] = typer.Option(None, help="TOML column mapping to the data contract."),
+    backend: Backend = typer.Option(Backend.catboost, help="Gradient-boosting library."),
+    n_models: int = typer.Option(3, min=1, help="Boosters with different seeds, averaged."),
+    folds: int = typer.Option(5, min=2, help="Cross-validation folds when --valid is not given."),
+    config: Optional[Path] = typer.Option(None, help="Matcher config (.toml or .json); overrides the options above."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+):
+    """Train a pairwise duplicate classifier and save it as a model directory."""
+    _setup_logging(verbose)
+    from dupsearch.io import read_pairs
+    from dupsearch.models import DuplicateMatcher
+    lst, prs = _load_tables(listings, pairs, mapping, need_labels=True)
+    vp = None
+    if valid:
+        vp, vrep = read_pairs(valid, mapping=mapping, listing_ids=lst["item_id"])
+        console.print(f"[dim]{vrep}[/dim]")
+    cfg = _config(backend, n_models, folds, config)
+    with console.status("training (features, boosting)…"):
+        m = DuplicateMatcher(cfg).fit(lst, prs, vp, progress=True)
+    m.save(out)
+    met = m.metrics_
+    if "cv" in met:
+        cv = met["cv"]
+        t = Table(title=f"{cfg.cv_folds}-fold cross-validation (groups: {cv['grouping']})")
+        t.add_column("fold"); t.add_column("pairs", justify="right"); t.add_column("PR-AUC", justify="right")
+        for f in cv["folds"]:
+            t.add_row(str(f["fold"]), str(f["n_pairs"]), f"{f['pr_auc']:.4f}")
+        t.add_row("out-of-fold", str(cv["oof"]["n_pairs"]), f"{cv['oof']['pr_auc']:.4f}")
+        console.print(t)
+    else:
+        console.print(f"validation PR-AUC {met['valid']['pr_auc']:.4f}, best F1 {met['valid']['best_f1']:.4f}")
+    console.print(f"threshold {m.threshold_:.4f}; {met['n_features']} features; model saved to [bold]{out}[/bold]")
+
+
+@app.command()
+def predict(
+    model: Path = typer.Argument(..., help="Model directory from `dupsearch train`."),
+    listings: Path = typer.Argument(...),
+    pairs: Path = typer.Argument(...),
+    out: Path = typer.Option(..., "--out", "-o", help="Output table (.parquet, .csv, .jsonl)."),
+    mapping: Optional[Path] = typer.Option(None),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+):
+    """Score pairs: writes the pairs with `probability` and `is_duplicate` columns."""
+    _setup_logging(verbose)
+    from dupsearch.io import write_table
+    from dupsearch.models import DuplicateMatcher
+    m = DuplicateMatcher.load(model)
+    lst, prs = _load_tables(listings, pairs, mapping)
+    p = m.predict_proba(lst, prs, progress=True)
+    res = prs.copy()
+    res["probability"] = p
+    res["is_duplicate"] = (p >= m.threshold_).astype("int8")
+    write_table(res, out)
+    console.print(f"{len(res):,} pairs scored ({int(res['is_duplicate'].sum()):,} above threshold "
+                  f"{m.threshold_:.4f}) -> [bold]{out}[/bold]")
+
+
+@app.command()
+def evaluate(
+    model: Path = typer.Argument(..., help="Model directory from `dupsearch train`."),
+    listings: Path = typer.Argument(...),
+    pairs: Path = typer.Argument(..., help="Labelled pairs to evaluate on."),
+    mapping: Optional[Path] = typer.Option(None),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the metrics as JSON here."),
+    report: Optional[Path] = typer.Option(None, help="Write an HTML report with charts into this folder."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+):
+    """PR-AUC, ROC-AUC, best F1 and its threshold, overall and per top-level category."""
+    _setup_logging(verbose)
+    from dupsearch.models import DuplicateMatcher, binary_metrics, per_category_metrics
+    m = DuplicateMatcher.load(model)
+    lst, prs = _load_tables(listings, pairs, mapping, need_labels=True)
+    p = m.predict_proba(lst, prs, progress=True)
+    y = prs["label"].to_numpy().astype(int)
+    met = binary_metrics(y, p, threshold=m.threshold_)
+    cat = lst.set_index("item_id")["category_l1"].reindex(prs["item_id_a"].astype(str)).fillna("").to_numpy()
+    pc = per_category_metrics(y, p, cat, threshold=m.threshold_)
+    t = Table(title=f"evaluation on {pairs}")
+    for c in ("scope", "pairs", "positives", "PR-AUC", "ROC-AUC", "best F1", "at threshold", "F1 at model threshold"):
+        t.add_column(c, justify="right")
+    t.add_row("all", str(met["n_pairs"]), str(met["n_positive"]), f"{met['pr_auc']:.4f}", f"{met['roc_auc']:.4f}",
+              f"{met['best_f1']:.4f}", f"{met['best_f1_threshold']:.4f}", f"{met['f1']:.4f}")
+    for r in pc.to_dict(orient="records"):
+        t.add_row(str(r["category"]), str(r["n_pairs"]), str(r["n_positive"]), f"{r['pr_auc']:.4f}",
+                  f"{r['roc_auc']:.4f}", f"{r['best_f1']:.4f}", f"{r['best_f1_threshold']:.4f}", f"{r['f1']:.4f}")
+    Console().print(t)
+    if json_out:
+        _write_json_atomic(json_out, {**met, "per_category": pc.to_dict(orient="records")})
+    if report:
+        from dupsearch.report import write_report
+        page = write_report(report, y, p, met, pc, m.importance_, data_name=str(pairs))
+        console.print(f"report -> [bold]{page}[/bold]")
+
+
+@app.command()
+def bench(
+    dataset_dir: Path = typer.Argument(..., help="A benchmark folder, e.g. ../shared/benchmarks/abt-buy."),
+    train_size: TrainSize = typer.Option(TrainSize.medium, help="WDC training-set size."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON here."),
+    backend: Backend = typer.Option(Backend.catboost),
+    n_models: int = typer.Option(3, min=1),
+    model_out: Optional[Path] = typer.Option(None, help="Also save the trained model here."),
+    report: Optional[Path] = typer.Option(None, help="Write an HTML report on the test split here."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+):
+    """Run one shared benchmark under its protocol: train on train, threshold and early
+    stopping on valid, F1 and PR-AUC on test."""
+    _setup_logging(verbose)
+    from dupsearch.bench import run_benchmark
+    from dupsearch.models import GBDTConfig, MatcherConfig
+    cfg = MatcherConfig(gbdt=GBDTConfig(backend=backend.value), n_models=n_models)
+    with console.status(f"benchmark {dataset_dir.name}…"):
+        res = run_benchmark(dataset_dir, train_size=train_size.value, config=cfg, progress=False,
+                            model_out=model_out, report_dir=report)
+    t = Table(title=f"{res['dataset']} (test split of {dataset_dir})")
+    t.add_column("metric"); t.add_column("value", justify="right")
+    for k in ("f1", "precision", "recall", "pr_auc", "roc_auc", "threshold", "n_features", "train_seconds",
+              "predict_seconds", "pairs_per_second_features"):
+        t.add_row(k, str(res[k]))
+    Console().print(t)
+    if json_out:
+        _write_json_atomic(json_out, res)
+        console.print(f"results -> [bold]{json_out}[/bold]")
+
+
+@app.command()
+def version():
+    """Print the versions of dupsearch and its key dependencies."""
+    from dupsearch.models.matcher import dependency_versions
+    for k, v in dependency_versions().items():
+        typer.echo(f"{k} {v}")
+
+
+def main() -> None:
+    try:
+        app()
+    except DupsearchError as e:
+        console.print(f"[bold red]error:[/bold red] {e}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""Gradient-boosted trees behind one interface: CatBoost (default, as the seed
+found best: learning rate 0.1, no class weights) or LightGBM."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+BACKENDS = ("catboost", "lightgbm")
+
+
+@dataclass
+class GBDTConfig:
+    backend: str = "catboost"
+    learning_rate: float = 0.1
+    max_iterations: int = 3000
+    early_stopping_rounds: int = 200
+    depth: int = 6
+    threads: int = -1
+    params: dict = field(default_factory=dict)  # extra backend-specific parameters
+
+    def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; choose one of {BACKENDS}")
+
+
+class GBDTModel:
+    """One booster. `fit` early-stops on `eval_set` when given, otherwise runs
+    `iterations` (or the config's maximum) rounds."""
+
+    def __init__(self, config: GBDTConfig, categorical: list[str] | None = None, seed: int = 0):
+        self.config = config
+        self.categorical = list(categorical or [])
+        self.seed = seed
+        self.booster_ = None
+        self.best_iteration_: int | None = None
+        self.categories_: dict[str, list[str]] = {}
+
+    # LightGBM needs pandas categories fixed at training time so codes match later.
+    def _lgb_frame(self, X: pd.DataFrame, fit: bool) -> pd.DataFrame:
+        X = X.copy()
+        for c in self.categorical:
+            if fit:
+                self.categories_[c] = sorted(X[c].astype(str).unique().tolist())
+            X[c] = pd.Categorical(X[c].astype(str), categories=self.categories_[c])
+        return X
+
+    def _cb_frame(self, X: pd.DataFrame) -> pd.DataFrame:
+        X = X.copy()
+        for c in self.categorical:
+            X[c] = X[c].astype(str)
+        return X
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray, eval_set: tuple | None = None,
+            iterations: int | None = None) -> "GBDTModel":
+        cfg = self.config
+        n_iter = iterations or cfg.max_iterations
+        if cfg.backend == "catboost":
+            from catboost import CatBoostClassifier
+            params = dict(learning_rate=cfg.learning_rate, iterations=n_iter, depth=cfg.depth,
+                          random_seed=self.seed, verbose=0, allow_writing_files=False,
+                          thread_count=cfg.threads, eval_metric="PRAUC")
+            params.update(cfg.params)
+            model = CatBoostClassifier(cat_features=self.categorical or None, **params)
+            if eval_set is not None and iterations is None:
+                Xv, yv = eval_set
+                model.fit(self._cb_frame(X), y, eval_set=(self._cb_frame(Xv), yv),
+                          early_stopping_rounds=cfg.early_stopping_rounds, use_best_model=True)
+                self.best_iteration_ = int(model.get_best_iteration()) + 1
+            else:
+                model.fit(self._cb_frame(X), y)
+                self.best_iteration_ = n_iter
+        else:
+            import lightgbm as lgb
+            params = dict(learning_rate=cfg.learning_rate, n_estimators=n_iter, max_depth=-1,
+                          num_leaves=2 ** cfg.depth - 1, min_child_samples=10, subsample=0.8,
+                          subsample_freq=1, colsample_bytree=0.7, random_state=self.seed,
+                          n_jobs=cfg.threads, verbose=-1)
+            params.update(cfg.params)
+            model = lgb.LGBMClassifier(**params)
+            Xl = self._lgb_frame(X, fit=True)
+            if eval_set is not None and iterations is None:
+                Xv, yv = eval_set
+                model.fit(Xl, y, eval_set=[(self._lgb_frame(Xv, fit=False), yv)],
+                          eval_metric="average_precision",
+                          callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)])
+                self.best_iteration_ = int(model.best_iteration_ or n_iter)
+            else:
+                model.fit(Xl, y)
+                self.best_iteration_ = n_iter
+        self.booster_ = model
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        if self.config.backend == "catboost":
+            return self.booster_.predict_proba(self._cb_frame(X))[:, 1]
+        return self.booster_.predict_proba(self._lgb_frame(X, fit=False),
+                                           num_iteration=self.best_iteration_)[:, 1]
+
+    def feature_importance(self, names: list[str]) -> pd.Series:
+        if self.config.backend == "catboost":
+            imp = self.booster_.get_feature_importance()
+        else:
+            imp = self.booster_.booster_.feature_importance(importance_type="gain")
+        s = pd.Series(np.asarray(imp, dtype=float), index=names)
+        return s / s.sum() if s.sum() else s
+
+    # Native booster formats: readable by the library on any machine, no pickle.
+    def save(self, path_stem: Path) -> None:
+        path_stem = Path(path_stem)
+        meta = {"seed": self.seed, "best_iteration": self.best_iteration_,
+                "categorical": self.categorical, "categories": self.categories_}
+        if self.config.backend == "catboost":
+            self.booster_.save_model(str(path_stem.with_suffix(".cbm")))
+        else:
+            self.booster_.booster_.save_model(str(path_stem.with_suffix(".txt")))
+        path_stem.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+
+    @classmethod
+    def load(cls, config: GBDTConfig, path_stem: Path) -> "GBDTModel":
+        path_stem = Path(path_stem)
+        meta = json.loads(path_stem.with_suffix(".json").read_text())
+        self = cls(config, meta["categorical"], meta["seed"])
+        self.best_iteration_ = meta["best_iteration"]
+        self.categories_ = meta["categories"]
+        if config.backend == "catboost":
+            from catboost import CatBoostClassifier
+            self.booster_ = CatBoostClassifier()
+            self.booster_.load_model(str(path_stem.with_suffix(".cbm")))
+        else:
+            import lightgbm as lgb
+            booster = lgb.Booster(model_file=str(path_stem.with_suffix(".txt")))
+            self.booster_ = _LoadedLGBM(booster)
+        return self
+
+
+class _LoadedLGBM:
+    """predict_proba over a raw lightgbm.Booster loaded from its text file."""
+
+    def __init__(self, booster):
+        self.booster_ = booster
+
+    def predict_proba(self, X, num_iteration=None):
+        p = self.booster_.predict(X, num_iteration=num_iteration)
+        return np.column_stack([1 - p, p])
