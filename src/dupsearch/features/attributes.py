@@ -52,8 +52,8 @@ class AttributeStats:
 
     def transform(self, batch: pd.DataFrame) -> pd.DataFrame:
         n = len(batch)
-        # Distinct attribute dicts are identified by their canonical text form.
-        texts = np.concatenate([batch["attrs_a"].to_numpy(object), batch["attrs_b"].to_numpy(object)])
+        # Distinct attribute dicts are identified by their canonical JSON form.
+        texts = np.concatenate([batch["attrs_key_a"].to_numpy(object), batch["attrs_key_b"].to_numpy(object)])
         dicts = np.concatenate([batch["attributes_a"].to_numpy(object), batch["attributes_b"].to_numpy(object)])
         uniq, first, inv = np.unique(texts.astype(str), return_index=True, return_inverse=True)
         key_ids: dict[str, int] = {}
@@ -87,10 +87,11 @@ class AttributeStats:
             "attributes.values_conflict": n_common - n_equal,
         }
 
-        # Weighted and top-key matches use the statistics of side A's category
-        # (falling back to all listings when it is unknown to the fitted stats).
+        # Weighted and top-key matches use the statistics of the pair's shared category
+        # (all listings when the sides differ, so (A, B) == (B, A), or when it is unknown).
         keys = np.array(sorted(key_ids, key=key_ids.get), dtype=object)
         cats = batch["category_l1_a"].astype(str).to_numpy()
+        cats = np.where(cats == batch["category_l1_b"].astype(str).to_numpy(), cats, GLOBAL)
         w_common, w_equal = np.zeros(n), np.zeros(n)
         t_common, t_equal = np.zeros(n), np.zeros(n)
         for cat in np.unique(cats):

@@ -23,7 +23,7 @@ CATEGORY_COLUMNS = ["category_l1", "category_l2", "category_l3", "category_l4"]
 # attribute values (model numbers often live only there).
 TEXT_FIELDS = ["title", "description", "text", "attrs"]
 PREPARED_COLUMNS = (
-    ["item_id", "title", "description", "text", "attrs", "all", "attributes", "price",
+    ["item_id", "title", "description", "text", "attrs", "attrs_key", "all", "attributes", "price",
      "n_images", "fill_rate"] + CATEGORY_COLUMNS
 )
 # Fields whose fill rate describes how complete a listing is (seed item 1).
@@ -58,6 +58,8 @@ def prepare_listings(listings: pd.DataFrame) -> pd.DataFrame:
     attrs = [_norm_attributes(a) for a in col("attributes", None)]
     out["attributes"] = attrs
     out["attrs"] = [" ".join(f"{k} {v}" for k, v in sorted(a.items())) for a in attrs]
+    # Unambiguous identity of an attribute dict ("attrs" text can coincide for different dicts).
+    out["attrs_key"] = [json.dumps(sorted(a.items()), ensure_ascii=False) for a in attrs]
     out["all"] = (out["text"] + " " + [" ".join(a.values()) for a in attrs]).str.strip()
     for c in CATEGORY_COLUMNS:
         out[c] = [normalize_text(t) for t in col(c, "")]
@@ -69,7 +71,7 @@ def prepare_listings(listings: pd.DataFrame) -> pd.DataFrame:
         if f == "attributes":
             filled += np.array([len(a) > 0 for a in attrs])
         elif f == "price":
-            filled += ~np.isnan(out["price"].to_numpy())
+            filled += out["price"].to_numpy() > 0  # 0 is a placeholder price, as in price features
         elif f == "images":
             filled += out["n_images"].to_numpy() > 0
         else:

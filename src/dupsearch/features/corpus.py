@@ -107,4 +107,12 @@ class CorpusStats:
                 out[k] = np.where(empty, np.nan, v)
             for k, v in symmetric(f"corpus.{f}.bm25_norm", safe_div(ab, self_b), safe_div(ba, self_a)).items():
                 out[k] = np.where(empty, np.nan, v)
+            # IDF mass of the words one listing has and the other lacks: a learned,
+            # general form of anti-words ("professional" vs "standard", "mac" vs "win").
+            idf = bm.idf_
+            wa, wb = Qa @ idf, Qb @ idf
+            shared = Qa.multiply(Qb) @ idf
+            out[f"corpus.{f}.idf_jaccard"] = np.where(empty, np.nan, safe_div(shared, wa + wb - shared))
+            for k, v in symmetric(f"corpus.{f}.idf_unmatched", wa - shared, wb - shared).items():
+                out[k] = np.where(empty, np.nan, v)
         return pd.DataFrame(out, index=None)

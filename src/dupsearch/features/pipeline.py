@@ -85,7 +85,7 @@ class FeaturePipeline:
 
     def transform(self, listings: pd.DataFrame, pairs: pd.DataFrame, progress: bool = False,
                   prepared: pd.DataFrame | None = None) -> pd.DataFrame:
-        if prepared is None:
+        if prepared is None and len(pairs):  # prepare_listings fails on an empty frame
             needed = pd.unique(pd.concat([pairs["item_id_a"], pairs["item_id_b"]]).astype(str))
             sub = listings[listings["item_id"].astype(str).isin(needed)]
             prepared = prepare_listings(sub)

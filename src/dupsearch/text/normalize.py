@@ -99,6 +99,8 @@ def split_tokens(tokens: list[str]) -> dict[str, list[str]]:
             if nxt in UNITS:
                 sizes.append(t.replace(",", ".") + nxt)
             numbers.append(t.replace(",", "."))
+            if is_model_code(t):  # long digit runs are part numbers ("388504") as well
+                codes.append(t)
         elif is_size(t):
             sizes.append(t.replace(",", "."))
             numbers.append(re.match(r"^\d+(?:[.,]\d+)?", t).group(0).replace(",", "."))

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# All five shared benchmarks under their protocol (slow: ~10 minutes on 2 cores).
+# Writes out/bench/<dataset>.json and prints the table recorded in BENCHMARKS.md.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
+cd "$ROOT"
+BENCH="${BENCHMARKS_DIR:-$ROOT/../shared/benchmarks}"
+mkdir -p out/bench
+for ds in abt-buy amazon-google walmart-amazon wdc-computers wdc-cameras; do
+  dupsearch bench "$BENCH/$ds" --train-size medium --json "out/bench/$ds.json" "$@"
+done
+python -m dupsearch.bench.table out/bench/*.json

@@ -1,0 +1,114 @@
+"""Fuzzy string features: known rapidfuzz values, identical and empty texts, prefix/LCS ratios."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from rapidfuzz import fuzz
+from rapidfuzz.distance import JaroWinkler, LCSseq, Levenshtein
+
+from dupsearch.features.base import join_pairs, prepare_listings
+from dupsearch.features.strings import MAX_CHARS, SCORERS, string_features
+
+DEFAULTS = dict(title="", description="", category_l1="", category_l2="", category_l3="",
+                category_l4="", attributes={}, price=np.nan, images=[])
+ALL_SCORES = [*SCORERS, "common_prefix", "lcsseq_shorter"]
+
+
+def pair_batch(*pairs):
+    rows = []
+    for i, (a, b) in enumerate(pairs):
+        rows += [{**DEFAULTS, **a, "item_id": f"a{i}"}, {**DEFAULTS, **b, "item_id": f"b{i}"}]
+    p = pd.DataFrame({"item_id_a": [f"a{i}" for i in range(len(pairs))],
+                      "item_id_b": [f"b{i}" for i in range(len(pairs))]})
+    return join_pairs(prepare_listings(pd.DataFrame(rows)), p)
+
+
+def titles(*pairs):
+    return string_features(pair_batch(*[(dict(title=a), dict(title=b)) for a, b in pairs]),
+                           fields=("title",))
+
+
+def test_columns_per_field():
+    f = string_features(pair_batch((dict(title="a"), dict(title="b"))))
+    for field in ("title", "description", "text", "attrs"):
+        for s in ALL_SCORES:
+            assert f"strings.{field}.{s}" in f.columns
+    assert len(f.columns) == 4 * len(ALL_SCORES)
+
+
+def test_identical_titles_score_one_everywhere():
+    f = titles(("Apple iPhone 12 Pro", "apple  iphone 12 pro"))  # equal once normalized
+    for s in ALL_SCORES:
+        assert f[f"strings.title.{s}"].iloc[0] == pytest.approx(1.0), s
+
+
+def test_kitten_sitting_by_hand():
+    f = titles(("kitten", "sitting")).iloc[0]
+    assert f["strings.title.levenshtein"] == pytest.approx(1 - 3 / 7)  # 3 edits, longer is 7
+    assert f["strings.title.ratio"] == pytest.approx(1 - 5 / 13)       # indel distance 5 of 13
+    assert f["strings.title.lcsseq"] == pytest.approx(4 / 7)           # LCS "ittn"
+    assert f["strings.title.lcsseq_shorter"] == pytest.approx(4 / 6)
+    assert f["strings.title.common_prefix"] == pytest.approx(0.0)
+
+
+def test_jaro_winkler_textbook_value():
+    f = titles(("martha", "marhta")).iloc[0]
+    assert f["strings.title.jaro_winkler"] == pytest.approx(0.9611111, abs=1e-6)
+
+
+def test_token_scorers_by_hand():
+    f = titles(("Samsung Galaxy S21 Ultra", "galaxy s21 samsung")).iloc[0]
+    # tokens of B are a subset of A's: token_set_ratio is 100
+    assert f["strings.title.token_set_ratio"] == pytest.approx(1.0)
+    # sorted: "galaxy s21 samsung ultra" (24) vs "galaxy s21 samsung" (18): 2*18/42
+    assert f["strings.title.token_sort_ratio"] == pytest.approx(36 / 42)
+    assert f["strings.title.ratio"] < 1.0
+
+
+def test_vectorized_columns_equal_single_pair_rapidfuzz():
+    pairs = [("samsung galaxy s21 ultra 256gb", "galaxy s21 ultra samsung 128gb"),
+             ("lg washer lds4821ww", "lds4821wh lg washing machine"),
+             ("кофемашина delonghi", "кофеварка de longhi")]
+    f = titles(*pairs)
+    ref = {"ratio": lambda a, b: fuzz.ratio(a, b) / 100,
+           "partial_ratio": lambda a, b: fuzz.partial_ratio(a, b) / 100,
+           "token_set_ratio": lambda a, b: fuzz.token_set_ratio(a, b) / 100,
+           "token_sort_ratio": lambda a, b: fuzz.token_sort_ratio(a, b) / 100,
+           "jaro_winkler": JaroWinkler.normalized_similarity,
+           "levenshtein": Levenshtein.normalized_similarity,
+           "lcsseq": LCSseq.normalized_similarity}
+    for i, (a, b) in enumerate(pairs):
+        for name, fn in ref.items():
+            assert f[f"strings.title.{name}"].iloc[i] == pytest.approx(fn(a, b)), (i, name)
+
+
+def test_empty_side_gives_nan():
+    f = titles(("", "apple"), ("apple", ""), ("", ""), ("a", "a"))
+    for s in ALL_SCORES:
+        v = f[f"strings.title.{s}"].to_numpy(float)
+        assert np.isnan(v[:3]).all(), s
+        assert v[3] == pytest.approx(1.0)
+
+
+def test_common_prefix_relative_to_shorter():
+    f = titles(("samsung galaxy", "samsung gal"), ("samsung galaxy", "samsung note"),
+               ("galaxy", "samsung"))
+    np.testing.assert_allclose(f["strings.title.common_prefix"], [11 / 11, 8 / 12, 0.0])
+    # "samsung gal" is a subsequence of "samsung galaxy": LCS covers the whole shorter text
+    assert f["strings.title.lcsseq_shorter"].iloc[0] == pytest.approx(1.0)
+
+
+def test_texts_are_cut_to_max_chars():
+    cut = MAX_CHARS["title"]
+    f = titles(("a" * cut + "b" * 50, "a" * cut + "c" * 80))
+    assert f["strings.title.ratio"].iloc[0] == pytest.approx(1.0)
+
+
+def test_symmetric_in_pair_order():
+    pairs = [("samsung galaxy s21 ultra", "galaxy s21"), ("abcd xyz", "xyz abce"),
+             ("kitten", "sitting"), ("", "x")]
+    fwd = titles(*pairs)
+    bwd = titles(*[(b, a) for a, b in pairs])
+    pd.testing.assert_frame_equal(fwd, bwd)
