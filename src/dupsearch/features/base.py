@@ -137,6 +137,52 @@ def set_overlap(A: sp.csr_matrix, B: sp.csr_matrix) -> dict[str, np.ndarray]:
     }
 
 
+_NGRAM_MOD = np.uint64(2**31 - 1)  # column space of hashed n-gram sets (fits int32 indices)
+_NGRAM_MUL = np.uint64(1_000_003)
+
+
+def ngram_set_matrix(ids: np.ndarray, lengths: np.ndarray, order: int) -> sp.csr_matrix:
+    """Binary sets of n-grams (rows = documents) from a flat array of symbol ids.
+
+    `ids` holds the symbols (token ids, or character code points) of every document
+    one after another, `lengths` how many belong to each. The n-grams are hashed
+    with a rolling polynomial over the whole array at once, so no Python loop runs
+    per document or per n-gram. Hashes are only compared within one batch.
+    """
+    n_docs = len(lengths)
+    m = len(ids) - order + 1
+    if m <= 0:
+        return sp.csr_matrix((n_docs, int(_NGRAM_MOD)), dtype=np.float32)
+    doc_of = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
+    sym = ids.astype(np.uint64) + np.uint64(1)
+    h = np.zeros(m, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(order):  # wraps modulo 2**64 by design
+            h = h * _NGRAM_MUL + sym[k:k + m]
+    within = doc_of[:m] == doc_of[order - 1:order - 1 + m]
+    rows = doc_of[:m][within].astype(np.uint64)
+    cols = h[within] % _NGRAM_MOD
+    key = np.unique(rows * _NGRAM_MOD + cols)
+    rows, cols = (key // _NGRAM_MOD).astype(np.int64), (key % _NGRAM_MOD).astype(np.int64)
+    return sp.csr_matrix((np.ones(len(key), dtype=np.float32), (rows, cols)),
+                         shape=(n_docs, int(_NGRAM_MOD)))
+
+
+def token_ids(token_lists: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """Flat batch-local token ids and per-document token counts."""
+    vocab: dict[str, int] = {}
+    flat = [vocab.setdefault(t, len(vocab)) for toks in token_lists for t in toks]
+    return np.asarray(flat, dtype=np.int64), np.fromiter(map(len, token_lists), dtype=np.int64,
+                                                         count=len(token_lists))
+
+
+def char_codes(texts) -> tuple[np.ndarray, np.ndarray]:
+    """Flat code points of texts padded with a space each side (word-boundary n-grams)."""
+    padded = [f" {t} " if t else "" for t in texts]
+    codes = np.frombuffer("".join(padded).encode("utf-32-le"), dtype=np.uint32)
+    return codes.astype(np.int64), np.fromiter(map(len, padded), dtype=np.int64, count=len(padded))
+
+
 class NgramAnalyzer:
     """Word n-grams of a pre-tokenized document (picklable, unlike a lambda)."""
 

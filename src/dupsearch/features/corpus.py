@@ -15,7 +15,9 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from dupsearch.features.base import encode_sides, rowwise_dot, safe_div, sides, symmetric
 from dupsearch.text.normalize import tokenize
 
-FIELDS = ("title", "description", "text", "attrs")
+FIELDS = ("title", "description", "text", "attrs", "all")
+# Character n-grams of the description alone add little beside title+description ("text").
+CHAR_FIELDS = ("title", "text", "attrs", "all")
 CHAR_CUT = 1000  # characters of a text used for char n-grams; bounds memory on long ads
 
 
@@ -53,7 +55,10 @@ class BM25:
 
     def doc_weights(self, texts) -> sp.csr_matrix:
         """Per-term BM25 weight of each text seen as a document."""
-        tf = self.vectorizer.transform(texts).tocsr().astype(np.float32)
+        return self.weights_from_counts(self.vectorizer.transform(texts))
+
+    def weights_from_counts(self, tf: sp.spmatrix) -> sp.csr_matrix:
+        tf = sp.csr_matrix(tf, dtype=np.float32)
         dl = np.asarray(tf.sum(axis=1)).ravel()
         norm = self.k1 * (1 - self.b + self.b * dl / self.avgdl_)
         rows = np.repeat(np.arange(tf.shape[0]), np.diff(tf.indptr))
@@ -61,7 +66,7 @@ class BM25:
         return sp.csr_matrix((data, tf.indices, tf.indptr), shape=tf.shape)
 
     def query_terms(self, texts) -> sp.csr_matrix:
-        q = self.vectorizer.transform(texts).tocsr()
+        q = sp.csr_matrix(self.vectorizer.transform(texts), dtype=np.float32)
         q.data[:] = 1.0
         return q
 
@@ -81,8 +86,9 @@ class CorpusStats:
                 continue  # field empty everywhere (e.g. no descriptions): no features for it
             self.word_[f] = TfidfVectorizer(analyzer=WordNgrams(), sublinear_tf=True,
                                             dtype=np.float32).fit(texts)
-            self.char_[f] = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), lowercase=False,
-                                            sublinear_tf=True, dtype=np.float32).fit(_cut(texts))
+            if f in CHAR_FIELDS:
+                self.char_[f] = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), lowercase=False,
+                                                sublinear_tf=True, dtype=np.float32).fit(_cut(texts))
             self.bm25_[f] = BM25().fit(texts)
         return self
 
@@ -95,11 +101,19 @@ class CorpusStats:
             empty = np.array([not x or not y for x, y in zip(a, b)])
             A, B = encode_sides(a, b, self.word_[f].transform)
             out[f"corpus.{f}.tfidf_word_cosine"] = np.where(empty, np.nan, rowwise_dot(A, B))
-            A, B = encode_sides(a, b, lambda u, v=self.char_[f]: v.transform(_cut(u)))
-            out[f"corpus.{f}.tfidf_char_cosine"] = np.where(empty, np.nan, rowwise_dot(A, B))
+            if f in self.char_:
+                A, B = encode_sides(a, b, lambda u, v=self.char_[f]: v.transform(_cut(u)))
+                out[f"corpus.{f}.tfidf_char_cosine"] = np.where(empty, np.nan, rowwise_dot(A, B))
             bm = self.bm25_[f]
-            Da, Db = encode_sides(a, b, bm.doc_weights)
-            Qa, Qb = encode_sides(a, b, bm.query_terms)
+            # One count matrix per distinct text gives both the BM25 document weights and
+            # the query term sets.
+            uniq, inv = np.unique(np.concatenate([a, b]).astype(str), return_inverse=True)
+            tf = sp.csr_matrix(bm.vectorizer.transform(uniq), dtype=np.float32)
+            D = bm.weights_from_counts(tf)
+            Q = tf.copy()
+            Q.data[:] = 1.0
+            n = len(a)
+            Da, Db, Qa, Qb = D[inv[:n]], D[inv[n:]], Q[inv[:n]], Q[inv[n:]]
             ab, ba = rowwise_dot(Qb, Da), rowwise_dot(Qa, Db)  # B's words against A, and back
             # Normalized by each query's score against itself, so long texts do not dominate.
             self_a, self_b = rowwise_dot(Qa, Da), rowwise_dot(Qb, Db)

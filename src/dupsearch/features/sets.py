@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dupsearch.features.base import (NgramAnalyzer, binary_hasher, encode_sides, set_overlap,
-                                     sides, tokenized)
+from dupsearch.features.base import (char_codes, ngram_set_matrix, set_overlap, sides, token_ids,
+                                     tokenized)
 
 # Word n-gram orders per field: 1..7 where texts are long enough to have them.
 WORD_NGRAMS = {"title": range(1, 4), "description": range(1, 8), "text": range(1, 8),
@@ -38,18 +38,18 @@ def set_features(batch: pd.DataFrame, fields=("title", "description", "text", "a
         orders = WORD_NGRAMS.get(field, range(1, 4))
         # Tokenize each distinct text once and reuse the tokens for every n.
         uniq, inv = np.unique(np.concatenate([a, b]).astype(str), return_inverse=True)
-        toks = tokenized(uniq)
+        ids, lengths = token_ids(tokenized(uniq))
         n = len(a)
         for order in orders:
-            X = binary_hasher(NgramAnalyzer(order)).transform(toks).tocsr()
+            X = ngram_set_matrix(ids, lengths, order)
             ov = set_overlap(X[inv[:n]], X[inv[n:]])
             out[f"sets.{field}.word{order}_iou"] = ov["iou"]
             if order == 1:
                 out[f"sets.{field}.word1_dice"] = ov["dice"]
                 out[f"sets.{field}.word1_containment"] = ov["containment"]
                 out[f"sets.{field}.word1_common"] = ov["inter"]
-        A, B = encode_sides(a, b, lambda u: binary_hasher(CharNgrams(CHAR_NGRAM)).transform(u))
-        ov = set_overlap(A, B)
+        X = ngram_set_matrix(*char_codes(uniq), CHAR_NGRAM)
+        ov = set_overlap(X[inv[:n]], X[inv[n:]])
         for k in ("iou", "dice", "containment"):
             out[f"sets.{field}.char{CHAR_NGRAM}_{k}"] = ov[k]
     return pd.DataFrame(out)

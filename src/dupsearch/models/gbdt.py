@@ -85,8 +85,14 @@ class GBDTModel:
             Xl = self._lgb_frame(X, fit=True)
             if eval_set is not None and iterations is None:
                 Xv, yv = eval_set
-                model.fit(Xl, y, eval_set=[(self._lgb_frame(Xv, fit=False), yv)],
-                          eval_metric="average_precision",
+                import inspect
+                Xv = self._lgb_frame(Xv, fit=False)
+                # LightGBM >= 4.7 names the validation data eval_X/eval_y (eval_set is deprecated).
+                if "eval_X" in inspect.signature(model.fit).parameters:
+                    ev = {"eval_X": (Xv,), "eval_y": (yv,)}
+                else:
+                    ev = {"eval_set": [(Xv, yv)]}
+                model.fit(Xl, y, **ev, eval_metric="average_precision",
                           callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)])
                 self.best_iteration_ = int(model.best_iteration_ or n_iter)
             else:

@@ -20,7 +20,7 @@ import pandas as pd
 import dupsearch
 from dupsearch.errors import DataError, ModelNotFoundError, ModelVersionError
 from dupsearch.features import FeatureConfig, FeaturePipeline
-from dupsearch.models.cv import group_folds
+from dupsearch.models.cv import choose_groups, group_folds
 from dupsearch.models.gbdt import GBDTConfig, GBDTModel
 from dupsearch.models.metrics import binary_metrics
 
@@ -130,17 +130,28 @@ class DuplicateMatcher:
         return self
 
     def _cross_validate(self, X, y, pairs, cat) -> dict:
+        """Out-of-fold predictions. Early stopping uses an inner group split of each
+        fold's training part, so the held-out fold is never seen before it is scored."""
+        from sklearn.model_selection import GroupShuffleSplit
+
         folds, rule = group_folds(pairs, y, self.config.cv_folds, self.config.seed)
+        groups, _ = choose_groups(pairs, self.config.cv_folds)
         oof = np.full(len(y), np.nan)
         per_fold, iters = [], []
         for k, (tr, te) in enumerate(folds):
+            inner = GroupShuffleSplit(n_splits=1, test_size=0.15, random_state=self.config.seed + k)
+            fit_i, stop_i = next(inner.split(tr, y[tr], groups[tr]))
+            fit_i, stop_i = tr[fit_i], tr[stop_i]
+            if len(np.unique(y[stop_i])) < 2:  # tiny data: no usable stopping set
+                fit_i, stop_i = tr, None
             m = GBDTModel(self.config.gbdt, cat, self.config.seed + k).fit(
-                X.iloc[tr], y[tr], eval_set=(X.iloc[te], y[te]))
+                X.iloc[fit_i], y[fit_i],
+                eval_set=None if stop_i is None else (X.iloc[stop_i], y[stop_i]))
             oof[te] = m.predict_proba(X.iloc[te])
             iters.append(m.best_iteration_)
             fm = binary_metrics(y[te], oof[te])
             per_fold.append({"fold": k, "n_pairs": int(len(te)), "pr_auc": fm["pr_auc"],
-                             "roc_auc": fm["roc_auc"]})
+                             "roc_auc": fm["roc_auc"], "iterations": m.best_iteration_})
             log.info("fold %d: PR-AUC %.4f", k, fm["pr_auc"])
         self.oof_ = oof
         pr = [f["pr_auc"] for f in per_fold]
