@@ -29,8 +29,13 @@ def _save_fig(fig, path: Path) -> None:
 
 def write_report(out_dir: str | os.PathLike, y: np.ndarray, p: np.ndarray, metrics: dict,
                  per_category: pd.DataFrame | None = None, importance: pd.Series | None = None,
-                 title: str = "dupsearch evaluation", data_name: str = "") -> Path:
-    """Write report.html, metrics.json and PNG charts into `out_dir`; returns the HTML path."""
+                 title: str = "dupsearch evaluation", data_name: str = "",
+                 examples: pd.DataFrame | None = None, extra_html: str = "") -> Path:
+    """Write report.html, metrics.json and PNG charts into `out_dir`; returns the HTML path.
+
+    `examples`: pairs to show (columns title_a, title_b, label, probability, and
+    optionally price_a/price_b, category): caught and missed duplicates, false alarms.
+    """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -80,13 +85,36 @@ def write_report(out_dir: str | os.PathLike, y: np.ndarray, p: np.ndarray, metri
                    for k, v in metrics.items() if not isinstance(v, (dict, list)))
     cat_html = per_category.to_html(index=False, float_format=lambda v: f"{v:.4f}") if per_category is not None else ""
     imgs = "".join(f"<h2>{html.escape(t)}</h2><img src='{f}' alt='{html.escape(t)}'>" for t, f in charts)
+    if examples is not None and len(examples) and "threshold" in metrics:
+        imgs += _examples_html(examples, metrics["threshold"])
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             "<style>body{font-family:sans-serif;max-width:900px;margin:2em auto}"
             "td,th{padding:2px 8px;border-bottom:1px solid #ddd}</style></head><body>"
             f"<h1>{html.escape(title)}</h1><p>Data: {html.escape(data_name)}</p>"
-            f"<table>{rows}</table><h2>Per top-level category</h2>{cat_html}{imgs}</body></html>")
+            f"<table>{rows}</table>{extra_html}<h2>Per top-level category</h2>{cat_html}{imgs}</body></html>")
     _atomic_write_bytes(out / "report.html", page.encode("utf-8"))
     return out / "report.html"
+
+
+EXAMPLES_PER_KIND = 8
+
+
+def _examples_html(ex: pd.DataFrame, threshold: float) -> str:
+    """Tables of caught duplicates, missed duplicates and false alarms (most confident first)."""
+    pred = ex["probability"] >= threshold
+    kinds = [
+        ("Caught duplicates", ex[pred & (ex["label"] == 1)].sort_values("probability", ascending=False)),
+        ("Missed duplicates", ex[~pred & (ex["label"] == 1)].sort_values("probability")),
+        ("False alarms", ex[pred & (ex["label"] == 0)].sort_values("probability", ascending=False)),
+    ]
+    cols = [c for c in ("category", "title_a", "title_b", "price_a", "price_b", "probability")
+            if c in ex.columns]
+    out = []
+    for name, part in kinds:
+        shown = part.head(EXAMPLES_PER_KIND)[cols]
+        body = shown.to_html(index=False, escape=True, float_format=lambda v: f"{v:.3f}") if len(shown) else "<p>none</p>"
+        out.append(f"<h2>{name} ({len(part)} in all)</h2>{body}")
+    return "".join(out)
 
 
 def _fmt(v) -> str:

@@ -58,7 +58,7 @@ def _load_tables(listings: Path, pairs: Path, mapping: Optional[Path], need_labe
     return lst, prs
 
 
-def _config(backend: Backend, n_models: int, folds: int, config_file: Optional[Path]):
+def _config(backend: Backend, n_models: int, folds: int, seed: int, config_file: Optional[Path]):
     from dupsearch.models import GBDTConfig, MatcherConfig
     if config_file:
         import tomllib
@@ -66,7 +66,8 @@ def _config(backend: Backend, n_models: int, folds: int, config_file: Optional[P
                else json.loads(config_file.read_text()))
         cfg = MatcherConfig.from_dict(raw)
     else:
-        cfg = MatcherConfig(gbdt=GBDTConfig(backend=backend.value), n_models=n_models, cv_folds=folds)
+        cfg = MatcherConfig(gbdt=GBDTConfig(backend=backend.value), n_models=n_models, cv_folds=folds,
+                            seed=seed)
     return cfg
 
 
@@ -81,6 +82,7 @@ def train(
     backend: Backend = typer.Option(Backend.catboost, help="Gradient-boosting library."),
     n_models: int = typer.Option(3, min=1, help="Boosters with different seeds, averaged."),
     folds: int = typer.Option(5, min=2, help="Cross-validation folds when --valid is not given."),
+    seed: int = typer.Option(0, help="Base random seed (boosters use seed, seed+1, ...; CV folds)."),
     config: Optional[Path] = typer.Option(None, help="Matcher config (.toml or .json); overrides the options above."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
@@ -93,7 +95,7 @@ def train(
     if valid:
         vp, vrep = read_pairs(valid, mapping=mapping, listing_ids=lst["item_id"])
         console.print(f"[dim]{vrep}[/dim]")
-    cfg = _config(backend, n_models, folds, config)
+    cfg = _config(backend, n_models, folds, seed, config)
     with console.status("training (features, boosting)…"):
         m = DuplicateMatcher(cfg).fit(lst, prs, vp, progress=True)
     m.save(out)
@@ -179,6 +181,7 @@ def bench(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON here."),
     backend: Backend = typer.Option(Backend.catboost),
     n_models: int = typer.Option(3, min=1),
+    seed: int = typer.Option(0, help="Base random seed (boosters use seed, seed+1, ...)."),
     model_out: Optional[Path] = typer.Option(None, help="Also save the trained model here."),
     report: Optional[Path] = typer.Option(None, help="Write an HTML report on the test split here."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -188,7 +191,7 @@ def bench(
     _setup_logging(verbose)
     from dupsearch.bench import run_benchmark
     from dupsearch.models import GBDTConfig, MatcherConfig
-    cfg = MatcherConfig(gbdt=GBDTConfig(backend=backend.value), n_models=n_models)
+    cfg = MatcherConfig(gbdt=GBDTConfig(backend=backend.value), n_models=n_models, seed=seed)
     with console.status(f"benchmark {dataset_dir.name}…"):
         res = run_benchmark(dataset_dir, train_size=train_size.value, config=cfg, progress=False,
                             model_out=model_out, report_dir=report)
