@@ -7,23 +7,11 @@ import pandas as pd
 import pytest
 
 from dupsearch.features.antiwords import CLASSES, antiword_features
-from dupsearch.features.base import join_pairs, prepare_listings
-
-DEFAULTS = dict(title="", description="", category_l1="", category_l2="", category_l3="",
-                category_l4="", attributes={}, price=np.nan, images=[])
-
-
-def pair_batch(*pairs):
-    rows = []
-    for i, (a, b) in enumerate(pairs):
-        rows += [{**DEFAULTS, **a, "item_id": f"a{i}"}, {**DEFAULTS, **b, "item_id": f"b{i}"}]
-    p = pd.DataFrame({"item_id_a": [f"a{i}" for i in range(len(pairs))],
-                      "item_id_b": [f"b{i}" for i in range(len(pairs))]})
-    return join_pairs(prepare_listings(pd.DataFrame(rows)), p)
+from helpers import field_pairs, pair_batch
 
 
 def titles(*pairs):
-    return antiword_features(pair_batch(*[(dict(title=a), dict(title=b)) for a, b in pairs]))
+    return antiword_features(field_pairs("title", *pairs))
 
 
 def expect(row, prefix, one_side, one_side_min, shared, jaccard, conflict):

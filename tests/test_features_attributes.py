@@ -9,10 +9,8 @@ import pandas as pd
 import pytest
 
 from dupsearch.features.attributes import GLOBAL, AttributeStats
-from dupsearch.features.base import join_pairs, prepare_listings
-
-DEFAULTS = dict(title="", description="", category_l1="", category_l2="", category_l3="",
-                category_l4="", attributes={}, price=np.nan, images=[])
+from dupsearch.features.base import prepare_listings
+from helpers import DEFAULTS, pair_batch
 
 TRAIN = [
     ("Phones", {"Brand": "Apple", "colour": "black", "memory": "128"}),
@@ -30,15 +28,6 @@ W_TV = {"brand": 0.0, "colour": 0.0}
 # year 1 value
 W_GLOBAL = {"brand": 1 - (4 + 1 + 4 + 1) / 36, "colour": 0.0, "memory": 0.5, "year": 0.0}
 DEFAULT_W = 0.25  # median of the global weights [13/18, 0, 0.5, 0]
-
-
-def pair_batch(*pairs):
-    rows = []
-    for i, (a, b) in enumerate(pairs):
-        rows += [{**DEFAULTS, **a, "item_id": f"a{i}"}, {**DEFAULTS, **b, "item_id": f"b{i}"}]
-    p = pd.DataFrame({"item_id_a": [f"a{i}" for i in range(len(pairs))],
-                      "item_id_b": [f"b{i}" for i in range(len(pairs))]})
-    return join_pairs(prepare_listings(pd.DataFrame(rows)), p)
 
 
 def item(cat, attrs):

@@ -7,20 +7,8 @@ import pandas as pd
 import pytest
 from rapidfuzz import fuzz
 
-from dupsearch.features.base import join_pairs, prepare_listings
 from dupsearch.features.category import CATEGORICAL, category_features
-
-DEFAULTS = dict(title="", description="", category_l1="", category_l2="", category_l3="",
-                category_l4="", attributes={}, price=np.nan, images=[])
-
-
-def pair_batch(*pairs):
-    rows = []
-    for i, (a, b) in enumerate(pairs):
-        rows += [{**DEFAULTS, **a, "item_id": f"a{i}"}, {**DEFAULTS, **b, "item_id": f"b{i}"}]
-    p = pd.DataFrame({"item_id_a": [f"a{i}" for i in range(len(pairs))],
-                      "item_id_b": [f"b{i}" for i in range(len(pairs))]})
-    return join_pairs(prepare_listings(pd.DataFrame(rows)), p)
+from helpers import pair_batch
 
 
 def cats(l1="", l2="", l3="", l4="", **extra):

@@ -9,21 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dupsearch.features.base import join_pairs, prepare_listings
+from dupsearch.features.base import prepare_listings
 from dupsearch.features.corpus import BM25, CorpusStats, WordNgrams
+from helpers import DEFAULTS, field_pairs
 
-DEFAULTS = dict(title="", description="", category_l1="", category_l2="", category_l3="",
-                category_l4="", attributes={}, price=np.nan, images=[])
 TRAIN_TITLES = ["red apple", "green apple", "red car", "Red Apple"]  # the last repeats the first
-
-
-def pair_batch(*pairs):
-    rows = []
-    for i, (a, b) in enumerate(pairs):
-        rows += [{**DEFAULTS, **a, "item_id": f"a{i}"}, {**DEFAULTS, **b, "item_id": f"b{i}"}]
-    p = pd.DataFrame({"item_id_a": [f"a{i}" for i in range(len(pairs))],
-                      "item_id_b": [f"b{i}" for i in range(len(pairs))]})
-    return join_pairs(prepare_listings(pd.DataFrame(rows)), p)
 
 
 def train(titles=TRAIN_TITLES, fields=("title",), **extra):
@@ -38,7 +28,7 @@ def stats():
 
 
 def titles(stats, *pairs):
-    return stats.transform(pair_batch(*[(dict(title=a), dict(title=b)) for a, b in pairs]))
+    return stats.transform(field_pairs("title", *pairs))
 
 
 # Distinct training titles: "red apple", "green apple", "red car" (N = 3, 2 words each).

@@ -6,25 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dupsearch.features.base import join_pairs, prepare_listings
 from dupsearch.features.lengths import length_features
-
-DEFAULTS = dict(title="", description="", category_l1="", category_l2="", category_l3="",
-                category_l4="", attributes={}, price=np.nan, images=[])
-
-
-def pair_batch(*pairs):
-    rows = []
-    for i, (a, b) in enumerate(pairs):
-        rows += [{**DEFAULTS, **a, "item_id": f"a{i}"}, {**DEFAULTS, **b, "item_id": f"b{i}"}]
-    p = pd.DataFrame({"item_id_a": [f"a{i}" for i in range(len(pairs))],
-                      "item_id_b": [f"b{i}" for i in range(len(pairs))]})
-    return join_pairs(prepare_listings(pd.DataFrame(rows)), p)
+from helpers import field_pairs, pair_batch
 
 
 def titles(*pairs):
-    return length_features(pair_batch(*[(dict(title=a), dict(title=b)) for a, b in pairs]),
-                           fields=("title",))
+    return length_features(field_pairs("title", *pairs), fields=("title",))
 
 
 def test_char_and_token_lengths_by_hand():

@@ -8,24 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dupsearch.features.base import join_pairs, prepare_listings
 from dupsearch.features.price import price_features
-
-DEFAULTS = dict(title="", description="", category_l1="", category_l2="", category_l3="",
-                category_l4="", attributes={}, price=np.nan, images=[])
-
-
-def pair_batch(*pairs):
-    rows = []
-    for i, (a, b) in enumerate(pairs):
-        rows += [{**DEFAULTS, **a, "item_id": f"a{i}"}, {**DEFAULTS, **b, "item_id": f"b{i}"}]
-    p = pd.DataFrame({"item_id_a": [f"a{i}" for i in range(len(pairs))],
-                      "item_id_b": [f"b{i}" for i in range(len(pairs))]})
-    return join_pairs(prepare_listings(pd.DataFrame(rows)), p)
+from helpers import field_pairs
 
 
 def prices(*pairs):
-    return price_features(pair_batch(*[(dict(price=a), dict(price=b)) for a, b in pairs]))
+    return price_features(field_pairs("price", *pairs))
 
 
 def test_both_prices_known():

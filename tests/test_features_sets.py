@@ -6,24 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dupsearch.features.base import join_pairs, prepare_listings
 from dupsearch.features.sets import WORD_NGRAMS, CharNgrams, set_features
-
-DEFAULTS = dict(title="", description="", category_l1="", category_l2="", category_l3="",
-                category_l4="", attributes={}, price=np.nan, images=[])
-
-
-def pair_batch(*pairs):
-    rows = []
-    for i, (a, b) in enumerate(pairs):
-        rows += [{**DEFAULTS, **a, "item_id": f"a{i}"}, {**DEFAULTS, **b, "item_id": f"b{i}"}]
-    p = pd.DataFrame({"item_id_a": [f"a{i}" for i in range(len(pairs))],
-                      "item_id_b": [f"b{i}" for i in range(len(pairs))]})
-    return join_pairs(prepare_listings(pd.DataFrame(rows)), p)
+from helpers import field_pairs, pair_batch
 
 
 def on(field, *pairs):
-    return set_features(pair_batch(*[({field: a}, {field: b}) for a, b in pairs]), fields=(field,))
+    return set_features(field_pairs(field, *pairs), fields=(field,))
 
 
 def test_word1_overlaps_by_hand():

@@ -8,26 +8,14 @@ import pytest
 from rapidfuzz import fuzz
 from rapidfuzz.distance import JaroWinkler, LCSseq, Levenshtein
 
-from dupsearch.features.base import join_pairs, prepare_listings
 from dupsearch.features.strings import MAX_CHARS, SCORERS, string_features
+from helpers import field_pairs, pair_batch
 
-DEFAULTS = dict(title="", description="", category_l1="", category_l2="", category_l3="",
-                category_l4="", attributes={}, price=np.nan, images=[])
 ALL_SCORES = [*SCORERS, "common_prefix", "lcsseq_shorter"]
 
 
-def pair_batch(*pairs):
-    rows = []
-    for i, (a, b) in enumerate(pairs):
-        rows += [{**DEFAULTS, **a, "item_id": f"a{i}"}, {**DEFAULTS, **b, "item_id": f"b{i}"}]
-    p = pd.DataFrame({"item_id_a": [f"a{i}" for i in range(len(pairs))],
-                      "item_id_b": [f"b{i}" for i in range(len(pairs))]})
-    return join_pairs(prepare_listings(pd.DataFrame(rows)), p)
-
-
 def titles(*pairs):
-    return string_features(pair_batch(*[(dict(title=a), dict(title=b)) for a, b in pairs]),
-                           fields=("title",))
+    return string_features(field_pairs("title", *pairs), fields=("title",))
 
 
 def test_columns_per_field():

@@ -32,6 +32,13 @@ def write(path, text: str | bytes):
     return path
 
 
+def data_error(read, *args, **kwargs) -> pytest.ExceptionInfo[DataError]:
+    """Call read(*args, **kwargs), which must raise DataError; returns the ExceptionInfo."""
+    with pytest.raises(DataError) as e:
+        read(*args, **kwargs)
+    return e
+
+
 def listings_frame() -> pd.DataFrame:
     return pd.DataFrame({
         "item_id": ["007", "8", "x9"],
@@ -93,8 +100,7 @@ def test_attributes_and_images_parsing_forms():
 
 def test_missing_required_column_lists_present_and_hints_mapping(tmp_path):
     f = write(tmp_path / "ads.csv", "ad_id,name\n1,a\n")
-    with pytest.raises(DataError) as e:
-        read_listings(f)
+    e = data_error(read_listings, f)
     msg = str(e.value)
     assert "ads.csv" in msg and "'item_id'" in msg and "'title'" in msg
     assert "'ad_id'" in msg and "'name'" in msg  # the columns present
@@ -103,8 +109,7 @@ def test_missing_required_column_lists_present_and_hints_mapping(tmp_path):
 
 def test_duplicate_item_id_names_both_rows(tmp_path):
     f = write(tmp_path / "l.csv", "item_id,title\n1,a\n2,b\n1,c\n")
-    with pytest.raises(DataError) as e:
-        read_listings(f)
+    e = data_error(read_listings, f)
     msg = str(e.value)
     assert "l.csv" in msg and "duplicate item_id '1'" in msg and "rows 1 and 3" in msg
     assert e.value.row == 3 and e.value.column == "item_id"
@@ -112,8 +117,7 @@ def test_duplicate_item_id_names_both_rows(tmp_path):
 
 def test_empty_item_id(tmp_path):
     f = write(tmp_path / "l.csv", "item_id,title\n1,a\n,b\n")
-    with pytest.raises(DataError) as e:
-        read_listings(f)
+    e = data_error(read_listings, f)
     assert e.value.row == 2 and e.value.column == "item_id" and "l.csv" in str(e.value)
 
 
@@ -121,24 +125,21 @@ def test_bad_json_attributes_names_file_row_column(tmp_path):
     f = write(tmp_path / "l.jsonl",
               '{"item_id": "1", "title": "a", "attributes": {"b": "c"}}\n'
               '{"item_id": "2", "title": "b", "attributes": "{not json"}\n')
-    with pytest.raises(DataError) as e:
-        read_listings(f)
+    e = data_error(read_listings, f)
     assert "l.jsonl" in str(e.value) and "row 2" in str(e.value)
     assert e.value.column == "attributes" and "not valid JSON" in str(e.value)
 
 
 def test_attributes_json_that_is_not_an_object(tmp_path):
     f = write(tmp_path / "l.csv", 'item_id,title,attributes\n1,a,"{""x"": ""y""}"\n2,b,"[1, 2]"\n')
-    with pytest.raises(DataError) as e:
-        read_listings(f)
+    e = data_error(read_listings, f)
     assert (e.value.path, e.value.row, e.value.column) == (str(f), 2, "attributes")
     assert "JSON object" in str(e.value) and "list" in str(e.value)
 
 
 def test_bad_price(tmp_path):
     f = write(tmp_path / "l.csv", "item_id,title,price\n1,a,10\n2,b,\n3,c,12 USD\n")
-    with pytest.raises(DataError) as e:
-        read_listings(f)
+    e = data_error(read_listings, f)
     msg = str(e.value)
     assert "l.csv" in msg and "row 3" in msg and "'price'" in msg and "'12 USD'" in msg
 
@@ -154,8 +155,7 @@ def test_non_utf8_bytes_name_the_row(tmp_path, ext):
         body = (b'{"item_id": "1", "title": "ok"}\n{"item_id": "2", "title": "ok"}\n'
                 b'{"item_id": "3", "title": "caf\xe9"}\n')
     f = write(tmp_path / f"latin{ext}", body)
-    with pytest.raises(DataError) as e:
-        read_table(f)
+    e = data_error(read_table, f)
     msg = str(e.value)
     assert f"latin{ext}" in msg and "UTF-8" in msg and "re-encode" in msg
     assert e.value.row == (2 if ext == ".csv" else 3)
@@ -172,8 +172,7 @@ def test_utf8_bom_is_accepted(tmp_path):
 ])
 def test_empty_files(tmp_path, name, body):
     f = write(tmp_path / name, body)
-    with pytest.raises(DataError) as e:
-        read_table(f)
+    e = data_error(read_table, f)
     assert "file is empty" in str(e.value) and name in str(e.value)
 
 
@@ -186,8 +185,7 @@ def test_empty_parquet(tmp_path):
 
 def test_unknown_extension_lists_supported(tmp_path):
     f = write(tmp_path / "data.xlsx", b"x")
-    with pytest.raises(DataError) as e:
-        read_table(f)
+    e = data_error(read_table, f)
     assert "'.xlsx'" in str(e.value) and ".parquet" in str(e.value) and ".jsonl" in str(e.value)
 
 
@@ -199,8 +197,7 @@ def test_missing_file_names_path(tmp_path):
 
 def test_malformed_json_line_names_row(tmp_path):
     f = write(tmp_path / "p.jsonl", '{"a": 1}\n{"a": 2,}\n')
-    with pytest.raises(DataError) as e:
-        read_table(f)
+    e = data_error(read_table, f)
     assert e.value.row == 2 and "p.jsonl" in str(e.value)
 
 
@@ -234,8 +231,7 @@ def test_tsv(tmp_path):
 
 def test_malformed_csv_row(tmp_path):
     f = write(tmp_path / "bad.csv", "item_id,title\n1,a\n2,b,extra,more\n")
-    with pytest.raises(DataError) as e:
-        read_table(f)
+    e = data_error(read_table, f)
     assert "bad.csv" in str(e.value) and e.value.row == 2
 
 
@@ -301,8 +297,7 @@ def test_write_table_unknown_extension(tmp_path):
 
 def test_pairs_unknown_id_raise_names_row_and_id(tmp_path):
     f = write(tmp_path / "pairs.csv", "item_id_a,item_id_b,label\n1,2,1\n1,99,0\n")
-    with pytest.raises(DataError) as e:
-        read_pairs(f, listing_ids=["1", "2", "3"])
+    e = data_error(read_pairs, f, listing_ids=["1", "2", "3"])
     msg = str(e.value)
     assert "pairs.csv" in msg and "row 2" in msg and "'99'" in msg and e.value.column == "item_id_b"
 
@@ -325,8 +320,7 @@ def test_pairs_listing_ids_may_be_ints():
 @pytest.mark.parametrize("value", ["2", "yes", "-1", ""])
 def test_bad_label_names_row_and_value(tmp_path, value):
     f = write(tmp_path / "pairs.csv", f"item_id_a,item_id_b,label\n1,2,1\n3,4,{value}\n")
-    with pytest.raises(DataError) as e:
-        read_pairs(f)
+    e = data_error(read_pairs, f)
     assert "pairs.csv" in str(e.value) and e.value.row == 2 and e.value.column == "label"
     if value:
         assert repr(value) in str(e.value)
@@ -361,8 +355,7 @@ def test_self_pair_raise_option():
 
 def test_duplicate_pair_with_conflicting_labels_names_both_rows(tmp_path):
     f = write(tmp_path / "pairs.csv", "item_id_a,item_id_b,label\n1,2,1\n3,4,0\n2,1,0\n")
-    with pytest.raises(DataError) as e:
-        read_pairs(f)
+    e = data_error(read_pairs, f)
     msg = str(e.value)
     assert "pairs.csv" in msg and "rows 1 and 3" in msg and "different labels" in msg
 
@@ -373,8 +366,7 @@ def test_pairs_without_label_or_group():
 
 
 def test_pairs_missing_column_hint():
-    with pytest.raises(DataError) as e:
-        normalize_pairs(pd.DataFrame({"left": [1], "right": [2]}))
+    e = data_error(normalize_pairs, pd.DataFrame({"left": [1], "right": [2]}))
     assert "'item_id_a'" in str(e.value) and "[pairs]" in str(e.value)
 
 
@@ -429,8 +421,7 @@ def test_mapping_from_toml_renames(tmp_path):
 
 def test_mapping_unknown_canonical_name(tmp_path):
     toml = write_mapping(tmp_path, '[listings]\nitem_id = "ad_id"\nheadline = "name"\n')
-    with pytest.raises(DataError) as e:
-        ColumnMapping.from_toml(toml)
+    e = data_error(ColumnMapping.from_toml, toml)
     msg = str(e.value)
     assert "map.toml" in msg and "'headline'" in msg and "title" in msg and "item_id" in msg
 
@@ -449,8 +440,7 @@ def test_mapping_unknown_section_and_bad_toml(tmp_path):
 def test_mapping_column_missing_from_data(tmp_path):
     toml = write_mapping(tmp_path, '[listings]\nitem_id = "ad_id"\n')
     data = write(tmp_path / "ads.csv", "id,title\n1,a\n")
-    with pytest.raises(DataError) as e:
-        read_listings(data, toml)
+    e = data_error(read_listings, data, toml)
     msg = str(e.value)
     assert "ads.csv" in msg and "'ad_id'" in msg and "map.toml" in msg and e.value.column == "ad_id"
 
