@@ -1,11 +1,8 @@
 #!/usr/bin/env bash
-# The main job (README): set up .venv if needed, then run dupsearch end to end on a
-# real benchmark (train on train, threshold on valid, F1 and PR-AUC on test) with a report.
+# The main job (README): set up .venv if needed, then `dupsearch demo` end to end:
+# generate a Russian marketplace, train with grouped cross-validation, evaluate on
+# held-out pairs, write an HTML report. Extra arguments go to `dupsearch demo`.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$ROOT"
-DATA="${1:-$ROOT/../shared/benchmarks/abt-buy}"
-OUT="${2:-$ROOT/out/$(basename "$DATA")}"
-mkdir -p "$OUT"
-dupsearch bench "$DATA" --json "$OUT/bench.json" --report "$OUT/report" --model-out "$OUT/model"
-echo "results: $OUT/bench.json, report: $OUT/report/report.html, model: $OUT/model" >&2
+exec dupsearch demo --out "${DEMO_OUT:-$ROOT/out/demo}" "$@"

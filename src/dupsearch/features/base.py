@@ -23,7 +23,8 @@ CATEGORY_COLUMNS = ["category_l1", "category_l2", "category_l3", "category_l4"]
 # attribute values (model numbers often live only there).
 TEXT_FIELDS = ["title", "description", "text", "attrs"]
 PREPARED_COLUMNS = (
-    ["item_id", "title", "description", "text", "attrs", "attrs_key", "all", "attributes", "price",
+    ["item_id", "title", "description", "title_raw", "description_raw", "text", "attrs", "attrs_key",
+     "all", "attributes", "price",
      "n_images", "fill_rate"] + CATEGORY_COLUMNS
 )
 # Fields whose fill rate describes how complete a listing is (seed item 1).
@@ -32,6 +33,10 @@ _FILL_FIELDS = ["title", "description", *CATEGORY_COLUMNS, "attributes", "price"
 # Hash width for binary n-gram sets: collisions at 2**22 are negligible for
 # listing-sized texts and no vocabulary has to be fitted or saved.
 HASH_FEATURES = 2**22
+
+
+def _missing(v: object) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v))
 
 
 def _norm_attributes(attrs: object) -> dict[str, str]:
@@ -47,13 +52,26 @@ def _norm_attributes(attrs: object) -> dict[str, str]:
     return out
 
 
-def prepare_listings(listings: pd.DataFrame) -> pd.DataFrame:
-    """Normalized per-listing fields, computed once per listing (not per pair)."""
+def prepare_listings(listings: pd.DataFrame, cleaner=None) -> pd.DataFrame:
+    """Normalized per-listing fields, computed once per listing (not per pair).
+
+    `cleaner` (a fitted ``HomoglyphCleaner``) undoes look-alike letter swaps in title
+    and description before normalization; ``title_raw``/``description_raw`` keep the
+    uncleaned text for the "broken word" features.
+    """
     n = len(listings)
     col = lambda name, default: listings[name] if name in listings else pd.Series([default] * n, index=listings.index)  # noqa: E731
     out = pd.DataFrame({"item_id": listings["item_id"].astype(str).to_numpy()})
-    out["title"] = [normalize_text(t) for t in col("title", "")]
-    out["description"] = [normalize_text(t) for t in col("description", "")]
+    raw_title = ["" if _missing(t) else str(t) for t in col("title", "")]
+    raw_desc = ["" if _missing(t) else str(t) for t in col("description", "")]
+    out["title_raw"] = [normalize_text(t) for t in raw_title]
+    out["description_raw"] = [normalize_text(t) for t in raw_desc]
+    if cleaner is not None:
+        out["title"] = [normalize_text(t) for t in cleaner.clean_many(raw_title)]
+        out["description"] = [normalize_text(t) for t in cleaner.clean_many(raw_desc)]
+    else:
+        out["title"] = out["title_raw"]
+        out["description"] = out["description_raw"]
     out["text"] = (out["title"] + " " + out["description"]).str.strip()
     attrs = [_norm_attributes(a) for a in col("attributes", None)]
     out["attributes"] = attrs

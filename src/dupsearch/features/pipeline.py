@@ -19,6 +19,7 @@ from dupsearch.features.category import CATEGORICAL, category_features
 from dupsearch.features.corpus import CorpusStats
 from dupsearch.features.lengths import length_features
 from dupsearch.features.price import price_features
+from dupsearch.features.scripts import script_features
 from dupsearch.features.sets import set_features
 from dupsearch.features.strings import string_features
 
@@ -30,6 +31,7 @@ STATELESS: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
     "antiwords": antiword_features,
     "lengths": length_features,
     "price": price_features,
+    "scripts": script_features,
 }
 FITTED = ("corpus", "attributes")
 ALL_FAMILIES = tuple(STATELESS) + FITTED
@@ -39,6 +41,8 @@ ALL_FAMILIES = tuple(STATELESS) + FITTED
 class FeatureConfig:
     families: tuple[str, ...] = ALL_FAMILIES
     batch_size: int = 20_000
+    # Undo Cyrillic/Latin look-alike swaps before text features (seed item 7).
+    clean_homoglyphs: bool = True
 
     def __post_init__(self):
         self.families = tuple(self.families)
@@ -52,6 +56,7 @@ class FeaturePipeline:
 
     def __init__(self, config: FeatureConfig | None = None):
         self.config = config or FeatureConfig()
+        self.cleaner_ = None
         self.corpus_: CorpusStats | None = None
         self.attributes_: AttributeStats | None = None
         self.feature_names_: list[str] | None = None
@@ -61,7 +66,11 @@ class FeaturePipeline:
         return [c for c in CATEGORICAL if self.feature_names_ and c in self.feature_names_]
 
     def fit(self, listings: pd.DataFrame) -> "FeaturePipeline":
-        prepared = prepare_listings(listings)
+        if self.config.clean_homoglyphs:
+            from dupsearch.text.homoglyphs import HomoglyphCleaner
+            texts = pd.concat([listings["title"], listings.get("description", pd.Series(dtype=object))])
+            self.cleaner_ = HomoglyphCleaner().fit(texts.dropna().astype(str).tolist())
+        prepared = prepare_listings(listings, self.cleaner_)
         if "corpus" in self.config.families:
             self.corpus_ = CorpusStats().fit(prepared)
         if "attributes" in self.config.families:
@@ -88,7 +97,7 @@ class FeaturePipeline:
         if prepared is None and len(pairs):  # prepare_listings fails on an empty frame
             needed = pd.unique(pd.concat([pairs["item_id_a"], pairs["item_id_b"]]).astype(str))
             sub = listings[listings["item_id"].astype(str).isin(needed)]
-            prepared = prepare_listings(sub)
+            prepared = prepare_listings(sub, self.cleaner_)
         bs = self.config.batch_size
         starts = range(0, len(pairs), bs)
         chunks = []
@@ -108,6 +117,8 @@ class FeaturePipeline:
 
     def save(self, directory: Path) -> None:
         directory = Path(directory)
+        if self.cleaner_ is not None:
+            self.cleaner_.save(directory / "homoglyph_cleaner")
         with open(directory / "feature_pipeline.pkl", "wb") as fh:
             pickle.dump({"config": asdict(self.config), "corpus": self.corpus_,
                          "attributes": self.attributes_, "feature_names": self.feature_names_}, fh)
@@ -119,4 +130,7 @@ class FeaturePipeline:
         self = cls(FeatureConfig(**state["config"]))
         self.corpus_, self.attributes_ = state["corpus"], state["attributes"]
         self.feature_names_ = state["feature_names"]
+        if self.config.clean_homoglyphs:
+            from dupsearch.text.homoglyphs import HomoglyphCleaner
+            self.cleaner_ = HomoglyphCleaner.load(Path(directory) / "homoglyph_cleaner")
         return self
