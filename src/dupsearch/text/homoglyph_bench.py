@@ -40,7 +40,8 @@ COLOURS = ["черный", "белый", "серый", "синий", "красн
 # category -> (product nouns (nominative, accusative), brand/model pairs, specific sentences)
 CATEGORIES: dict[str, dict] = {
     "phones": {
-        "nouns": [("Смартфон", "смартфон"), ("Телефон", "телефон"), ("Мобильный телефон", "мобильный телефон")],
+        "nouns": [("Смартфон", "смартфон"), ("Телефон", "телефон"),
+                  ("Мобильный телефон", "мобильный телефон")],
         "models": [("Apple", "iPhone 13 Pro"), ("Apple", "iPhone 12 mini"), ("Apple", "iPhone 11"),
                    ("Apple", "iPhone XR"), ("Samsung", "Galaxy S21"), ("Samsung", "Galaxy A52"),
                    ("Samsung", "Galaxy Note 20 Ultra"), ("Xiaomi", "Redmi Note 10 Pro"),
@@ -83,7 +84,8 @@ CATEGORIES: dict[str, dict] = {
                   ("Монитор", "монитор"), ("Процессор", "процессор")],
         "models": [("MSI", "RTX3060 Ventus"), ("Palit", "GeForce RTX 3070"), ("Gigabyte", "RX 6600 Eagle"),
                    ("Asus", "TUF RTX3080"), ("Intel", "Core i5-12400F"), ("AMD", "Ryzen 5 5600X"),
-                   ("Samsung", "Odyssey G5"), ("LG", "27GL850"), ("AOC", "24G2"), ("Zotac", "GTX 1660 Super")],
+                   ("Samsung", "Odyssey G5"), ("LG", "27GL850"), ("AOC", "24G2"),
+                   ("Zotac", "GTX 1660 Super")],
         "sentences": [
             "Не майнила, использовалась только для игр.",
             "Температуры в норме, термопаста заменена месяц назад.",
@@ -101,7 +103,8 @@ CATEGORIES: dict[str, dict] = {
                    ("Kia", "Sportage"), ("Hyundai", "Solaris"), ("Hyundai", "Creta"), ("Lada", "Granta"),
                    ("Lada", "Vesta"), ("ВАЗ", "2107"), ("Volkswagen", "Polo"), ("Volkswagen", "Tiguan"),
                    ("Skoda", "Octavia"), ("Audi", "A6"), ("Ford", "Focus"), ("Nissan", "Qashqai"),
-                   ("Renault", "Logan"), ("Mazda", "CX-5"), ("Chevrolet", "Cruze"), ("Mitsubishi", "Outlander")],
+                   ("Renault", "Logan"), ("Mazda", "CX-5"), ("Chevrolet", "Cruze"),
+                   ("Mitsubishi", "Outlander")],
         "sentences": [
             "Год выпуска {year}, пробег {km} км.",
             "Двигатель {engine} л, {hp} л.с., коробка автомат.",
@@ -134,7 +137,8 @@ CATEGORIES: dict[str, dict] = {
         ],
     },
     "home": {
-        "nouns": [("Диван", "диван"), ("Холодильник", "холодильник"), ("Стиральная машина", "стиральную машину"),
+        "nouns": [("Диван", "диван"), ("Холодильник", "холодильник"),
+                  ("Стиральная машина", "стиральную машину"),
                   ("Кофемашина", "кофемашину"), ("Пылесос", "пылесос"), ("Шкаф", "шкаф"), ("Стол", "стол")],
         "models": [("IKEA", "Kallax"), ("IKEA", "Hemnes"), ("Bosch", "Serie 4"), ("Samsung", "RB37"),
                    ("LG", "F2J3"), ("DeLonghi", "Magnifica S"), ("Philips", "EP2231"), ("Dyson", "V11"),
@@ -223,7 +227,8 @@ TITLE_TEMPLATES = [
 def _fill(rng: random.Random, s: str) -> str:
     vals = {
         "mem": rng.choice([32, 64, 128, 256, 512]), "pct": rng.randint(78, 100),
-        "colour": rng.choice(COLOURS), "cpu": rng.choice(["Intel Core i5", "Intel Core i7", "AMD Ryzen 7", "Apple M1"]),
+        "colour": rng.choice(COLOURS),
+        "cpu": rng.choice(["Intel Core i5", "Intel Core i7", "AMD Ryzen 7", "Apple M1"]),
         "ram": rng.choice([8, 16, 32]), "ssd": rng.choice([256, 512, 1024]),
         "gpu": rng.choice(["NVIDIA GeForce RTX 3060", "GTX 1650", "Radeon RX 6600M"]),
         "inch": rng.choice(["15,6", "14", "17,3"]), "hours": rng.randint(4, 12),
@@ -339,7 +344,10 @@ def parquet_corpus(path: str, seed: int, test_share: float = 0.2):
     missing = [c for c in need if c not in df.columns]
     if missing:
         raise SystemExit(f"{path}: missing columns {missing}")
-    key = df["item_id"].astype(str) if "item_id" in df else pd.Series(range(len(df))).astype(str)
+    # Split by item (cluster_id) where the table has it, so that re-posts of one item do not
+    # sit on both sides; else by listing.
+    col = next((c for c in ("cluster_id", "item_id") if c in df.columns), None)
+    key = df[col].astype(str) if col else pd.Series(range(len(df)), index=df.index).astype(str)
     salt = str(seed).encode()
     is_test = key.map(lambda k: (zlib.crc32(salt + k.encode()) % 1000) < test_share * 1000).to_numpy()
     fix = lambda s: s.fillna("").astype(str).tolist()  # noqa: E731
@@ -436,7 +444,8 @@ def run(train: list[str], test: list[str], orig: list[str], config: CleanerConfi
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m dupsearch.text.homoglyph_bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--listings", help="Parquet with title, description, original_title, original_description")
+    ap.add_argument("--listings",
+                    help="Parquet with title, description, original_title, original_description")
     ap.add_argument("--n", type=int, default=20_000, help="synthetic listings (without --listings)")
     ap.add_argument("--rate", type=float, default=0.3, help="share of words swapped (synthetic)")
     ap.add_argument("--mode", default="mixed", choices=["partial", "all", "mixed", "letters"],

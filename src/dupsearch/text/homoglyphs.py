@@ -163,8 +163,9 @@ _EDGE = "|"  # neighbour of a word at the start/end of a text or across punctuat
 
 
 def _word_key(tok: str, info: _Info) -> str | None:
-    """How a word stands as the neighbour of another: its certain lowercased form,
-    digits as '0' ("200" -> "000"), or None while its own script is in doubt."""
+    """How a word stands as the neighbour of another: its certain lowercased form, digits
+    as '0' ("200" -> "000"), '~' and its Latin spelling while its own script is in doubt
+    (the 'H' of "H&M" is "~h" whether written in Latin or Cyrillic), or None."""
     k = info.kind
     if k == _CLEAR:
         return tok.lower()
@@ -172,20 +173,39 @@ def _word_key(tok: str, info: _Info) -> str | None:
         return info.fixed.lower()
     if k == _NEUTRAL:
         return _DIGIT.sub("0", tok)
+    if k == _WHOLE or k == _AMBIG:
+        return "~" + tok.lower().translate(_TO_LAT)
     return None
 
 
+_JOINERS = frozenset("-&/+'’")
+
+
+def _gap_key(gap: str) -> str | None:
+    """None when the words on both sides of ``gap`` are neighbours (only spaces, a hyphen,
+    '&', '/', ...: "USB Type-C", "H&M"); otherwise the punctuation itself, as a neighbour
+    of its own ("(M)", "в. С уважением")."""
+    if all(ch in _JOINERS or ch.isspace() for ch in gap):
+        return None
+    return _EDGE + "".join(gap.split())[:3]
+
+
 def _neighbours(text: str, spans: list[tuple[int, int]], keys: list) -> tuple[list, list]:
-    """Left and right neighbour keys of every word; a neighbour counts only when
-    nothing but whitespace or one hyphen stands between ("USB Type-C")."""
+    """Left and right neighbour keys of every word (see ``_gap_key``); ``|^`` and ``|$``
+    stand for the start and the end of the text."""
     n = len(spans)
-    left: list = [_EDGE] * n
-    right: list = [_EDGE] * n
-    for i in range(1, n):
-        gap = text[spans[i - 1][1]:spans[i][0]]
-        if gap == "-" or gap.isspace():
-            left[i] = keys[i - 1]
-            right[i - 1] = keys[i]
+    left: list = [_EDGE + "^"] * n
+    right: list = [_EDGE + "$"] * n
+    for i in range(n):
+        if i > 0:
+            g = _gap_key(text[spans[i - 1][1]:spans[i][0]])
+            left[i] = keys[i - 1] if g is None else g
+        if i + 1 < n:
+            g = _gap_key(text[spans[i][1]:spans[i + 1][0]])
+            right[i] = keys[i + 1] if g is None else g
+    if n:
+        left[0] = _gap_key(text[:spans[0][0]]) or left[0]
+        right[-1] = _gap_key(text[spans[-1][1]:]) or right[-1]
     return left, right
 
 
@@ -267,7 +287,7 @@ class CleanerConfig:
     order: int = 5                    # character n-gram order
     prior_strength: float = 0.2       # Dirichlet mass of the base distribution, x corpus tokens
     wordfreq: bool = True             # use wordfreq when it is installed
-    wordfreq_weight: float = 0.5      # share of wordfreq in the base distribution
+    wordfreq_weight: float = 0.2      # share of wordfreq in the base distribution
     # Channel (how words get swapped); None: estimated from the training corpus.
     swap_penalty: float | None = None        # log-cost of each letter a variant needs swapped
     wrong_script_prior: float | None = None  # prior that a one-script word was swapped whole
@@ -276,6 +296,7 @@ class CleanerConfig:
     neighbour_alpha: float = 20.0            # pseudo-count pulling that towards the word's average
     neighbour_max_shift: float = 4.0         # cap on the log-odds a neighbour may add
     neighbour_floor: float = 0.01            # shares compared no closer to 0 or 1 than this
+    min_minority_share: float = 0.02         # a word class's rarer script below this share: none
     fix_whole_words: bool = True      # consider flipping look-alike-only one-script words
     fix_codes: bool = True            # ... also when they hold digits ("Х5" -> "X5")
     lm_weighting: str = "log"         # char LM counts per word type: type | log | token
@@ -510,7 +531,8 @@ class HomoglyphCleaner:
         if right != N:
             row = t.get(s, {})
             # P(right | s) / P(right): how much s raises the chance of that right script.
-            p_out = (row.get(right, 0.0) + _CTX_MU * share[right]) / (row.get(C, 0.0) + row.get(L, 0.0) + _CTX_MU)
+            p_out = (row.get(right, 0.0) + _CTX_MU * share[right]) \
+                / (row.get(C, 0.0) + row.get(L, 0.0) + _CTX_MU)
             x += math.log(p_out) - math.log(share[right])
         self._ctx_cache[key] = x
         return x
@@ -638,15 +660,18 @@ class HomoglyphCleaner:
             tok = m.group()
             lw = rw = None
             if near:
-                lw = rw = _EDGE
                 if i > 0:
-                    gap = text[ms[i - 1].end():m.start()]
-                    if gap == "-" or gap.isspace():
-                        lw = _word_key(ms[i - 1].group(), infos[i - 1])
+                    g = _gap_key(text[ms[i - 1].end():m.start()])
+                    lw = _word_key(ms[i - 1].group(), infos[i - 1]) if g is None else g
+                else:
+                    g = _gap_key(text[:m.start()])
+                    lw = g or _EDGE + "^"
                 if i + 1 < n:
-                    gap = text[m.end():ms[i + 1].start()]
-                    if gap == "-" or gap.isspace():
-                        rw = _word_key(ms[i + 1].group(), infos[i + 1])
+                    g = _gap_key(text[m.end():ms[i + 1].start()])
+                    rw = _word_key(ms[i + 1].group(), infos[i + 1]) if g is None else g
+                else:
+                    g = _gap_key(text[m.end():])
+                    rw = g or _EDGE + "$"
             new = self._decide(tok, infos[i], lefts[i], rights[i], lw, rw)
             if new != tok:
                 out.append((m.start(), m.end(), tok, new))
@@ -816,6 +841,10 @@ class HomoglyphCleaner:
             prior[i] = pc / (pc + pl) if pc + pl > 0 else 0.5
         prior = np.clip(prior, 1e-6, 1 - 1e-6)
         pi = _em_share(n_c, n_l, n_m, ch.arrays(tw), prior, alpha=1.0)
+        # A sliver of the other script is more likely the channel being a little off (swap
+        # rates vary between sellers) than a real word: below ``min_minority_share`` it goes.
+        tau = self.config.min_minority_share
+        pi = np.where(pi < tau, 0.0, np.where(pi > 1.0 - tau, 1.0, pi))
         n_all = n_c + n_l + n_m
         cnt_c = np.where(frozen, n_c, pi * n_all)
         cnt_l = np.where(frozen, n_l, (1 - pi) * n_all)
