@@ -3,17 +3,29 @@
 Structure of a run (one seed -> identical tables):
 
 1. *Items* (``cluster_id``): each gets a kind of goods (its share follows the top-level
-   category weights), an owner and, for a share of them, a *family root* -- another item of
-   the same kind and model that it must differ from (the hard negatives).
+   category weights), an owner and, for a share of them (``sibling_rate``), a *family root* --
+   another item of the same kind and model that it must differ from (the hard negatives).
+   Most siblings are *units* of the root: every detail copied but one (memory, colour, year,
+   floor, sex...; ``close_sibling_rate``), some not even that (``same_sibling_rate``: other
+   photos, perhaps another price), and derived values (area, mileage, price) follow the root's
+   draws. A share of the units of shop goods, transport, real estate and animals is listed by
+   the root's own seller from the same template (``shared_owner_rate``): a shop's stock, a
+   dealer's cars, an agency's flats in one building, a litter.
 2. *Owners*: private persons (1-few items, 1-3 accounts) and shops (many items of one goods
    group, templated ads). Every owner lives in a city and a *bucket*; all pairs are drawn
    inside a bucket, which is what lets :func:`split_pairs` split without cutting pairs.
 3. Item attributes and prices: vectorized per kind (:mod:`dupsearch.synth.catalog`).
-4. *Listings*: every item is listed once; a share of items is re-posted 1+ times (text edited
-   -- sentences reordered, dropped, added, words swapped -- or written anew, another title
-   wording, another price, dropped or re-spelled attributes, typos, another account of the
-   same owner). Homoglyph substitution hits ``homoglyph_rate`` of all listings.
-5. Photos (optional) and labelled pairs (:mod:`dupsearch.synth.pairs`).
+4. *Listings*: every item is listed once; sellers fill the whole attribute form, part of it or
+   only the required fields, and some write the price into the text. A share of items is
+   re-posted 1+ times, as people do weeks later: the text edited (sentences reordered, dropped,
+   added, words swapped) or written anew (``rewrite_rate``; some cut to a line or two under a
+   shortened title, some filed under another level 3/4 category or meeting the buyer in another
+   district), the price often cut by 5-20 %, mileage, battery or a puppy's age moved on,
+   attributes dropped or re-spelled, typos, another account of the same owner. Homoglyph spam
+   hits ``homoglyph_rate`` of all listings independently (so often one copy of a duplicate and
+   not the other), in 0.75-1.25 x ``homoglyph_word_rate`` of their words.
+5. Photos (optional) and labelled pairs (:mod:`dupsearch.synth.pairs`): mostly hard negatives,
+   and ``label_noise`` of the labels wrong, as assessors' are now and then.
 
 Only step 4 runs a per-listing Python loop (string formatting); everything else is numpy.
 """
@@ -38,12 +50,19 @@ from dupsearch.synth import noise as N
 from dupsearch.synth import words as W
 from dupsearch.synth.pairs import PAIR_KINDS, PairSplits, make_pairs, split_pairs
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "2.0.0"
 
 Progress = Callable[[str, int, int], None]
 
 _CHUNK = 50_000
-_REWRITE = 0.3          # share of re-posts written anew rather than edited
+_SHORT = 0.4            # share of rewritten re-posts cut to a line or two
+_DRIFT = 0.35           # share of re-posts whose numbers moved on (mileage, battery, age)
+_RECATEGORIZE = 0.15    # share of rewritten re-posts filed under another level 3 or 4
+_PRICE_CUT = 0.4        # share of re-posts 5-20 % cheaper
+_PRICE_MOVE = 0.2       # share of re-posts moved up to 6 % either way
+_ATTRS_REQUIRED = 0.45  # share of listings with only the required attributes filled
+_ATTRS_PARTIAL = 0.25   # share of listings with a field or two left out
+_PRICE_IN_TEXT = 0.3    # share of items whose ads also write the price into the description
 _PANDAS3 = int(pd.__version__.split(".")[0]) >= 3
 
 
@@ -159,24 +178,38 @@ categories; {c['pairs']} labelled pairs ({c['positive_pairs']} duplicates).
 - `listings.parquet`: item_id, title, description, category_l1..l4, attributes (map), price,
   images (paths), seller_id, city, original_title / original_description (text before typos and
   homoglyph substitution), cluster_id (the underlying item: equal for duplicates).
-- `pairs.parquet`: item_id_a, item_id_b, label (1 = duplicate), kind ({kinds}),
-  group (sellers' bucket; pairs never cross groups).
+- `pairs.parquet`: item_id_a, item_id_b, label (1 = duplicate, as an assessor labelled it:
+  {meta['params'].get('label_noise', 0):.1%} of labels are wrong on purpose), kind (how the pair was
+  made, the truth: `repost` = duplicate), group (sellers' bucket; pairs never cross groups).
+  Pairs by kind: {kinds}.
 {split}- `metadata.json`: seed, parameters, counts.
 
 Regenerate: `{_command(meta)}`
 """
 
 
+# Defaults of `dupsearch generate`'s options; the other parameters have no option there.
+_CLI_DEFAULTS = (("dup_rate", 0.3), ("homoglyph_rate", 0.6), ("positive_rate", 0.3))
+
+
 def _command(meta: dict) -> str:
     p = meta["params"]
     cmd = f"dupsearch generate OUT_DIR --n-listings {p['n_listings']} --seed {meta['seed']}"
-    for key, default in (("dup_rate", 0.3), ("homoglyph_rate", 0.6), ("positive_rate", 0.3)):
+    for key, default in _CLI_DEFAULTS:
         if p[key] != default:
             cmd += f" --{key.replace('_', '-')} {p[key]}"
     if p["n_pairs"] is not None:
         cmd += f" --n-pairs {p['n_pairs']}"
     if p["photos"]:
         cmd += " --photos"
+    import inspect
+    defaults = {k: v.default for k, v in inspect.signature(generate_marketplace).parameters.items()}
+    other = [f"{k}={p[k]!r}" for k in ("homoglyph_word_rate", "typo_rate", "sibling_rate",
+                                        "close_sibling_rate", "same_sibling_rate", "shared_owner_rate",
+                                        "rewrite_rate", "label_noise", "image_size")
+             if k in p and p[k] != defaults.get(k)]
+    if other:   # not options of the command: say how to get them from Python
+        cmd += f"` with `generate_marketplace(..., {', '.join(other)})"
     return cmd
 
 
@@ -208,9 +241,19 @@ class _World:
     is_shop: np.ndarray     # person -> bool
     shop_group: np.ndarray  # person -> shop-group index (-1 for private persons)
     n_accounts: np.ndarray  # person -> accounts
+    close: np.ndarray       # item -> a sibling that copies its root but for one detail
+    same: np.ndarray        # item -> a sibling that copies its root in every detail shown
+    shared: np.ndarray      # item -> a sibling its root's owner lists too, from one template
 
 
-def _build_world(rng: np.random.Generator, n_items: int, sibling_rate: float) -> _World:
+# Kinds whose sellers list several units of one model: shops' stock, a litter, an agency's or a
+# developer's flats in one building, plots of one village.
+_UNIT_KINDS = np.array([bool(k.shop_group) or k.l1 in ("Животные", "Недвижимость", "Транспорт") for k in C.KINDS])
+
+
+def _build_world(rng: np.random.Generator, n_items: int, sibling_rate: float,
+                 close_sibling_rate: float = 0.0, same_sibling_rate: float = 0.0,
+                 shared_owner_rate: float = 0.0) -> _World:
     kinds = C.KINDS
     kind = rng.choice(len(kinds), size=n_items, p=C.kind_weights())
     groups = sorted({k.shop_group for k in kinds if k.shop_group})
@@ -267,10 +310,40 @@ def _build_world(rng: np.random.Generator, n_items: int, sibling_rate: float) ->
         if np.array_equal(nxt, root):
             break
         root = nxt
+    is_sib = root != np.arange(n_items)
+    # Most siblings are the same model with one detail changed (memory, colour, floor, sex...),
+    # a few show no difference at all (another unit: other photos, maybe another price).
+    close = is_sib & (rng.random(n_items) < close_sibling_rate)
+    same = close & (rng.random(n_items) < same_sibling_rate)
+    # Units of one model listed by one seller: the shop's stock, a litter, flats of a building.
+    shared = is_sib & _UNIT_KINDS[kind] & (rng.random(n_items) < shared_owner_rate)
+    owner = np.where(shared, owner[root], owner)
+    city = np.where(shared, city[root], city)
     # a building or village has one city
     fam_city = np.array([k.family_city for k in kinds])[kind]
     city = np.where(fam_city, city[root], city)
-    return _World(kind, owner, root, city, bucket, is_shop, shop_group_arr, n_accounts)
+    return _World(kind, owner, root, city, bucket, is_shop, shop_group_arr, n_accounts,
+                  close, same, shared)
+
+
+class _TiedRng:
+    """A numpy Generator whose per-row draws (arrays of ``m`` values) repeat row ``src[i]`` at
+    row ``dst[i]``: a unit gets its root's random area, mileage or price noise."""
+
+    def __init__(self, rng: np.random.Generator, m: int, dst: np.ndarray, src: np.ndarray):
+        self._rng, self._m, self._dst, self._src = rng, m, dst, src
+
+    def __getattr__(self, name: str):
+        f = getattr(self._rng, name)
+        if not callable(f):
+            return f
+
+        def call(*args, **kwargs):
+            out = f(*args, **kwargs)
+            if len(self._dst) and isinstance(out, np.ndarray) and out.ndim and out.shape[0] == self._m:
+                out[self._dst] = out[self._src]
+            return out
+        return call
 
 
 def _sample_items(rng: np.random.Generator, world: _World) -> tuple[list[dict[str, np.ndarray] | None], np.ndarray, np.ndarray]:
@@ -294,14 +367,28 @@ def _sample_items(rng: np.random.Generator, world: _World) -> tuple[list[dict[st
         cols = {name: arr[root_rank[root_local]] for name, arr in fam.items()}
         spec.sample_item(rng, cols, m)
         sib = np.flatnonzero(~is_root)
+        close = sib[world.close[idx[sib]]]
+        ident = sib[world.same[idx[sib]]]
+        for arr in cols.values():                      # a unit like its root ...
+            arr[close] = arr[root_local[close]]
         if len(sib) and spec.distinct:
             root_vals = {d: cols[d][root_local].copy() for d in spec.distinct}
             same = np.ones(len(sib), bool)
             for d in spec.distinct:
                 same &= cols[d][sib] == root_vals[d][sib]
-            if same.any():
+            same &= ~world.same[idx[sib]]
+            if same.any():                             # ... but for one detail
                 spec.force_differ(rng, cols, root_vals, sib[same])
-        spec.finish(rng, cols, {"city_factor": city_factor[world.city[idx]]})
+        # derived values (area, mileage, price) follow the root's draws: only the detail moves them
+        spec.finish(_TiedRng(rng, m, close, root_local[close]), cols,
+                    {"city_factor": city_factor[world.city[idx]]})
+        if len(ident):
+            for name, arr in cols.items():             # derived columns too (mileage, "new")
+                if name != "price":
+                    arr[ident] = arr[root_local[ident]]
+            p_root = cols["price"][root_local[ident]]
+            cols["price"][ident] = np.where(rng.random(len(ident)) < 0.5, p_root,
+                                            C.round_price(p_root * rng.lognormal(0, 0.04, len(ident))))
         price[idx] = cols["price"]
         decoded.append(spec.decode(cols))
     return decoded, local, price
@@ -313,21 +400,22 @@ def _sample_items(rng: np.random.Generator, world: _World) -> tuple[list[dict[st
 _TAILS = {"car": W.CAR_TAILS, "sale": W.REALTY_SALE, "rent": W.REALTY_RENT, "animal": W.ANIMAL_TAILS}
 
 
-def _signature(owner: int, city: int, goods: bool) -> list[str]:
+def _signature(owner: int, city: int, goods: bool, shift: int = 0) -> list[str]:
     """The lines a private seller ends every ad with (contact, and for goods a place); a third
-    write none. Derived from the owner id, so it costs no memory and no random draws."""
+    write none. Derived from the owner id, so it costs no memory and no random draws; ``shift``
+    names another district (a re-post that meets the buyer elsewhere)."""
     h = (owner * 2_654_435_761 + 97) & 0xFFFFFFFF
     if h % 3 == 0:
         return []
     lines = [W.CONTACTS[(h >> 4) % len(W.CONTACTS)]]
     if goods and h & 4:
         lines.append(W.PLACES[(h >> 9) % len(W.PLACES)].format(
-            city_prep=W.CITIES[city][1], district=W.DISTRICTS[(h >> 14) % len(W.DISTRICTS)]))
+            city_prep=W.CITIES[city][1], district=W.DISTRICTS[((h >> 14) + shift) % len(W.DISTRICTS)]))
     return lines
 
 
 def _description(R: C.Rendered, rnd: random.Random, city: int, shop: tuple | None,
-                 owner: int) -> list[str]:
+                 owner: int, shift: int = 0) -> list[str]:
     s = list(R.core)
     if R.cond >= 0:
         s.insert(min(len(s), 1 + rnd.randrange(2)), rnd.choice(W.CONDITION_SENTENCES[R.cond]))
@@ -341,7 +429,7 @@ def _description(R: C.Rendered, rnd: random.Random, city: int, shop: tuple | Non
         if rnd.random() < 0.5:
             s.append(rnd.choice(W.REASONS))
         s.append(rnd.choice(W.DEALS))
-    sig = _signature(owner, city, pool is None)
+    sig = _signature(owner, city, pool is None, shift)
     if sig:
         return s + sig
     if pool is None:
@@ -353,6 +441,97 @@ def _description(R: C.Rendered, rnd: random.Random, city: int, shop: tuple | Non
     elif rnd.random() < 0.5:
         s.append(rnd.choice(W.CONTACTS))
     return s
+
+
+def _price_line(template: int, price: float, shop: bool = False) -> str | None:
+    """The price in words of the ad (None where there is no price or it is free); shops
+    write a plain "Цена ..."."""
+    if not price > 0:
+        return None
+    p = C.fmt_int(price) if template % 2 == 0 else str(int(price))
+    return W.PRICE_LINES[template % (2 if shop else len(W.PRICE_LINES))].format(p=p)
+
+
+def _with_price(sentences: list[str], line: str | None) -> list[str]:
+    """The price line goes before the closing contact line, or last."""
+    if line is None:
+        return sentences
+    return [*sentences[:-1], line, sentences[-1]] if len(sentences) > 2 else [*sentences, line]
+
+
+def _short_description(R: C.Rendered, rnd: random.Random, shop: tuple | None) -> list[str]:
+    """A re-post whose seller did not bother: the opener, maybe one fact, a word on the deal."""
+    s = [R.core[0]]
+    if len(R.core) > 1 and rnd.random() < 0.5:
+        s.append(rnd.choice(R.core[1:]))
+    if shop is not None:
+        s.append(rnd.choice(shop[1]))
+    else:
+        if rnd.random() < 0.5:
+            s.append(rnd.choice(W.DEALS))
+        if rnd.random() < 0.4:
+            s.append(rnd.choice(W.CONTACTS))
+    return s
+
+
+def _short_title(title: str, rnd: random.Random) -> str:
+    """The first two or three words of a title ("Toyota Camry 2.5 AT, 2015" -> "Toyota Camry")."""
+    words = title.replace(",", " ").split()
+    return " ".join(words[:rnd.randint(2, 3)]) if len(words) > 2 else title
+
+
+def _fill_attributes(attrs: dict[str, str], rnd: random.Random) -> dict[str, str]:
+    """What a seller fills in of the form: all of it, all but a field or two, or only the
+    required fields (brand and model, breed, address)."""
+    u = rnd.random()
+    if u < _ATTRS_REQUIRED:
+        req = {k: v for k, v in attrs.items() if k in C.FAMILY_KEYS}
+        return req or dict([next(iter(attrs.items()))])
+    if u < _ATTRS_REQUIRED + _ATTRS_PARTIAL and len(attrs) > 3:
+        free = [k for k in attrs if k not in C.FAMILY_KEYS]
+        drop = set(rnd.sample(free, min(len(free), rnd.randint(1, 2))))
+        return {k: v for k, v in attrs.items() if k not in drop}
+    return attrs
+
+
+def _drift(key: str, r: dict[str, Any], rnd: random.Random) -> dict[str, Any] | None:
+    """The item when it is re-posted weeks later: the car drove on, the battery wore, the puppy
+    grew a month, the agent names another district. None: nothing of this kind changes."""
+    if key == "car":
+        if r["new"]:
+            return None
+        return {**r, "km": int(r["km"]) + rnd.randint(300, 4000)}
+    if key == "moto":
+        return {**r, "km": int(r["km"]) + 1}
+    if key == "phone":
+        return {**r, "battery": max(60, int(r["battery"]) - rnd.randint(1, 3))}
+    if key in ("dog", "cat", "bird"):
+        return {**r, "age": min(int(r["age"]) + 1, 30)}
+    if key in ("apartment", "room"):
+        return {**r, "district": (int(r["district"]) + rnd.randint(1, 3)) % len(W.DISTRICTS)}
+    if key == "tyres":
+        return {**r, "tread": max(2, int(r["tread"]) - 1)}
+    return None
+
+
+def _alt_paths(paths: dict[tuple, int]) -> list[list[int]]:
+    """Per category path, the paths a re-post may be filed under instead: the deepest level
+    left out, or another level 3 with the same level 4 ("Новые" / "С пробегом" of one brand).
+    New paths are added to ``paths``."""
+    table = list(paths)
+    by_l2_l4: dict[tuple, list[int]] = {}
+    for i, p in enumerate(table):
+        if p[3]:
+            by_l2_l4.setdefault((p[0], p[1], p[3]), []).append(i)
+    out = []
+    for i, p in enumerate(table):
+        cands = [j for j in by_l2_l4.get((p[0], p[1], p[3]), []) if j != i] if p[3] else []
+        if p[3]:
+            cands.append(paths.setdefault((p[0], p[1], p[2], ""), len(paths)))
+        elif p[2]:
+            cands.append(paths.setdefault((p[0], p[1], "", ""), len(paths)))
+        out.append(cands)
+    return out
 
 
 def _shop_template(rnd: random.Random, group: int, city: int) -> tuple[tuple, str]:
@@ -372,21 +551,31 @@ def _join(sentences: list[str], rnd: random.Random) -> str:
 
 
 def generate_marketplace(n_listings: int, seed: int = 0, dup_rate: float = 0.3,
-                         homoglyph_rate: float = 0.6, photos_dir: str | Path | None = None,
+                         homoglyph_rate: float = 0.7, photos_dir: str | Path | None = None,
                          n_pairs: int | None = None, positive_rate: float = 0.3, *,
-                         homoglyph_word_rate: float = 0.25, typo_rate: float = 0.3,
-                         sibling_rate: float = 0.3, image_size: int = 96,
+                         homoglyph_word_rate: float = 0.4, typo_rate: float = 0.3,
+                         sibling_rate: float = 0.6, close_sibling_rate: float = 0.85,
+                         same_sibling_rate: float = 0.3, shared_owner_rate: float = 0.5,
+                         rewrite_rate: float = 0.55, label_noise: float = 0.015, image_size: int = 96,
                          progress: Progress | None = None) -> Marketplace:
     """Generate a synthetic Russian classified-ads marketplace.
 
     - ``dup_rate``: share of listings that re-post an item listed elsewhere in the table.
     - ``homoglyph_rate``: share of all listings with look-alike letters swapped (in about
-      ``homoglyph_word_rate`` of their words, varying per listing); ``typo_rate``: share of
-      re-posts with typos (originals get them at a tenth of it).
+      ``homoglyph_word_rate`` of their words, 0.75-1.25 times that per listing);
+      ``typo_rate``: share of re-posts with typos (originals get them at a tenth of it).
+    - ``rewrite_rate``: share of re-posts written anew (other title and sentences, a third of
+      them cut to a line or two) rather than edited.
     - ``photos_dir``: write 1-5 PNG photos per listing there (``images`` column); None: no photos.
     - ``n_pairs`` (default: all duplicate pairs plus negatives for ``positive_rate``) and
-      ``positive_rate``: the share of label-1 pairs, kept exactly.
-    - ``sibling_rate``: share of items that are another item of an existing model (hard negatives).
+      ``positive_rate``: the share of label-1 pairs, kept exactly; ``label_noise``: share of
+      pairs labelled wrongly, as assessors now and then do (``kind`` tells the truth).
+    - ``sibling_rate``: share of items that are another item of an existing model (hard
+      negatives); ``close_sibling_rate`` of those copy every detail of the first one but one
+      (memory, colour, year, floor, sex...), and ``same_sibling_rate`` of these differ in
+      nothing the text shows (another unit: other photos, perhaps another price);
+      ``shared_owner_rate``: share of siblings of shop goods, animals and real estate that the
+      same seller lists from the same template (a shop's stock, a litter, flats of a building).
     - ``progress(stage, done, total)``: called now and then for a progress bar.
 
     The same arguments give identical tables; photos do not change the tables' other columns.
@@ -394,8 +583,12 @@ def generate_marketplace(n_listings: int, seed: int = 0, dup_rate: float = 0.3,
     if n_listings < 1:
         raise ValueError("n_listings must be at least 1")
     for name, v, hi in (("dup_rate", dup_rate, 0.9), ("homoglyph_rate", homoglyph_rate, 1.0),
-                        ("positive_rate", positive_rate, 1.0), ("homoglyph_word_rate", homoglyph_word_rate, 1.0),
-                        ("typo_rate", typo_rate, 1.0), ("sibling_rate", sibling_rate, 0.95)):
+                        ("positive_rate", positive_rate, 1.0), ("homoglyph_word_rate", homoglyph_word_rate, 0.8),
+                        ("typo_rate", typo_rate, 1.0), ("sibling_rate", sibling_rate, 0.95),
+                        ("close_sibling_rate", close_sibling_rate, 1.0),
+                        ("same_sibling_rate", same_sibling_rate, 1.0),
+                        ("shared_owner_rate", shared_owner_rate, 1.0), ("rewrite_rate", rewrite_rate, 1.0),
+                        ("label_noise", label_noise, 0.5)):
         if not 0.0 <= v <= hi:
             raise ValueError(f"{name} must be between 0 and {hi}, got {v}")
     if n_pairs is not None and n_pairs < 0:
@@ -403,7 +596,9 @@ def generate_marketplace(n_listings: int, seed: int = 0, dup_rate: float = 0.3,
     report = progress or (lambda stage, done, total: None)
     params = {"n_listings": int(n_listings), "dup_rate": dup_rate, "homoglyph_rate": homoglyph_rate,
               "homoglyph_word_rate": homoglyph_word_rate, "typo_rate": typo_rate,
-              "sibling_rate": sibling_rate, "n_pairs": n_pairs, "positive_rate": positive_rate,
+              "sibling_rate": sibling_rate, "close_sibling_rate": close_sibling_rate,
+              "same_sibling_rate": same_sibling_rate, "shared_owner_rate": shared_owner_rate,
+              "rewrite_rate": rewrite_rate, "label_noise": label_noise, "n_pairs": n_pairs, "positive_rate": positive_rate,
               "photos": photos_dir is not None, "image_size": image_size}
     ss = np.random.SeedSequence(seed)
     s_world, s_items, s_list, s_text, s_pairs = ss.spawn(5)
@@ -413,7 +608,8 @@ def generate_marketplace(n_listings: int, seed: int = 0, dup_rate: float = 0.3,
     n_dup = int(round(n_listings * dup_rate))
     n_items = n_listings - n_dup
     rng = np.random.default_rng(s_world)
-    world = _build_world(rng, n_items, sibling_rate)
+    world = _build_world(rng, n_items, sibling_rate, close_sibling_rate, same_sibling_rate,
+                         shared_owner_rate)
     decoded, local, item_price = _sample_items(np.random.default_rng(s_items), world)
 
     # ---- listings: which items are re-posted and how often
@@ -442,16 +638,29 @@ def generate_marketplace(n_listings: int, seed: int = 0, dup_rate: float = 0.3,
     seller_code = person * 4 + acc
     seller_num = _scramble(seller_code, int(rng.integers(1 << 20)))
 
-    # price: re-posts move it a few percent; a few listings have none
+    # price: re-posts are often cheaper (the ad did not sell), now and then moved a little
+    # either way; a few listings have none
     price = item_price[item_of].copy()
-    moved = is_repost & (rng.random(n_listings) < 0.55)
-    price[moved] = C.round_price(price[moved] * (1 + rng.uniform(-0.07, 0.07, size=int(moved.sum()))))
+    u = rng.random(n_listings)
+    cut = is_repost & (u < _PRICE_CUT)
+    moved = is_repost & (u >= _PRICE_CUT) & (u < _PRICE_CUT + _PRICE_MOVE)
+    price[cut] = C.round_price(price[cut] * (1 - rng.uniform(0.05, 0.2, size=int(cut.sum()))))
+    price[moved] = C.round_price(price[moved] * (1 + rng.uniform(-0.06, 0.06, size=int(moved.sum()))))
     price[rng.random(n_listings) < np.where(is_repost, 0.02, 0.01)] = np.nan
 
     homo = rng.random(n_listings) < homoglyph_rate
-    homo_rate = homoglyph_word_rate * rng.uniform(0.3, 1.7, size=n_listings)
+    homo_rate = np.minimum(homoglyph_word_rate * rng.uniform(0.75, 1.25, size=n_listings), 1.0)
     typos = np.where(rng.random(n_listings) < np.where(is_repost, typo_rate, typo_rate * 0.1),
                      1 + (rng.random(n_listings) < 0.3), 0)
+    # Text seeds: units a seller lists from one template share their family's seed (same
+    # sentences, other details); an item with re-posts gets its own, so an edited re-post can
+    # be written again with updated numbers.
+    item_seed = rng.integers(1, 1 << 62, size=n_items)
+    price_tmpl = np.where(rng.random(n_items) < _PRICE_IN_TEXT,
+                          rng.integers(0, 2 * len(W.PRICE_LINES), size=n_items), -1)
+    tmpl = world.shared.copy()
+    tmpl[world.root[world.shared]] = True
+    text_seed = np.where(tmpl, item_seed[world.root], np.where(copies > 0, item_seed, 0))
 
     # ---- text: the only per-listing loop. Texts are collected in item order in chunks that
     # become compact Arrow arrays at once (Python strings of 1M ads would take gigabytes);
@@ -463,15 +672,25 @@ def generate_marketplace(n_listings: int, seed: int = 0, dup_rate: float = 0.3,
     attrs: list = [None] * n_listings
     paths: dict[tuple, int] = {}
     item_path = np.empty(n_items, np.int64)
+    recategorized: list[int] = []
     shop_cache: dict[int, tuple] = {}
     keep_keys = C.FAMILY_KEYS
     kinds = C.KINDS
+    n_districts = len(W.DISTRICTS)
     b_title, b_desc, b_otitle, b_odesc = buf
 
     def flush() -> None:
         for name, lst in zip(text_cols, buf):
             chunks[name].append(pa.array(lst, type=pa.large_string()))
             lst.clear()
+
+    def compose(spec: C.Kind, r: dict, ctx: dict, irnd: random.Random, city: int, shop, suffix,
+                owner: int) -> tuple[C.Rendered, str, list[str]]:
+        R = spec.render(r, ctx, irnd)
+        title = R.titles[irnd.randrange(len(R.titles))] if irnd.random() < 0.5 else R.titles[0]
+        if shop is not None:
+            title = f"{R.titles[0]}, {suffix}"
+        return R, title, _description(R, irnd, city, shop, owner)
 
     is_shop_l, shop_group_l = world.is_shop.tolist(), world.shop_group.tolist()
     report("listings", 0, n_listings)
@@ -484,47 +703,69 @@ def generate_marketplace(n_listings: int, seed: int = 0, dup_rate: float = 0.3,
         i1 = i0 + int(sizes[c0:c1].sum())
         kind_l, local_l = world.kind[c0:c1].tolist(), local[c0:c1].tolist()
         owner_l, city_l, sizes_l = world.owner[c0:c1].tolist(), world.city[c0:c1].tolist(), sizes[c0:c1].tolist()
+        seed_l, ptmpl_l = text_seed[c0:c1].tolist(), price_tmpl[c0:c1].tolist()
+        price_l = price[i0:i1].tolist()
         homo_l, rate_l = homo[i0:i1].tolist(), homo_rate[i0:i1].tolist()
         typos_l, row_l = typos[i0:i1].tolist(), row_of[i0:i1].tolist()
         report("listings", i0, n_listings)
         for cc in range(c1 - c0):
             k = kind_l[cc]
+            spec = kinds[k]
             cols = decoded[k]
             j = local_l[cc]
             r = {name: arr[j] for name, arr in cols.items()}
             city_c = city_l[cc]
             ctx = {"city_prep": W.CITIES[city_c][1]}
-            R = kinds[k].render(r, ctx, rnd)
             owner = owner_l[cc]
             shop = suffix = None
-            title0 = R.titles[rnd.randrange(len(R.titles))] if rnd.random() < 0.5 else R.titles[0]
             if is_shop_l[owner]:
                 if owner not in shop_cache:
                     shop_cache[owner] = _shop_template(rnd, shop_group_l[owner], city_c)
                 shop, suffix = shop_cache[owner]
-                title0 = f"{R.titles[0]}, {suffix}"
-            sentences = _description(R, rnd, city_c, shop, owner)
-            base_attrs = R.attrs
-            if rnd.random() < 0.05 and len(base_attrs) > 3:
-                base_attrs = N.edit_attributes(base_attrs, rnd, drop_p=1.0, change_p=0.0)
+            tseed = seed_l[cc]
+            R, title0, sentences = compose(spec, r, ctx, random.Random(tseed) if tseed else rnd,
+                                           city_c, shop, suffix, owner)
+            base_attrs = _fill_attributes(R.attrs, rnd)
             item_path[c0 + cc] = paths.setdefault(R.path, len(paths))
             for rep in range(sizes_l[cc]):
                 li = i - i0
+                ptmpl = ptmpl_l[cc]
                 if rep == 0:
                     title = title0.upper() if rnd.random() < 0.03 else title0
-                    desc = _join(sentences, rnd)
+                    desc = _join(_with_price(sentences, None if ptmpl < 0 else _price_line(ptmpl, price_l[li], shop is not None)), rnd)
                     a = base_attrs
-                elif rnd.random() < _REWRITE:
-                    # written anew: the same facts, other wording and sentences
-                    R2 = kinds[k].render(r, ctx, rnd)
-                    t2 = R2.titles[rnd.randrange(len(R2.titles))]
-                    title = N.edit_title(f"{t2}, {suffix}" if shop else t2, R2.titles, rnd)
-                    desc = _join(_description(R2, rnd, city_c, shop, owner), rnd)
-                    a = N.edit_attributes(base_attrs, rnd, keep=keep_keys)
                 else:
-                    title = N.edit_title(title0, R.titles, rnd)
-                    desc = _join(N.edit_sentences(sentences, rnd), rnd)
-                    a = N.edit_attributes(base_attrs, rnd, keep=keep_keys)
+                    r2 = _drift(spec.key, r, rnd) if rnd.random() < _DRIFT else None
+                    if rnd.random() < rewrite_rate:
+                        # written anew: the same facts, other wording and sentences, or a line or two
+                        R2 = spec.render(r2 or r, ctx, rnd)
+                        t2 = R2.titles[rnd.randrange(len(R2.titles))]
+                        if shop is not None and rnd.random() < 0.5:
+                            t2 = f"{t2}, {suffix}"
+                        pline = (_price_line(rnd.randrange(2 * len(W.PRICE_LINES)), price_l[li], shop is not None)
+                                 if rnd.random() < _PRICE_IN_TEXT else None)
+                        if rnd.random() < _SHORT:
+                            title = _short_title(t2, rnd) if rnd.random() < 0.5 else t2
+                            desc = _short_description(R2, rnd, shop)
+                        else:
+                            title = N.edit_title(t2, R2.titles, rnd)
+                            shift = rnd.randrange(1, n_districts) if rnd.random() < 0.5 else 0
+                            desc = _description(R2, rnd, city_c, shop, owner, shift)
+                        desc = _join(_with_price(desc, pline), rnd)
+                        a = N.edit_attributes(_fill_attributes(R2.attrs, rnd), rnd, drop_p=0.5,
+                                              change_p=0.35, keep=keep_keys)
+                        if rnd.random() < _RECATEGORIZE:
+                            recategorized.append(i)
+                    else:
+                        t1, s1, a1 = title0, sentences, base_attrs
+                        if r2 is not None:      # the same ad with today's numbers
+                            R1, t1, s1 = compose(spec, r2, ctx, random.Random(tseed), city_c, shop,
+                                                 suffix, owner)
+                            a1 = {key: R1.attrs.get(key, v) for key, v in base_attrs.items()}
+                        title = N.edit_title(t1, R.titles, rnd)
+                        pline = None if ptmpl < 0 else _price_line(ptmpl, price_l[li], shop is not None)
+                        desc = _join(_with_price(N.edit_sentences(s1, rnd), pline), rnd)
+                        a = N.edit_attributes(a1, rnd, drop_p=0.45, change_p=0.3, keep=keep_keys)
                 ot, od = title, desc
                 for _ in range(typos_l[li]):
                     if rnd.random() < 0.2:
@@ -541,6 +782,17 @@ def generate_marketplace(n_listings: int, seed: int = 0, dup_rate: float = 0.3,
     flush()
     report("listings", n_listings, n_listings)
 
+    # ---- category paths per listing: a share of rewritten re-posts is filed differently
+    listing_path = item_path[item_of]
+    if recategorized:
+        alts = _alt_paths(paths)
+        rec = np.asarray(recategorized, np.int64)
+        pick = rng.random(len(rec))
+        for li, u in zip(rec.tolist(), pick.tolist()):
+            cands = alts[listing_path[li]]
+            if cands:
+                listing_path[li] = cands[int(u * len(cands))]
+
     # ---- the table: rows in shuffled order
     order = np.argsort(row_of)                                     # output row -> listing
     take = pa.array(order)
@@ -554,7 +806,7 @@ def generate_marketplace(n_listings: int, seed: int = 0, dup_rate: float = 0.3,
     item_ids = _str_array(pa.array(np.char.mod("%d", np.arange(n_listings, dtype=np.int64) + 10 ** (width - 1)),
                                    type=pa.large_string()))
     path_table = list(paths)
-    path_of_row = item_path[out_item]
+    path_of_row = listing_path[order]
     categories = {}
     for level in range(4):
         dictionary = pa.array([p[level] for p in path_table], type=pa.large_string())
@@ -591,7 +843,8 @@ def generate_marketplace(n_listings: int, seed: int = 0, dup_rate: float = 0.3,
         # same model *and* same category path (a new and a used car of one model differ in l3)
         family=np.where(fam_size[family] > 1, family * len(path_table) + path_of_row, -1),
         seller=np.where(shop_row, -1, seller_code[order]), shop=np.where(shop_row, out_person, -1),
-        category=l2_of_path[path_of_row].astype(np.int64), n_pairs=n_pairs, positive_rate=positive_rate)
+        category=l2_of_path[path_of_row].astype(np.int64), n_pairs=n_pairs, positive_rate=positive_rate,
+        label_noise=label_noise)
     ids = pa.array(np.char.mod("%d", np.arange(n_listings, dtype=np.int64) + 10 ** (width - 1)),
                    type=pa.large_string())
     group_names = pa.array([f"g{x:04d}" for x in range(int(world.bucket.max()) + 1)], type=pa.large_string())

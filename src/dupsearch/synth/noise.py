@@ -18,23 +18,45 @@ _CYR_SWAP = {c: l for c, l in CYR_TO_LAT.items() if c not in "іјѕІЈЅ"}
 _LAT_SWAP = dict(LAT_TO_CYR)
 
 
-def _swap_letters(word: str, table: dict[str, str], rnd: random.Random) -> str:
-    pos = [i for i, ch in enumerate(word) if ch in table]
-    if not pos:
+_HAS_CYRILLIC = re.compile("[\u0400-\u04ff]").search
+# Per table, each word seen -> (positions of its swappable letters, the word with all of them
+# swapped): the vocabulary of ads is small, so words are scanned once; cleared when large.
+_SEEN: tuple[dict[str, tuple], dict[str, tuple]] = ({}, {})
+_CACHE_MAX = 500_000
+ALL_LETTERS = 0.25      # share of hit words with every look-alike letter swapped
+
+
+def _swap_letters(word: str, table: dict[str, str], rnd: random.Random, cache: dict | None = None) -> str:
+    got = None if cache is None else cache.get(word)
+    if got is None:
+        pos = tuple(i for i, ch in enumerate(word) if ch in table)
+        got = (pos, "".join(table.get(ch, ch) for ch in word))
+        if cache is not None:
+            if len(cache) >= _CACHE_MAX:
+                cache.clear()
+            cache[word] = got
+    pos, every = got
+    n = len(pos)
+    if not n:
         return word
     u = rnd.random()
-    # Mostly one or two letters; a quarter of the time every look-alike letter in the word.
-    k = len(pos) if u < 0.25 else min(len(pos), 1 if u < 0.7 else 2)
-    chosen = pos if k == len(pos) else rnd.sample(pos, k)
-    chars = list(word)
-    for i in chosen:
-        chars[i] = table[chars[i]]
-    return "".join(chars)
+    # One or two letters, or (``ALL_LETTERS`` of the time) every look-alike letter in the word.
+    if u < ALL_LETTERS or n == 1:
+        return every
+    i = pos[int(rnd.random() * n)]
+    if u < ALL_LETTERS + (1 - ALL_LETTERS) * 0.6:
+        return word[:i] + every[i] + word[i + 1:]
+    j = int(rnd.random() * (n - 1))
+    j = pos[j + (pos[j] >= i)]
+    if j < i:
+        i, j = j, i
+    return word[:i] + every[i] + word[i + 1:j] + every[j] + word[j + 1:]
 
 
 def substitute_homoglyphs(text: str, rnd: random.Random, word_rate: float,
                           latin_share: float = 0.15) -> str:
-    """Swap look-alike letters in about ``word_rate`` of the words of ``text``.
+    """Swap look-alike letters in about ``word_rate`` of the words of ``text`` (each word is
+    hit with that probability).
 
     A Russian word gets 1+ Cyrillic letters replaced by Latin ones; a word without Cyrillic
     letters (a brand or model name such as "iPhone") is hit only with probability
@@ -43,20 +65,23 @@ def substitute_homoglyphs(text: str, rnd: random.Random, word_rate: float,
     """
     if not text or word_rate <= 0:
         return text
-    parts = _WS.split(text)           # words at even positions, whitespace runs at odd ones
-    n = (len(parts) + 1) // 2
-    k = int(n * word_rate + rnd.random())
-    if k <= 0:
-        return text
-    for i in rnd.sample(range(n), min(k, n)):
-        w = parts[2 * i]
+    simple = "\n" not in text and "  " not in text and "\t" not in text
+    # words and the whitespace between them: single spaces (fast path), or runs kept exactly
+    parts = text.split(" ") if simple else _WS.split(text)
+    step = 1 if simple else 2
+    random_ = rnd.random
+    cyr_cache, lat_cache = _SEEN
+    for i in range(0, len(parts), step):
+        if random_() >= word_rate:
+            continue
+        w = parts[i]
         if not w:
             continue
-        if any(is_cyrillic(ch) for ch in w):
-            parts[2 * i] = _swap_letters(w, _CYR_SWAP, rnd)
-        elif rnd.random() < latin_share:
-            parts[2 * i] = _swap_letters(w, _LAT_SWAP, rnd)
-    return "".join(parts)
+        if _HAS_CYRILLIC(w):
+            parts[i] = _swap_letters(w, _CYR_SWAP, rnd, cyr_cache)
+        elif random_() < latin_share:
+            parts[i] = _swap_letters(w, _LAT_SWAP, rnd, lat_cache)
+    return (" " if simple else "").join(parts)
 
 
 def add_typo(text: str, rnd: random.Random) -> str:

@@ -1,13 +1,17 @@
 """Labelled pairs of the synthetic marketplace and their leak-free split.
 
 Positives are listings of one underlying item (``cluster_id``). Negatives are sampled by
-mechanism, so a model meets the hard cases a marketplace has:
+mechanism, so a model meets the hard cases a marketplace has; most are hard:
 
-- ``hard_negative_same_model``: same category and model, another item (year, memory, size,
-  colour, floor... differ);
-- ``same_seller``: one account's different items;
-- ``template``: a shop's ads, which share most of their text;
-- ``random_same_category``: two unrelated items of one second-level category.
+- ``hard_negative_same_model`` (60 %): same category and model, another item -- often a unit
+  that differs in one detail (year, memory, size, colour, floor...) or in none the ad shows,
+  written by the same seller from the same template;
+- ``same_seller`` (15 %): one account's different items;
+- ``template`` (15 %): a shop's ads, which share most of their text;
+- ``random_same_category`` (10 %, and what the others cannot supply): two unrelated items of
+  one second-level category.
+
+Labels may carry a little noise (``label_noise``); ``kind`` always says how a pair was made.
 
 Every pair lies inside one *bucket* of sellers (see the generator), so splitting by connected
 groups of items keeps nearly all pairs.
@@ -26,8 +30,8 @@ from scipy.sparse.csgraph import connected_components
 _log = logging.getLogger(__name__)
 
 POSITIVE = "repost"
-NEGATIVE_SHARES = {"hard_negative_same_model": 0.3, "same_seller": 0.15, "template": 0.15,
-                   "random_same_category": 0.4}
+NEGATIVE_SHARES = {"hard_negative_same_model": 0.6, "same_seller": 0.15, "template": 0.15,
+                   "random_same_category": 0.1}
 PAIR_KINDS = (POSITIVE, *NEGATIVE_SHARES, "random_same_bucket")
 
 
@@ -102,12 +106,15 @@ def sample_within(rng: np.random.Generator, key: np.ndarray, cluster: np.ndarray
 
 def make_pairs(rng: np.random.Generator, *, cluster: np.ndarray, bucket: np.ndarray,
                family: np.ndarray, seller: np.ndarray, shop: np.ndarray, category: np.ndarray,
-               n_pairs: int | None, positive_rate: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+               n_pairs: int | None, positive_rate: float, label_noise: float = 0.0
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Row indices (a, b), labels and kind codes (index into PAIR_KINDS) of the pairs.
 
     ``family``, ``seller``, ``shop``: -1 where a row takes no part in that kind of negative.
     The positive rate is kept as asked; when too few positives (or negatives) exist, the number
-    of pairs shrinks rather than the rate drifting.
+    of pairs shrinks rather than the rate drifting. ``label_noise``: share of pairs whose label
+    is wrong, as an assessor's now and then is (half of them each way, so the rate holds);
+    ``kind`` still says how the pair was made.
     """
     n = len(cluster)
     pa, pb = positive_pairs(cluster)
@@ -164,6 +171,12 @@ def make_pairs(rng: np.random.Generator, *, cluster: np.ndarray, bucket: np.ndar
             keep[drop] = False
             a, b, kinds = a[keep], b[keep], kinds[keep]
     label = (kinds == 0).astype(np.int8)
+    if label_noise > 0 and len(label):
+        pos, neg = np.flatnonzero(label == 1), np.flatnonzero(label == 0)
+        k = min(int(round(len(label) * label_noise / 2)), len(pos), len(neg))
+        if k:
+            label[rng.choice(pos, size=k, replace=False)] = 0
+            label[rng.choice(neg, size=k, replace=False)] = 1
     # random side order and row order
     swap = rng.random(len(a)) < 0.5
     a, b = np.where(swap, b, a), np.where(swap, a, b)
