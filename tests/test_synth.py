@@ -426,3 +426,21 @@ def test_generation_options_make_it_easier_when_asked():
     for name, v in (("rewrite_rate", 1.5), ("same_sibling_rate", -0.1), ("label_noise", 0.9)):
         with pytest.raises(ValueError):
             generate_marketplace(100, **{name: v})
+
+
+def test_homoglyph_word_rate_and_letters_per_word():
+    import random
+    rnd = random.Random(1)
+    words = ["оранжевое", "состояние", "продаю", "комплекте", "отличное"] * 40
+    text = " ".join(words)
+    hit, counts = [], Counter()
+    for _ in range(200):
+        noisy = substitute_homoglyphs(text, rnd, 0.4)
+        for o, t in zip(text.split(" "), noisy.split(" ")):
+            n = sum(a != b for a, b in zip(o, t))
+            hit.append(n > 0)
+            if n:
+                counts["all" if n == sum(ch in CYR_TO_LAT for ch in o) else min(n, 2)] += 1
+    assert abs(np.mean(hit) - 0.4) < 0.02
+    total = sum(counts.values())
+    assert 0.2 < counts["all"] / total < 0.3 and counts[1] > counts[2] > 0

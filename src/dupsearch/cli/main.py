@@ -251,7 +251,7 @@ def generate(
     n_pairs: Optional[int] = typer.Option(None, min=0, help="Pairs to write (default: every "
                                           "duplicate pair plus negatives for --positive-rate)."),
     dup_rate: float = typer.Option(0.3, min=0.0, max=0.9, help="Share of listings that re-post an item."),
-    homoglyph_rate: float = typer.Option(0.6, min=0.0, max=1.0,
+    homoglyph_rate: float = typer.Option(0.7, min=0.0, max=1.0,
                                          help="Share of listings with Cyrillic/Latin look-alike letters swapped."),
     split: bool = typer.Option(True, "--split/--no-split",
                                help="Also write train/valid/test pairs (0.6/0.2/0.2, no item in two splits)."),

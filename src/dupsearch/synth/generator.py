@@ -801,6 +801,7 @@ def generate_marketplace(n_listings: int, seed: int = 0, dup_rate: float = 0.3,
         whole = pa.concat_arrays(chunks.pop(name))
         texts[name] = _str_array(whole.take(take))
         del whole
+        pa.default_memory_pool().release_unused()   # else the pool keeps the freed chunks
     out_item = item_of[order]
     width = max(9, len(str(n_listings)) + 1)
     item_ids = _str_array(pa.array(np.char.mod("%d", np.arange(n_listings, dtype=np.int64) + 10 ** (width - 1)),
