@@ -6,25 +6,19 @@ from __future__ import annotations
 import html
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+from dupsearch.atomic import atomic_write_bytes
 
 
 def _save_fig(fig, path: Path) -> None:
     import io
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def write_report(out_dir: str | os.PathLike, y: np.ndarray, p: np.ndarray, metrics: dict,
@@ -77,7 +71,7 @@ def write_report(out_dir: str | os.PathLike, y: np.ndarray, p: np.ndarray, metri
         _save_fig(fig, out / "feature_importance.png"); plt.close(fig)
         charts.append(("Feature importance (top 30)", "feature_importance.png"))
 
-    _atomic_write_bytes(out / "metrics.json", json.dumps(
+    atomic_write_bytes(out / "metrics.json", json.dumps(
         {"data": data_name, **metrics,
          "per_category": None if per_category is None else per_category.to_dict(orient="records")},
         indent=2, default=float).encode())
@@ -92,7 +86,7 @@ def write_report(out_dir: str | os.PathLike, y: np.ndarray, p: np.ndarray, metri
             "td,th{padding:2px 8px;border-bottom:1px solid #ddd}</style></head><body>"
             f"<h1>{html.escape(title)}</h1><p>Data: {html.escape(data_name)}</p>"
             f"<table>{rows}</table>{extra_html}<h2>Per top-level category</h2>{cat_html}{imgs}</body></html>")
-    _atomic_write_bytes(out / "report.html", page.encode("utf-8"))
+    atomic_write_bytes(out / "report.html", page.encode("utf-8"))
     return out / "report.html"
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
-import tempfile
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -40,11 +38,8 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _write_json_atomic(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=2, default=float)
-    os.replace(tmp, path)
+    from dupsearch.atomic import atomic_write_text
+    atomic_write_text(path, json.dumps(obj, indent=2, default=float))
 
 
 def _load_tables(listings: Path, pairs: Path, mapping: Optional[Path], need_labels: bool = False):

@@ -9,6 +9,7 @@ texts people write about it. Sampling is vectorized over all items of a kind (nu
 
 from __future__ import annotations
 
+import abc
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -118,7 +119,7 @@ def _zipf(n: int, s: float) -> np.ndarray:
 # --------------------------------------------------------------------------- base kind
 
 
-class Kind:
+class Kind(abc.ABC):
     """One type of goods. Subclasses fill the class attributes and override the hooks."""
 
     key = ""
@@ -201,8 +202,9 @@ class Kind:
                 out[name] = arr
         return out
 
+    @abc.abstractmethod
     def render(self, r: dict[str, Any], ctx: dict[str, Any], rnd: random.Random) -> Rendered:
-        raise NotImplementedError
+        """Title, description, attributes and price of one item (each subclass writes its own)."""
 
 
 def _pick(rnd: random.Random, pool: list[str], k: int) -> list[str]:

@@ -19,14 +19,14 @@ dicts.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Mapping
 
 import numpy as np
+
+from dupsearch.atomic import atomic_savez
 
 BOS = "\x02"
 EOS = "\x03"
@@ -227,15 +227,7 @@ class CharLM:
             "bow_keys": np.array(list(self._bow), dtype=str),
             "bow_vals": np.fromiter(self._bow.values(), dtype=np.float64, count=len(self._bow)),
         }
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_savez(path, **arrays)
 
     @classmethod
     def load(cls, path) -> "CharLM":

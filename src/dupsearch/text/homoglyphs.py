@@ -52,10 +52,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import re
-import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -64,6 +62,7 @@ from typing import Iterable
 import numpy as np
 
 from dupsearch.text.charlm import CharLM
+from dupsearch.atomic import atomic_savez, atomic_write_text
 from dupsearch.text.confusables import CYR_TO_LAT, LAT_TO_CYR
 
 WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
@@ -420,30 +419,6 @@ def _em_share(n_c, n_l, n_m, probs: dict[str, np.ndarray], prior: np.ndarray, al
             return new
         pi = new
     return pi
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _atomic_savez(path: Path, **arrays) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _lm_weight(count: float, mode: str) -> float:
@@ -963,13 +938,13 @@ class HomoglyphCleaner:
             arrays[f"wf_{s}_vals"] = np.array(list(m.wf.values()), dtype=np.float64)
         arrays["near_keys"] = np.array(list(self.neighbour_shift_), dtype=str)
         arrays["near_vals"] = np.array(list(self.neighbour_shift_.values()), dtype=np.float64)
-        _atomic_savez(d / "lexicon.npz", **arrays)
+        atomic_savez(d / "lexicon.npz", **arrays)
         state = {"format": _FORMAT, "config": asdict(self.config),
                  "uses_wordfreq": self.uses_wordfreq_, "transitions": self.transitions_,
                  "channel": asdict(self.channel_),
                  "totals": {s: self.models_[s].total for s in SCRIPTS},
                  "has_lm": {s: self.models_[s].lm is not None for s in SCRIPTS}}
-        _atomic_write_text(d / "homoglyphs.json", json.dumps(state, ensure_ascii=False, indent=1))
+        atomic_write_text(d / "homoglyphs.json", json.dumps(state, ensure_ascii=False, indent=1))
 
     @classmethod
     def load(cls, directory) -> "HomoglyphCleaner":
