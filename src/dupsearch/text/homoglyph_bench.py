@@ -339,11 +339,17 @@ def synthetic_corpus(n: int, rate: float, mode: str, seed: int, filler_share: fl
 def parquet_corpus(path: str, seed: int, test_share: float = 0.2):
     import pandas as pd
 
-    df = pd.read_parquet(path)
+    from dupsearch.errors import DataError
+    from dupsearch.io import read_table
+
+    df = read_table(path)  # any supported format; clear DataError for a bad or empty file
     need = ["title", "description", "original_title", "original_description"]
     missing = [c for c in need if c not in df.columns]
     if missing:
-        raise SystemExit(f"{path}: missing columns {missing}")
+        raise DataError(f"missing columns {missing} (have {list(df.columns)}); the generator "
+                        "(`dupsearch generate`) writes them", path=str(path))
+    for c in need:  # missing text is empty text, not the string "None"
+        df[c] = df[c].fillna("").astype(str)
     # Split by item (cluster_id) where the table has it, so that re-posts of one item do not
     # sit on both sides; else by listing.
     col = next((c for c in ("cluster_id", "item_id") if c in df.columns), None)
@@ -442,6 +448,15 @@ def run(train: list[str], test: list[str], orig: list[str], config: CleanerConfi
 
 
 def main(argv: list[str] | None = None) -> int:
+    from dupsearch.errors import DupsearchError
+    try:
+        return _main(argv)
+    except DupsearchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m dupsearch.text.homoglyph_bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--listings",
