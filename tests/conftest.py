@@ -219,3 +219,12 @@ def market_files(market, tmp_path) -> dict[str, Path]:
 def shared_market_files(_market_once, tmp_path_factory) -> dict[str, Path]:
     """Like market_files, written once per session (read-only use)."""
     return write_market(_market_once, tmp_path_factory.mktemp("market"))
+
+
+@pytest.fixture(autouse=True)
+def _embedding_cache_in_tmp(tmp_path_factory, monkeypatch):
+    """Tests never write embedding caches into the user's home."""
+    monkeypatch.setenv("DUPSEARCH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "dupsearch-cache"))
+    # Models are local files; a test must never reach a model hub.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
