@@ -250,7 +250,8 @@ def test_round_trip(tmp_path, ext):
     assert back["item_id"].tolist() == ["007", "8", "x9"]
     assert back["title"].tolist() == df["title"].tolist()
     assert back["attributes"].tolist() == df["attributes"].tolist()
-    assert back["images"].tolist() == df["images"].tolist()
+    # relative photo paths come back resolved against the file's folder
+    assert back["images"].tolist() == [[str(path.parent.resolve() / p) for p in ps] for ps in df["images"]]
     np.testing.assert_array_equal(back["price"].to_numpy(), df["price"].to_numpy())
     assert back["seller"].astype(str).tolist() == ["s1", "s2", "s3"]
 
@@ -461,3 +462,13 @@ def test_mapping_swap_and_shared_column():
     out = mapping.apply_listings(pd.DataFrame({"item_id": [1], "text": ["X"]}))
     assert out["title"].tolist() == ["X"] and out["description"].tolist() == ["X"]
     assert "text" not in out.columns
+
+
+def test_relative_photo_paths_resolve_next_to_the_listings_file(tmp_path, monkeypatch):
+    from dupsearch.io import read_listings
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "listings.csv").write_text('item_id,title,images\n1,a,"[""photos/1.png"", ""/abs/2.png""]"\n')
+    monkeypatch.chdir(tmp_path)  # not the data folder
+    df, _ = read_listings("data/listings.csv")
+    assert df["images"][0] == [str((d / "photos/1.png").resolve()), "/abs/2.png"]

@@ -31,7 +31,7 @@ def _examples(listings: pd.DataFrame, pairs: pd.DataFrame, p: np.ndarray) -> pd.
 
 def run_demo(out_dir: str | Path, n_listings: int = 6000, seed: int = 0, photos: bool = False,
              config: MatcherConfig | None = None, compare_cleaning: bool = False,
-             log=print) -> dict:
+             compare_images: bool = False, log=print) -> dict:
     from dupsearch.synth import generate_marketplace, split_pairs
 
     out = Path(out_dir)
@@ -50,6 +50,10 @@ def run_demo(out_dir: str | Path, n_listings: int = 6000, seed: int = 0, photos:
     runs = {"cleaning on": config}
     if compare_cleaning:
         runs["cleaning off"] = replace(config, features=replace(config.features, clean_homoglyphs=False))
+    if compare_images:
+        if not (photos and config.features.image_encoders):
+            raise ValueError("compare_images needs photos=True and at least one image encoder")
+        runs["images off"] = replace(config, features=replace(config.features, image_encoders=()))
     results = {}
     for name, cfg in runs.items():
         t0 = time.perf_counter()
@@ -72,13 +76,23 @@ def run_demo(out_dir: str | Path, n_listings: int = 6000, seed: int = 0, photos:
         "n_listings": int(len(market.listings)), "n_pairs": int(len(market.pairs)),
         "n_train_pairs": int(len(train)), "n_test_pairs": int(len(test)), "seed": seed,
         "cv": m.metrics_["cv"], "test": met,
+        "text_encoders": list(config.features.text_encoders),
+        "image_encoders": list(config.features.image_encoders),
     }
     extra = ""
     if compare_cleaning:
         off = results["cleaning off"][2]
         summary["test_cleaning_off"] = off
-        extra = (f"<h2>Homoglyph cleaning</h2><p>held-out PR-AUC with cleaning {met['pr_auc']:.4f}, "
-                 f"without {off['pr_auc']:.4f}</p>")
+        extra += (f"<h2>Homoglyph cleaning</h2><p>held-out PR-AUC with cleaning {met['pr_auc']:.4f}, "
+                  f"without {off['pr_auc']:.4f}</p>")
+    if compare_images:
+        off = results["images off"][2]
+        summary["test_images_off"] = off
+        extra += (f"<h2>Photo features</h2><p>held-out PR-AUC with image encoders "
+                  f"{', '.join(config.features.image_encoders)}: {met['pr_auc']:.4f}, "
+                  f"without: {off['pr_auc']:.4f}</p>")
+    if "encoders" in m.metrics_:
+        summary["encoders"] = m.metrics_["encoders"]
     from dupsearch.report import write_report
     page = write_report(out / "report", y, p, met, pc, m.importance_,
                         title="dupsearch demo: synthetic Russian marketplace",

@@ -54,6 +54,10 @@ def run_benchmark(dataset_dir: str | Path, train_size: str = "medium",
         "pairs_per_second_predict": round(len(data.test) / predict_seconds, 1),
         "skipped_rows": {k: int(v) for r in data.reports.values() for k, v in r.skipped.items()}
         if isinstance(data.reports, dict) else None,
+        "text_encoders": list(config.features.text_encoders),
+        "image_encoders": list(config.features.image_encoders),
+        # Per encoder: items encoded (cache misses) and from the cache, seconds, items per second.
+        "encoders": matcher.pipeline_.encoder_stats_ or None,
         "versions": dependency_versions(),
     }
     if report_dir:

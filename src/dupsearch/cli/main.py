@@ -53,7 +53,29 @@ def _load_tables(listings: Path, pairs: Path, mapping: Optional[Path], need_labe
     return lst, prs
 
 
-def _config(backend: Backend, n_models: int, folds: int, seed: int, config_file: Optional[Path]):
+TEXT_ENCODER_HELP = ("Text encoder spec, repeatable: minilm, fasttext, navec, tfidf_svd, "
+                     "st:/local/sentence-transformers/dir[?prefix=query:] (cosine of 'title | category | "
+                     "description' embeddings as features).")
+IMAGE_ENCODER_HELP = ("Image encoder spec, repeatable: phash, dhash, whash, colorhist, "
+                      "timm:NAME?checkpoint=FILE, timm:DIR, open_clip:ARCH?checkpoint=FILE, clip_st:DIR "
+                      "(similarity of the two listings' photo sets as features).")
+
+
+def _features(text_encoders: Optional[list[str]], image_encoders: Optional[list[str]]):
+    from dupsearch.features import FeatureConfig
+    from dupsearch.encoders import make_encoder
+    # Unknown kinds and bad options fail here, before any work.
+    for modality, specs in (("text", text_encoders), ("image", image_encoders)):
+        for spec in specs or []:
+            try:
+                make_encoder(spec, modality)
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc), param_hint=f"--{modality}-encoder") from None
+    return FeatureConfig(text_encoders=tuple(text_encoders or ()), image_encoders=tuple(image_encoders or ()))
+
+
+def _config(backend: Backend, n_models: int, folds: int, seed: int, config_file: Optional[Path],
+            text_encoders: Optional[list[str]] = None, image_encoders: Optional[list[str]] = None):
     from dupsearch.models import GBDTConfig, MatcherConfig
     if config_file:
         import tomllib
@@ -62,7 +84,7 @@ def _config(backend: Backend, n_models: int, folds: int, seed: int, config_file:
         cfg = MatcherConfig.from_dict(raw)
     else:
         cfg = MatcherConfig(gbdt=GBDTConfig(backend=backend.value), n_models=n_models, cv_folds=folds,
-                            seed=seed)
+                            seed=seed, features=_features(text_encoders, image_encoders))
     return cfg
 
 
@@ -78,6 +100,8 @@ def train(
     n_models: int = typer.Option(3, min=1, help="Boosters with different seeds, averaged."),
     folds: int = typer.Option(5, min=2, help="Cross-validation folds when --valid is not given."),
     seed: int = typer.Option(0, help="Base random seed (boosters use seed, seed+1, ...; CV folds)."),
+    text_encoder: Optional[list[str]] = typer.Option(None, "--text-encoder", "-t", help=TEXT_ENCODER_HELP),
+    image_encoder: Optional[list[str]] = typer.Option(None, "--image-encoder", "-i", help=IMAGE_ENCODER_HELP),
     config: Optional[Path] = typer.Option(None, help="Matcher config (.toml or .json); overrides the options above."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
@@ -90,7 +114,7 @@ def train(
     if valid:
         vp, vrep = read_pairs(valid, mapping=mapping, listing_ids=lst["item_id"])
         console.print(f"[dim]{vrep}[/dim]")
-    cfg = _config(backend, n_models, folds, seed, config)
+    cfg = _config(backend, n_models, folds, seed, config, text_encoder, image_encoder)
     with console.status("training (features, boosting)…"):
         m = DuplicateMatcher(cfg).fit(lst, prs, vp, progress=True)
     m.save(out)
@@ -179,6 +203,7 @@ def bench(
     seed: int = typer.Option(0, help="Base random seed (boosters use seed, seed+1, ...)."),
     model_out: Optional[Path] = typer.Option(None, help="Also save the trained model here."),
     report: Optional[Path] = typer.Option(None, help="Write an HTML report on the test split here."),
+    text_encoder: Optional[list[str]] = typer.Option(None, "--text-encoder", "-t", help=TEXT_ENCODER_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Run one shared benchmark under its protocol: train on train, threshold and early
@@ -186,7 +211,8 @@ def bench(
     _setup_logging(verbose)
     from dupsearch.bench import run_benchmark
     from dupsearch.models import GBDTConfig, MatcherConfig
-    cfg = MatcherConfig(gbdt=GBDTConfig(backend=backend.value), n_models=n_models, seed=seed)
+    cfg = MatcherConfig(gbdt=GBDTConfig(backend=backend.value), n_models=n_models, seed=seed,
+                        features=_features(text_encoder, None))
     with console.status(f"benchmark {dataset_dir.name}…"):
         res = run_benchmark(dataset_dir, train_size=train_size.value, config=cfg, progress=False,
                             model_out=model_out, report_dir=report)
@@ -210,6 +236,10 @@ def demo(
     compare_cleaning: bool = typer.Option(False, help="Also train with homoglyph cleaning off and compare."),
     backend: Backend = typer.Option(Backend.catboost),
     n_models: int = typer.Option(1, min=1, help="Boosters with different seeds, averaged."),
+    text_encoder: Optional[list[str]] = typer.Option(None, "--text-encoder", "-t", help=TEXT_ENCODER_HELP),
+    image_encoder: Optional[list[str]] = typer.Option(None, "--image-encoder", "-i", help=IMAGE_ENCODER_HELP),
+    compare_images: bool = typer.Option(False, help="Also train without the image encoders and compare "
+                                        "(needs --photos and at least one --image-encoder)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """The whole job on a generated Russian marketplace: generate, train with grouped
@@ -217,9 +247,12 @@ def demo(
     _setup_logging(verbose)
     from dupsearch.demo import run_demo
     from dupsearch.models import GBDTConfig, MatcherConfig
-    cfg = MatcherConfig(gbdt=GBDTConfig(backend=backend.value), n_models=n_models, seed=seed)
+    if compare_images and not (photos and image_encoder):
+        raise typer.BadParameter("--compare-images needs --photos and at least one --image-encoder")
+    cfg = MatcherConfig(gbdt=GBDTConfig(backend=backend.value), n_models=n_models, seed=seed,
+                        features=_features(text_encoder, image_encoder))
     res = run_demo(out, n_listings=n_listings, seed=seed, photos=photos, config=cfg,
-                   compare_cleaning=compare_cleaning, log=console.print)
+                   compare_cleaning=compare_cleaning, compare_images=compare_images, log=console.print)
     t = res["test"]
     Console().print(f"held-out PR-AUC {t['pr_auc']:.4f}  ROC-AUC {t['roc_auc']:.4f}  "
                     f"F1 {t['f1']:.4f} (threshold {t['threshold']:.3f})")

@@ -217,11 +217,12 @@ class EmbeddingCache:
     """Embeddings on disk, keyed by (encoder fingerprint, content hash).
 
     Each write adds one shard file (atomic, uniquely named), so several processes can share a
-    cache; `compact` folds the shards of an encoder into one.
+    cache; `compact` folds the shards of an encoder into one. ``root=None`` keeps the entries in
+    memory only (one process, e.g. when the user turned the disk cache off).
     """
 
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root) / "embeddings"
+    def __init__(self, root: str | os.PathLike | None):
+        self.root = None if root is None else Path(root) / "embeddings"
         self._index: dict[str, tuple[dict[bytes, int], np.ndarray, set[str]]] = {}
         self.hits = 0
         self.misses = 0
@@ -231,8 +232,8 @@ class EmbeddingCache:
 
     def _load(self, fingerprint: str, dim: int):
         index, matrix, seen = self._index.get(fingerprint, ({}, np.zeros((0, dim), np.float32), set()))
-        d = self._dir(fingerprint)
-        new = sorted(p for p in d.glob("shard-*.npz") if p.name not in seen) if d.is_dir() else []
+        d = None if self.root is None else self._dir(fingerprint)
+        new = sorted(p for p in d.glob("shard-*.npz") if p.name not in seen) if d and d.is_dir() else []
         parts = [matrix]
         for p in new:
             try:
@@ -264,12 +265,21 @@ class EmbeddingCache:
     def put(self, fingerprint: str, keys: list[bytes], emb: np.ndarray) -> None:
         if not len(keys):
             return
+        if self.root is None:
+            index, matrix = self._load(fingerprint, emb.shape[1])
+            base = len(matrix)
+            for i, k in enumerate(keys):
+                index.setdefault(k, base + i)
+            self._index[fingerprint] = (index, np.concatenate([matrix, emb.astype(np.float32)]), set())
+            return
         d = self._dir(fingerprint)
         d.mkdir(parents=True, exist_ok=True)
         key_arr = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), 20)
         atomic_savez(d / f"shard-{uuid.uuid4().hex}.npz", keys=key_arr, emb=emb.astype(np.float32))
 
     def compact(self, fingerprint: str, dim: int) -> None:
+        if self.root is None:
+            return
         index, matrix = self._load(fingerprint, dim)
         d = self._dir(fingerprint)
         old = list(d.glob("shard-*.npz"))

@@ -107,7 +107,8 @@ def join_pairs(prepared: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
         bad = np.flatnonzero((ia < 0) | (ib < 0))[0]
         missing = pairs["item_id_a"].iloc[bad] if ia[bad] < 0 else pairs["item_id_b"].iloc[bad]
         raise KeyError(f"pair row {bad + 1} names item_id {missing!r} that is not among the listings")
-    cols = [c for c in PREPARED_COLUMNS if c != "item_id"]
+    # Every prepared column travels, embedding columns included (see features.embeddings).
+    cols = [c for c in prepared.columns if c != "item_id"]
     a = prepared[cols].iloc[ia].reset_index(drop=True).add_suffix("_a")
     b = prepared[cols].iloc[ib].reset_index(drop=True).add_suffix("_b")
     return pd.concat([a, b], axis=1)

@@ -4,8 +4,12 @@ saved into the model directory."""
 
 from __future__ import annotations
 
+import logging
+import os
 import pickle
-from dataclasses import asdict, dataclass, field
+import time
+import warnings
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -14,9 +18,17 @@ import pandas as pd
 
 from dupsearch.features.antiwords import antiword_features
 from dupsearch.features.attributes import AttributeStats
-from dupsearch.features.base import join_pairs, prepare_listings
+from dupsearch.features.base import CATEGORY_COLUMNS, join_pairs, prepare_listings
 from dupsearch.features.category import CATEGORICAL, category_features
 from dupsearch.features.corpus import CorpusStats
+from dupsearch.features.embeddings import (
+    image_column,
+    image_set_features,
+    text_column,
+    text_embedding_features,
+    word_alignment_features,
+    words_column,
+)
 from dupsearch.features.lengths import length_features
 from dupsearch.features.price import price_features
 from dupsearch.features.scripts import script_features
@@ -34,7 +46,13 @@ STATELESS: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
     "scripts": script_features,
 }
 FITTED = ("corpus", "attributes")
-ALL_FAMILIES = tuple(STATELESS) + FITTED
+# Families driven by the configured encoders; they add nothing when no encoder is named.
+ENCODED = ("embeddings", "images")
+ALL_FAMILIES = tuple(STATELESS) + FITTED + ENCODED
+ENCODER_DIR = "encoders"
+TEXT_CHARS = 2000  # characters of "title | category | description" given to a text encoder
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,12 +61,27 @@ class FeatureConfig:
     batch_size: int = 20_000
     # Undo Cyrillic/Latin look-alike swaps before text features (seed item 7).
     clean_homoglyphs: bool = True
+    # Encoder specs (see dupsearch.encoders.parse_spec), e.g. ("minilm", "fasttext") and
+    # ("phash", "colorhist", "timm:resnet50?checkpoint=/models/resnet50.safetensors").
+    text_encoders: tuple[str, ...] = ()
+    image_encoders: tuple[str, ...] = ()
+    max_words: int = 48  # words per listing in the FastText word alignment
+    max_photos: int = 10  # photos per listing compared
 
     def __post_init__(self):
         self.families = tuple(self.families)
+        self.text_encoders = tuple(self.text_encoders)
+        self.image_encoders = tuple(self.image_encoders)
         unknown = set(self.families) - set(ALL_FAMILIES)
         if unknown:
             raise ValueError(f"unknown feature families {sorted(unknown)}; known: {list(ALL_FAMILIES)}")
+
+
+def embedding_text(prepared: pd.DataFrame) -> list[str]:
+    """The seed's text for sentence encoders: "title | category path | description"."""
+    cats = prepared[CATEGORY_COLUMNS].astype(str).agg(" / ".join, axis=1).str.strip(" /")
+    text = prepared["title"] + " | " + cats + " | " + prepared["description"]
+    return [t.strip(" |")[:TEXT_CHARS] for t in text]
 
 
 class FeaturePipeline:
@@ -59,13 +92,21 @@ class FeaturePipeline:
         self.cleaner_ = None
         self.corpus_: CorpusStats | None = None
         self.attributes_: AttributeStats | None = None
+        self.text_encoders_: list = []
+        self.image_encoders_: list = []
         self.feature_names_: list[str] | None = None
+        self.encoder_stats_: dict[str, dict] = {}
+        self.photo_report_: dict = {"photos": 0, "unreadable": 0, "examples": []}
+        self._cache = None
 
     @property
     def categorical_features(self) -> list[str]:
         return [c for c in CATEGORICAL if self.feature_names_ and c in self.feature_names_]
 
-    def fit(self, listings: pd.DataFrame) -> "FeaturePipeline":
+    def _uses(self, family: str) -> bool:
+        return family in self.config.families
+
+    def fit(self, listings: pd.DataFrame, progress: bool = False) -> "FeaturePipeline":
         if self.config.clean_homoglyphs:
             from dupsearch.text.homoglyphs import HomoglyphCleaner
             texts = pd.concat([listings["title"], listings.get("description", pd.Series(dtype=object))])
@@ -75,7 +116,116 @@ class FeaturePipeline:
             self.corpus_ = CorpusStats().fit(prepared)
         if "attributes" in self.config.families:
             self.attributes_ = AttributeStats().fit(prepared)
+        self._make_encoders()
+        fit_texts = None
+        for enc in self.text_encoders_:
+            if enc.needs_fit:
+                if fit_texts is None:
+                    fit_texts = list(dict.fromkeys(embedding_text(prepared)))
+                t0 = time.perf_counter()
+                enc.fit(fit_texts)
+                self._stats(enc.name)["fit_seconds"] = round(time.perf_counter() - t0, 3)
         return self
+
+    def _make_encoders(self) -> None:
+        from dupsearch.encoders import make_encoder
+        self.text_encoders_ = [make_encoder(s, "text") for s in self.config.text_encoders] \
+            if self._uses("embeddings") else []
+        self.image_encoders_ = [make_encoder(s, "image") for s in self.config.image_encoders] \
+            if self._uses("images") else []
+        names = [e.name for e in self.text_encoders_ + self.image_encoders_]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"encoder specs give the same feature name {dup}; name each model once")
+
+    def _stats(self, name: str) -> dict:
+        return self.encoder_stats_.setdefault(name, {"encoded": 0, "cached": 0, "encode_seconds": 0.0})
+
+    @property
+    def cache(self):
+        if self._cache is None:
+            from dupsearch.encoders import EmbeddingCache, default_cache_dir
+            self._cache = EmbeddingCache(default_cache_dir())
+        return self._cache
+
+    def _encode(self, enc, items: list, progress: bool) -> np.ndarray:
+        from dupsearch.encoders import encode_cached
+        st = self._stats(enc.name)
+        hits, misses = self.cache.hits, self.cache.misses
+        t0 = time.perf_counter()
+        out = encode_cached(enc, items, self.cache, progress=progress)
+        st["encode_seconds"] += time.perf_counter() - t0
+        st["encoded"] += self.cache.misses - misses
+        st["cached"] += self.cache.hits - hits
+        if st["encoded"] and st["encode_seconds"] > 0:
+            st["items_per_second"] = round(st["encoded"] / st["encode_seconds"], 1)
+        return out
+
+    def attach_embeddings(self, prepared: pd.DataFrame, listings: pd.DataFrame,
+                          progress: bool = False) -> pd.DataFrame:
+        """Add the per-listing embedding columns the pair features read (each listing once)."""
+        if not (self.text_encoders_ or self.image_encoders_):
+            return prepared
+        prepared = prepared.copy()
+        if self.text_encoders_:
+            texts = embedding_text(prepared)
+            titles = prepared["title"].tolist()
+            for enc in self.text_encoders_:
+                for field, items in (("text", texts), ("title", titles)):
+                    emb = self._encode(enc, items, progress)
+                    empty = np.array([not t for t in items])
+                    col = list(emb)
+                    for i in np.flatnonzero(empty):
+                        col[i] = None
+                    prepared[text_column(enc.name, field)] = col
+                if hasattr(enc, "encode_words"):
+                    words = enc.encode_words(prepared["text"].tolist(), max_words=self.config.max_words)
+                    prepared[words_column(enc.name)] = [w.astype(np.float16) for w in words]
+        if self.image_encoders_:
+            by_id = listings.drop_duplicates("item_id").set_index(listings["item_id"].drop_duplicates().astype(str))
+            paths = by_id["images"].reindex(prepared["item_id"]) if "images" in by_id else \
+                pd.Series([[]] * len(prepared))
+            photo_lists = [[str(x) for x in v][:self.config.max_photos]
+                           if isinstance(v, (list, tuple, np.ndarray)) else [] for v in paths]
+            for enc in self.image_encoders_:
+                rows = self._photo_embeddings(enc, photo_lists, progress)
+                prepared[image_column(enc.name)] = rows
+        return prepared
+
+    def _photo_embeddings(self, enc, photo_lists: list[list[str]], progress: bool) -> list[np.ndarray]:
+        """(photos, dim) matrix per listing; unreadable photos are counted, reported and left out."""
+        from dupsearch.errors import DataError
+        uniq = list(dict.fromkeys(p for ps in photo_lists for p in ps))
+        bad: dict[str, str] = {}
+        readable = []
+        for p in uniq:
+            if os.path.isfile(p):
+                readable.append(p)
+            else:
+                bad[p] = "no such file"
+        try:
+            emb = self._encode(enc, readable, progress)
+            row_of = {p: emb[i] for i, p in enumerate(readable)}
+        except DataError:
+            # A corrupt file somewhere in the batch: encode one by one to find it.
+            row_of = {}
+            for p in readable:
+                try:
+                    row_of[p] = self._encode(enc, [p], False)[0]
+                except DataError as exc:
+                    bad[p] = str(exc)
+        if bad:
+            rep = self.photo_report_
+            rep["unreadable"] = max(rep["unreadable"], len(bad))
+            rep["examples"] = [f"{p}: {why}" for p, why in list(bad.items())[:5]]
+            warnings.warn(f"{len(bad)} of {len(uniq)} photos could not be read and were left out "
+                          f"(first: {rep['examples'][0]})", stacklevel=3)
+        self.photo_report_["photos"] = max(self.photo_report_["photos"], len(uniq))
+        out = []
+        for ps in photo_lists:
+            rows = [row_of[p] for p in ps if p in row_of]
+            out.append(np.stack(rows) if rows else None)
+        return out
 
     def transform_batch(self, batch: pd.DataFrame) -> pd.DataFrame:
         """Features of one joined pair batch (see ``features.base.join_pairs``)."""
@@ -87,17 +237,33 @@ class FeaturePipeline:
                 parts.append(self.corpus_.transform(batch))
             elif fam == "attributes":
                 parts.append(self.attributes_.transform(batch))
+            elif fam == "embeddings":
+                for enc in self.text_encoders_:
+                    parts.append(text_embedding_features(batch, enc.name))
+                    if f"{words_column(enc.name)}_a" in batch:
+                        parts.append(word_alignment_features(batch, enc.name))
+            elif fam == "images":
+                for enc in self.image_encoders_:
+                    parts.append(image_set_features(batch, enc.name, enc.metric))
         out = pd.concat([p.reset_index(drop=True) for p in parts], axis=1)
         if self.feature_names_ is not None:
             out = out.reindex(columns=self.feature_names_)
         return out
 
+    def prepare(self, listings: pd.DataFrame, pairs: pd.DataFrame | None = None,
+                progress: bool = False) -> pd.DataFrame:
+        """Prepared listings (with embedding columns) of the listings `pairs` name (all when None)."""
+        sub = listings
+        if pairs is not None:
+            needed = pd.unique(pd.concat([pairs["item_id_a"], pairs["item_id_b"]]).astype(str))
+            sub = listings[listings["item_id"].astype(str).isin(needed)]
+        prepared = prepare_listings(sub, self.cleaner_)
+        return self.attach_embeddings(prepared, sub, progress=progress)
+
     def transform(self, listings: pd.DataFrame, pairs: pd.DataFrame, progress: bool = False,
                   prepared: pd.DataFrame | None = None) -> pd.DataFrame:
         if prepared is None and len(pairs):  # prepare_listings fails on an empty frame
-            needed = pd.unique(pd.concat([pairs["item_id_a"], pairs["item_id_b"]]).astype(str))
-            sub = listings[listings["item_id"].astype(str).isin(needed)]
-            prepared = prepare_listings(sub, self.cleaner_)
+            prepared = self.prepare(listings, pairs, progress=progress)
         bs = self.config.batch_size
         starts = range(0, len(pairs), bs)
         chunks = []
@@ -119,18 +285,27 @@ class FeaturePipeline:
         directory = Path(directory)
         if self.cleaner_ is not None:
             self.cleaner_.save(directory / "homoglyph_cleaner")
-        with open(directory / "feature_pipeline.pkl", "wb") as fh:
-            pickle.dump({"config": asdict(self.config), "corpus": self.corpus_,
-                         "attributes": self.attributes_, "feature_names": self.feature_names_}, fh)
+        for enc in self.text_encoders_ + self.image_encoders_:
+            enc.save(directory / ENCODER_DIR / enc.name)
+        from dupsearch.atomic import atomic_write
+        state = {"config": asdict(self.config), "corpus": self.corpus_, "attributes": self.attributes_,
+                 "feature_names": self.feature_names_}
+        atomic_write(directory / "feature_pipeline.pkl", lambda fh: pickle.dump(state, fh))
 
     @classmethod
     def load(cls, directory: Path) -> "FeaturePipeline":
-        with open(Path(directory) / "feature_pipeline.pkl", "rb") as fh:
+        directory = Path(directory)
+        with open(directory / "feature_pipeline.pkl", "rb") as fh:
             state = pickle.load(fh)
         self = cls(FeatureConfig(**state["config"]))
         self.corpus_, self.attributes_ = state["corpus"], state["attributes"]
         self.feature_names_ = state["feature_names"]
         if self.config.clean_homoglyphs:
             from dupsearch.text.homoglyphs import HomoglyphCleaner
-            self.cleaner_ = HomoglyphCleaner.load(Path(directory) / "homoglyph_cleaner")
+            self.cleaner_ = HomoglyphCleaner.load(directory / "homoglyph_cleaner")
+        if self.config.text_encoders or self.config.image_encoders:
+            from dupsearch.encoders import load_encoder
+            self._make_encoders()  # names, in config order
+            self.text_encoders_ = [load_encoder(directory / ENCODER_DIR / e.name) for e in self.text_encoders_]
+            self.image_encoders_ = [load_encoder(directory / ENCODER_DIR / e.name) for e in self.image_encoders_]
         return self

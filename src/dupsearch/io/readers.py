@@ -164,6 +164,10 @@ def read_listings(path: str | Path, mapping: ColumnMapping | str | Path | None =
     if mapping is not None:
         df = mapping.apply_listings(df, source)
     df, report = normalize_listings(df, source=source)
+    # Relative photo paths mean "next to the listings file", wherever the command runs.
+    base = Path(path).resolve().parent
+    df["images"] = [[p if os.path.isabs(p) or "://" in p else str(base / p) for p in ps]
+                    for ps in df["images"]]
     report.warn_if_skipped(_log)
     return df, report
 

@@ -94,7 +94,8 @@ class DuplicateMatcher:
         t0 = time.perf_counter()
         # Corpus statistics come from the training listings only.
         train_ids = set(pairs["item_id_a"].astype(str)) | set(pairs["item_id_b"].astype(str))
-        self.pipeline_ = FeaturePipeline(cfg.features).fit(listings[listings["item_id"].astype(str).isin(train_ids)])
+        self.pipeline_ = FeaturePipeline(cfg.features).fit(
+            listings[listings["item_id"].astype(str).isin(train_ids)], progress=progress)
         t_fit = time.perf_counter() - t0
         t0 = time.perf_counter()
         X = self.pipeline_.transform(listings, pairs, progress=progress)
@@ -124,6 +125,10 @@ class DuplicateMatcher:
         metrics["feature_seconds"] = feature_seconds  # transform of the training pairs
         metrics["pairs_per_second_features"] = len(pairs) / feature_seconds if feature_seconds else None
         metrics["train_seconds"] = time.perf_counter() - t1
+        if self.pipeline_.encoder_stats_:
+            metrics["encoders"] = self.pipeline_.encoder_stats_
+        if self.pipeline_.photo_report_["photos"]:
+            metrics["photos"] = self.pipeline_.photo_report_
         self.metrics_ = metrics
         self.importance_ = pd.concat([m.feature_importance(list(X.columns)) for m in self.models_],
                                      axis=1).mean(axis=1).sort_values(ascending=False)
