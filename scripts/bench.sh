@@ -5,8 +5,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$ROOT"
 BENCH="${BENCHMARKS_DIR:-$ROOT/../shared/benchmarks}"
-mkdir -p out/bench
+OUT="${BENCH_OUT:-out/bench}"  # e.g. BENCH_OUT=out/bench-minilm bash scripts/bench.sh -t minilm
+mkdir -p "$OUT"
 for ds in abt-buy amazon-google walmart-amazon wdc-computers wdc-cameras; do
-  dupsearch bench "$BENCH/$ds" --train-size medium --json "out/bench/$ds.json" "$@"
+  dupsearch bench "$BENCH/$ds" --train-size medium --json "$OUT/$ds.json" "$@"
 done
-python -m dupsearch.bench.table out/bench/*.json
+python -m dupsearch.bench.table "$OUT"/*.json

@@ -96,3 +96,66 @@ def test_image_set_summaries_hamming():
     assert row["images.ph.hamming_mean"] == pytest.approx((3 + 61) / 2)
     assert row["images.ph.max"] == pytest.approx(61 / 64)
     assert row["images.ph.n_within_0.1"] == 1  # 3 bits <= 6.4
+
+
+# --------------------------------------------------------------------------- pipeline
+
+@pytest.fixture(scope="module")
+def photo_market(tmp_path_factory):
+    from dupsearch.synth import generate_marketplace
+    m = generate_marketplace(300, seed=1, photos_dir=tmp_path_factory.mktemp("photos"))
+    return m.listings, m.pairs.head(400).reset_index(drop=True)
+
+
+def make_pipeline(**kw):
+    from dupsearch.features import FeatureConfig, FeaturePipeline
+    return FeaturePipeline(FeatureConfig(families=("category", "embeddings", "images"), **kw))
+
+
+def test_pipeline_embeds_each_listing_once_and_round_trips(photo_market, tmp_path):
+    listings, pairs = photo_market
+    pipe = make_pipeline(text_encoders=("tfidf_svd?dim=32",), image_encoders=("phash", "colorhist")).fit(listings)
+    X = pipe.transform(listings, pairs)
+    assert {"embeddings.tfidf_svd.text_cosine", "embeddings.tfidf_svd.title_cosine",
+            "images.phash.hamming_min", "images.colorhist.best_mean"} <= set(X.columns)
+    ids = pd.unique(pd.concat([pairs["item_id_a"], pairs["item_id_b"]]))
+    n_photos = len({p for ps in listings.set_index("item_id").loc[ids, "images"] for p in ps})
+    st = pipe.encoder_stats_
+    # once per listing (texts and titles), never per pair; identical texts only once
+    assert 0 < st["tfidf_svd"]["encoded"] <= 2 * len(ids) < 2 * len(pairs)
+    assert st["phash"]["encoded"] == n_photos
+    # duplicates share photos far more than non-duplicates
+    y = pairs["label"].to_numpy().astype(bool)
+    col = X["images.colorhist.best_mean"].to_numpy()
+    assert np.nanmean(col[y]) > np.nanmean(col[~y])
+    pipe.save(tmp_path)
+    from dupsearch.features import FeaturePipeline
+    again = FeaturePipeline.load(tmp_path)
+    pd.testing.assert_frame_equal(X, again.transform(listings, pairs))
+    # the loaded pipeline found every embedding in the on-disk cache
+    assert again.encoder_stats_["tfidf_svd"]["encoded"] == 0
+    assert again.encoder_stats_["phash"]["encoded"] == 0 and again.encoder_stats_["phash"]["cached"] == n_photos
+
+
+def test_unreadable_photos_are_counted_and_left_out(photo_market, tmp_path):
+    listings, pairs = photo_market
+    listings = listings.copy()
+    with_photos = np.flatnonzero(listings["images"].map(len) >= 2)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"this is not a png")
+    i, j = with_photos[:2]
+    listings.at[listings.index[i], "images"] = [str(tmp_path / "missing.png")] + list(listings["images"].iloc[i][1:])
+    listings.at[listings.index[j], "images"] = [str(broken)] + list(listings["images"].iloc[j][1:])
+    pairs = pd.DataFrame({"item_id_a": listings["item_id"].iloc[[i, j]].to_numpy(),
+                          "item_id_b": listings["item_id"].iloc[[j, i]].to_numpy()})
+    pipe = make_pipeline(image_encoders=("phash",)).fit(listings)
+    with pytest.warns(UserWarning, match="2 of .* photos could not be read"):
+        X = pipe.transform(listings, pairs)
+    assert pipe.photo_report_["unreadable"] == 2
+    assert any("missing.png" in e for e in pipe.photo_report_["examples"])
+    assert X["images.phash.max"].notna().all()  # the readable photos still compared
+
+
+def test_unknown_encoder_spec_is_refused():
+    with pytest.raises(ValueError, match="unknown text encoder"):
+        make_pipeline(text_encoders=("no_such_model",)).fit(pd.DataFrame({"item_id": ["1"], "title": ["x"]}))

@@ -245,8 +245,9 @@ class EmbeddingCache:
             if emb.shape[1:] != (dim,):
                 continue
             base = sum(len(x) for x in parts)
-            for i, k in enumerate(keys.tobytes()[j:j + 20] for j in range(0, keys.size, 20)):
-                index.setdefault(k, base + i)
+            raw = keys.tobytes()  # once per shard, not once per key
+            for i in range(len(keys)):
+                index.setdefault(raw[20 * i:20 * i + 20], base + i)
             parts.append(emb.astype(np.float32, copy=False))
         if len(parts) > 1:
             matrix = np.concatenate(parts)
