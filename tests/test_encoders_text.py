@@ -283,7 +283,7 @@ def test_e5_prefix(encoders):
     # A prefix that already ends with a space is kept; the spec round-trips either way.
     assert make_encoder(f"st:{path}?prefix=passage: ", "text").prefix == "passage: "
     assert make_encoder(pref.spec, "text").prefix == "query: "
-    assert spec_name(pref.spec) == "st_model"
+    assert spec_name(pref.spec) == "st_model_prefix_query"  # options that change output name the features
 
 
 def test_st_model_is_loaded_lazily_and_not_pickled(encoders):
@@ -457,9 +457,13 @@ def test_parse_spec_and_spec_name():
     assert parse_spec("navec:/data/navec.tar") == ("navec", "/data/navec.tar", {})
     with pytest.raises(ValueError):
         parse_spec("  ")
-    assert spec_name("st:/models/e5-large?prefix=query: ") == "st_e5_large"
-    assert spec_name("tfidf_svd?dim=128") == "tfidf_svd"
+    assert spec_name("st:/models/e5-large?prefix=query: ") == "st_e5_large_prefix_query"
+    assert spec_name("st:/models/e5-large?prefix=passage:") == "st_e5_large_prefix_passage"
+    assert spec_name("tfidf_svd?dim=128") == "tfidf_svd_dim_128"
     assert spec_name("st:/models/e5-large/") == "st_e5_large"
+    # runtime options do not rename features; paths in options shrink to their stem
+    assert spec_name("timm:resnet50?checkpoint=/m/r50_ft.pth&batch_size=8&device=cpu") == \
+        "timm_resnet50_checkpoint_r50_ft"
 
 
 def test_unknown_kind_lists_known_kinds():

@@ -116,13 +116,13 @@ def test_pipeline_embeds_each_listing_once_and_round_trips(photo_market, tmp_pat
     listings, pairs = photo_market
     pipe = make_pipeline(text_encoders=("tfidf_svd?dim=32",), image_encoders=("phash", "colorhist")).fit(listings)
     X = pipe.transform(listings, pairs)
-    assert {"embeddings.tfidf_svd.text_cosine", "embeddings.tfidf_svd.title_cosine",
+    assert {"embeddings.tfidf_svd_dim_32.text_cosine", "embeddings.tfidf_svd_dim_32.title_cosine",
             "images.phash.hamming_min", "images.colorhist.best_mean"} <= set(X.columns)
     ids = pd.unique(pd.concat([pairs["item_id_a"], pairs["item_id_b"]]))
     n_photos = len({p for ps in listings.set_index("item_id").loc[ids, "images"] for p in ps})
     st = pipe.encoder_stats_
     # once per listing (texts and titles), never per pair; identical texts only once
-    assert 0 < st["tfidf_svd"]["encoded"] <= 2 * len(ids) < 2 * len(pairs)
+    assert 0 < st["tfidf_svd_dim_32"]["encoded"] <= 2 * len(ids) < 2 * len(pairs)
     assert st["phash"]["encoded"] == n_photos
     # duplicates share photos far more than non-duplicates
     y = pairs["label"].to_numpy().astype(bool)
@@ -133,7 +133,7 @@ def test_pipeline_embeds_each_listing_once_and_round_trips(photo_market, tmp_pat
     again = FeaturePipeline.load(tmp_path)
     pd.testing.assert_frame_equal(X, again.transform(listings, pairs))
     # the loaded pipeline found every embedding in the on-disk cache
-    assert again.encoder_stats_["tfidf_svd"]["encoded"] == 0
+    assert again.encoder_stats_["tfidf_svd_dim_32"]["encoded"] == 0
     assert again.encoder_stats_["phash"]["encoded"] == 0 and again.encoder_stats_["phash"]["cached"] == n_photos
 
 

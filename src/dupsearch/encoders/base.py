@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 import numpy as np
 
 from dupsearch.atomic import atomic_savez, atomic_write_text
-from dupsearch.errors import DupsearchError
+from dupsearch.errors import DataError, DupsearchError
 
 ENCODER_FILE = "encoder.json"
 
@@ -113,14 +113,29 @@ class Encoder(abc.ABC):
         """Read what `_save_state` wrote."""
 
 
+# Options that change speed, not output: left out of names (and, by the encoders, of fingerprints).
+RUNTIME_OPTIONS = ("batch_size", "device")
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text.lower()).strip("_")
+
+
 def spec_name(spec: str) -> str:
-    """Feature-name-safe name of a spec: "st:/models/e5-large?prefix=query: " -> "st_e5_large"."""
-    kind, arg, _ = parse_spec(spec)
-    if not arg:
-        return kind
-    tail = Path(arg.rstrip("/\\")).name or arg
-    tail = "".join(c if c.isalnum() else "_" for c in tail.lower()).strip("_")
-    return f"{kind}_{tail}" if tail else kind
+    """Feature-name-safe name of a spec, distinct for distinct models and options:
+    "st:/models/e5-large?prefix=query:" -> "st_e5_large_prefix_query",
+    "timm:resnet50?checkpoint=/m/r50_ft.pth" -> "timm_resnet50_checkpoint_r50_ft"."""
+    kind, arg, options = parse_spec(spec)
+    parts = [kind]
+    if arg:
+        parts.append(_slug(Path(arg.rstrip("/\\")).name or arg))
+    for k, v in sorted(options.items()):
+        if k in RUNTIME_OPTIONS:
+            continue
+        if "/" in v or "\\" in v:
+            v = Path(v.rstrip("/\\")).stem
+        parts.append(f"{_slug(k)}_{_slug(v)}")
+    return "_".join(p for p in parts if p)
 
 
 def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
@@ -195,7 +210,10 @@ def content_key(item: Any, modality: str = "text") -> bytes:
         h.update(item.encode("utf-8"))
     elif isinstance(item, (str, os.PathLike)):
         h.update(b"f")
-        h.update(Path(item).read_bytes())
+        try:
+            h.update(Path(item).read_bytes())
+        except OSError as exc:
+            raise DataError(f"cannot read image: {exc.strerror or exc}", path=str(item)) from None
     elif hasattr(item, "tobytes") and hasattr(item, "mode"):  # PIL image
         h.update(f"i{item.mode}{item.size}".encode())
         h.update(item.tobytes())
