@@ -159,3 +159,18 @@ def test_unreadable_photos_are_counted_and_left_out(photo_market, tmp_path):
 def test_unknown_encoder_spec_is_refused():
     with pytest.raises(ValueError, match="unknown text encoder"):
         make_pipeline(text_encoders=("no_such_model",)).fit(pd.DataFrame({"item_id": ["1"], "title": ["x"]}))
+
+
+def test_default_photo_encoders_follow_the_training_data(photo_market, tmp_path):
+    from dupsearch.features import FeatureConfig, FeaturePipeline
+    listings, pairs = photo_market
+    assert FeatureConfig().image_encoders == ("phash", "dhash", "colorhist")
+    with_photos = FeaturePipeline(FeatureConfig(families=("images",))).fit(listings)
+    assert [e.name for e in with_photos.image_encoders_] == ["phash", "dhash", "colorhist"]
+    no_photos = listings.assign(images=[[] for _ in range(len(listings))])
+    pipe = FeaturePipeline(FeatureConfig(families=("category", "images"))).fit(no_photos)
+    assert pipe.image_encoders_ == []  # nothing to compare: no all-NaN columns
+    X = pipe.transform(listings, pairs)
+    assert not any(c.startswith("images.") for c in X.columns)
+    pipe.save(tmp_path)
+    assert FeaturePipeline.load(tmp_path).image_encoders_ == []

@@ -63,8 +63,10 @@ class FeatureConfig:
     clean_homoglyphs: bool = True
     # Encoder specs (see dupsearch.encoders.parse_spec), e.g. ("minilm", "fasttext") and
     # ("phash", "colorhist", "timm:resnet50?checkpoint=/models/resnet50.safetensors").
+    # Photo encoders default to the model-free ones (core dependencies, ~1,000+ photos/s); they
+    # are switched off at fit time when no training listing has a photo.
     text_encoders: tuple[str, ...] = ()
-    image_encoders: tuple[str, ...] = ()
+    image_encoders: tuple[str, ...] = ("phash", "dhash", "colorhist")
     max_words: int = 48  # words per listing in the FastText word alignment
     max_photos: int = 10  # photos per listing compared
 
@@ -75,6 +77,12 @@ class FeatureConfig:
         unknown = set(self.families) - set(ALL_FAMILIES)
         if unknown:
             raise ValueError(f"unknown feature families {sorted(unknown)}; known: {list(ALL_FAMILIES)}")
+
+
+def _has_photos(listings: pd.DataFrame) -> bool:
+    if "images" not in listings:
+        return False
+    return bool(any(isinstance(v, (list, tuple, np.ndarray)) and len(v) > 0 for v in listings["images"]))
 
 
 def embedding_text(prepared: pd.DataFrame) -> list[str]:
@@ -117,6 +125,10 @@ class FeaturePipeline:
         if "attributes" in self.config.families:
             self.attributes_ = AttributeStats().fit(prepared)
         self._make_encoders()
+        if self.image_encoders_ and not _has_photos(listings):
+            log.info("no training listing has photos: image encoders %s switched off",
+                     [e.spec for e in self.image_encoders_])
+            self.image_encoders_ = []
         fit_texts = None
         for enc in self.text_encoders_:
             if enc.needs_fit:
@@ -289,7 +301,10 @@ class FeaturePipeline:
             enc.save(directory / ENCODER_DIR / enc.name)
         from dupsearch.atomic import atomic_write
         state = {"config": asdict(self.config), "corpus": self.corpus_, "attributes": self.attributes_,
-                 "feature_names": self.feature_names_}
+                 "feature_names": self.feature_names_,
+                 # the encoders in use (image encoders are dropped at fit when there were no photos)
+                 "encoders": {"text": [e.name for e in self.text_encoders_],
+                              "image": [e.name for e in self.image_encoders_]}}
         atomic_write(directory / "feature_pipeline.pkl", lambda fh: pickle.dump(state, fh))
 
     @classmethod
@@ -303,9 +318,9 @@ class FeaturePipeline:
         if self.config.clean_homoglyphs:
             from dupsearch.text.homoglyphs import HomoglyphCleaner
             self.cleaner_ = HomoglyphCleaner.load(directory / "homoglyph_cleaner")
-        if self.config.text_encoders or self.config.image_encoders:
+        active = state.get("encoders", {"text": [], "image": []})
+        if active["text"] or active["image"]:
             from dupsearch.encoders import load_encoder
-            self._make_encoders()  # names, in config order
-            self.text_encoders_ = [load_encoder(directory / ENCODER_DIR / e.name) for e in self.text_encoders_]
-            self.image_encoders_ = [load_encoder(directory / ENCODER_DIR / e.name) for e in self.image_encoders_]
+            self.text_encoders_ = [load_encoder(directory / ENCODER_DIR / n) for n in active["text"]]
+            self.image_encoders_ = [load_encoder(directory / ENCODER_DIR / n) for n in active["image"]]
         return self
