@@ -263,3 +263,42 @@ def test_bench_missing_split(_market_once, tmp_path):
     err = _one_line(proc.stderr)
     assert "valid.txt" in err and str(ds) in err
     assert "Traceback" not in proc.stderr
+
+
+def test_train_with_encoders_and_photos_then_predict(cli_config, tmp_path):
+    """Encoders named on the command line are fitted, saved in the model directory and used
+    again by `predict` in another process, giving the same probabilities."""
+    data = tmp_path / "market"
+    run_cli("generate", data, "-n", 400, "--seed", 3, "--photos", check_ok=True)
+    out = tmp_path / "model"
+    proc = run_cli("train", data / "listings.parquet", data / "train_pairs.parquet", "--valid",
+                   data / "valid_pairs.parquet", "--out", out, "-t", "tfidf_svd?dim=16", "-t", "fasttext",
+                   "-i", "phash", "-i", "colorhist", "--config", cli_config, check_ok=True, timeout=400)
+    m = DuplicateMatcher.load(out)
+    names = m.feature_names
+    assert m.config.features.text_encoders == ("tfidf_svd?dim=16", "fasttext")
+    assert any(n.startswith("embeddings.fasttext.align") for n in names)
+    assert any(n.startswith("images.colorhist.") for n in names)
+    assert sorted(p.name for p in (out / "encoders").iterdir()) == ["colorhist", "fasttext", "phash",
+                                                                   "tfidf_svd_dim_16"]
+    scored = tmp_path / "scored.parquet"
+    run_cli("predict", out, data / "listings.parquet", data / "test_pairs.parquet", "-o", scored,
+            check_ok=True, timeout=300)
+    listings = read_table(data / "listings.parquet")
+    test = read_table(data / "test_pairs.parquet")
+    from dupsearch.io import read_listings, read_pairs
+    listings, _ = read_listings(data / "listings.parquet")
+    test, _ = read_pairs(data / "test_pairs.parquet", listing_ids=listings["item_id"])
+    np.testing.assert_allclose(read_table(scored)["probability"].to_numpy(float),
+                               m.predict_proba(listings, test), rtol=0, atol=1e-9)
+    assert "encoders" in m.metrics_ and m.metrics_["encoders"]["fasttext"]["encoded"] > 0
+
+
+def test_bad_encoder_specs_are_clear_errors(shared_market_files, tmp_path):
+    f = shared_market_files
+    proc = run_cli("train", f["listings"], f["train"], "--out", tmp_path / "m", "-t", "no_such_encoder")
+    assert proc.returncode == 2 and "unknown text encoder 'no_such_encoder'" in _one_line(proc.stderr)
+    proc = run_cli("train", f["listings"], f["train"], "--out", tmp_path / "m", "-t", f"st:{tmp_path}/absent")
+    err = _one_line(proc.stderr)
+    assert proc.returncode == 2 and f"{tmp_path}/absent" in err and "download" in err
+    assert not (tmp_path / "m").exists()

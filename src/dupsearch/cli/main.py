@@ -56,7 +56,8 @@ def _load_tables(listings: Path, pairs: Path, mapping: Optional[Path], need_labe
 TEXT_ENCODER_HELP = ("Text encoder spec, repeatable: minilm, fasttext, navec, tfidf_svd, "
                      "st:/local/sentence-transformers/dir[?prefix=query:] (cosine of 'title | category | "
                      "description' embeddings as features).")
-IMAGE_ENCODER_HELP = ("Image encoder spec, repeatable: phash, dhash, whash, colorhist, "
+IMAGE_ENCODER_HELP = ("Image encoder spec, repeatable (default: phash, dhash, colorhist when the "
+                      "training listings have photos; 'none' turns photos off): phash, dhash, whash, colorhist, "
                       "timm:NAME?checkpoint=FILE, timm:DIR, open_clip:ARCH?checkpoint=FILE, clip_st:DIR "
                       "(similarity of the two listings' photo sets as features).")
 
@@ -64,6 +65,10 @@ IMAGE_ENCODER_HELP = ("Image encoder spec, repeatable: phash, dhash, whash, colo
 def _features(text_encoders: Optional[list[str]], image_encoders: Optional[list[str]]):
     from dupsearch.features import FeatureConfig
     from dupsearch.encoders import make_encoder
+    # "--image-encoder none" turns the default photo encoders off.
+    no_photos = bool(image_encoders) and [s.lower() for s in image_encoders] == ["none"]
+    if no_photos:
+        image_encoders = None
     # Unknown kinds and bad options fail here, before any work.
     for modality, specs in (("text", text_encoders), ("image", image_encoders)):
         for spec in specs or []:
@@ -71,7 +76,14 @@ def _features(text_encoders: Optional[list[str]], image_encoders: Optional[list[
                 make_encoder(spec, modality)
             except ValueError as exc:
                 raise typer.BadParameter(str(exc), param_hint=f"--{modality}-encoder") from None
-    return FeatureConfig(text_encoders=tuple(text_encoders or ()), image_encoders=tuple(image_encoders or ()))
+    given = {}  # options not given keep FeatureConfig's defaults
+    if text_encoders:
+        given["text_encoders"] = tuple(text_encoders)
+    if image_encoders:
+        given["image_encoders"] = tuple(image_encoders)
+    if no_photos:
+        given["image_encoders"] = ()
+    return FeatureConfig(**given)
 
 
 def _config(backend: Backend, n_models: int, folds: int, seed: int, config_file: Optional[Path],
@@ -82,6 +94,13 @@ def _config(backend: Backend, n_models: int, folds: int, seed: int, config_file:
         raw = (tomllib.loads(config_file.read_text()) if config_file.suffix == ".toml"
                else json.loads(config_file.read_text()))
         cfg = MatcherConfig.from_dict(raw)
+        # Encoders named on the command line win over the file's.
+        if text_encoders or image_encoders:
+            from dataclasses import replace
+            named = _features(text_encoders, image_encoders)
+            cfg.features = replace(cfg.features,
+                                   text_encoders=named.text_encoders if text_encoders else cfg.features.text_encoders,
+                                   image_encoders=named.image_encoders if image_encoders else cfg.features.image_encoders)
     else:
         cfg = MatcherConfig(gbdt=GBDTConfig(backend=backend.value), n_models=n_models, cv_folds=folds,
                             seed=seed, features=_features(text_encoders, image_encoders))
@@ -102,7 +121,8 @@ def train(
     seed: int = typer.Option(0, help="Base random seed (boosters use seed, seed+1, ...; CV folds)."),
     text_encoder: Optional[list[str]] = typer.Option(None, "--text-encoder", "-t", help=TEXT_ENCODER_HELP),
     image_encoder: Optional[list[str]] = typer.Option(None, "--image-encoder", "-i", help=IMAGE_ENCODER_HELP),
-    config: Optional[Path] = typer.Option(None, help="Matcher config (.toml or .json); overrides the options above."),
+    config: Optional[Path] = typer.Option(None, help="Matcher config (.toml or .json); overrides the options "
+                                    "above except --text-encoder/--image-encoder."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Train a pairwise duplicate classifier and save it as a model directory."""
