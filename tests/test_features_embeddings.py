@@ -48,6 +48,17 @@ def test_text_cosine_values_and_missing_sides():
     np.testing.assert_allclose(f[:2], g[:2])
 
 
+def test_principal_component_agreement_features():
+    col = text_column("enc", "proj")
+    b = batch_of(col, [np.array([1.0, -2.0], np.float32), None], [np.array([3.0, 1.0], np.float32), unit(1, 0)])
+    f = text_embedding_features(b, "enc")
+    np.testing.assert_allclose(f.iloc[0][["embeddings.enc.pc0_product", "embeddings.enc.pc1_product",
+                                          "embeddings.enc.pc0_absdiff", "embeddings.enc.pc1_absdiff"]]
+                               .to_numpy(float), [3.0, -2.0, 2.0, 3.0])
+    assert f.iloc[1].isna().all()
+    pd.testing.assert_frame_equal(f, text_embedding_features(swapped(b), "enc"))
+
+
 def test_word_alignment_is_directional_and_tta_averages_both_orders():
     col = words_column("ft")
     x, y, z = unit(1, 0, 0), unit(0, 1, 0), unit(0, 0, 1)
@@ -114,9 +125,11 @@ def make_pipeline(**kw):
 
 def test_pipeline_embeds_each_listing_once_and_round_trips(photo_market, tmp_path):
     listings, pairs = photo_market
-    pipe = make_pipeline(text_encoders=("tfidf_svd?dim=32",), image_encoders=("phash", "colorhist")).fit(listings)
+    pipe = make_pipeline(text_encoders=("tfidf_svd?dim=32",), image_encoders=("phash", "colorhist"),
+                         embedding_components=4).fit(listings)
     X = pipe.transform(listings, pairs)
     assert {"embeddings.tfidf_svd_dim_32.text_cosine", "embeddings.tfidf_svd_dim_32.title_cosine",
+            "embeddings.tfidf_svd_dim_32.pc0_product", "embeddings.tfidf_svd_dim_32.pc3_absdiff",
             "images.phash.hamming_min", "images.colorhist.best_mean"} <= set(X.columns)
     ids = pd.unique(pd.concat([pairs["item_id_a"], pairs["item_id_b"]]))
     n_photos = len({p for ps in listings.set_index("item_id").loc[ids, "images"] for p in ps})

@@ -79,6 +79,14 @@ def text_embedding_features(batch: pd.DataFrame, encoder: str) -> pd.DataFrame:
         cos = np.full(len(batch), np.nan)
         cos[ok] = np.einsum("ij,ij->i", A[ok], B[ok]) / (na[ok] * nb[ok])
         out[f"embeddings.{encoder}.{field}_cosine"] = cos
+    col = text_column(encoder, "proj")
+    if f"{col}_a" in batch:
+        A, pa = _stack(batch[f"{col}_a"].to_numpy())
+        B, pb = _stack(batch[f"{col}_b"].to_numpy())
+        ok = (pa & pb)[:, None]
+        for j in range(A.shape[1]):
+            out[f"embeddings.{encoder}.pc{j}_product"] = np.where(ok[:, 0], A[:, j] * B[:, j], np.nan)
+            out[f"embeddings.{encoder}.pc{j}_absdiff"] = np.where(ok[:, 0], np.abs(A[:, j] - B[:, j]), np.nan)
     return pd.DataFrame(out)
 
 

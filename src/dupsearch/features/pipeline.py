@@ -68,6 +68,10 @@ class FeatureConfig:
     text_encoders: tuple[str, ...] = ()
     image_encoders: tuple[str, ...] = ("phash", "dhash", "colorhist")
     max_words: int = 48  # words per listing in the FastText word alignment
+    # Principal directions of each text encoder's listing embeddings (fitted on the training
+    # listings): per direction, the product and absolute difference of the two projections, so
+    # the booster can learn which kinds of meaning must agree. 0: cosine only.
+    embedding_components: int = 0
     max_photos: int = 10  # photos per listing compared
 
     def __post_init__(self):
@@ -103,6 +107,7 @@ class FeaturePipeline:
         self.text_encoders_: list = []
         self.image_encoders_: list = []
         self.feature_names_: list[str] | None = None
+        self.components_: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.encoder_stats_: dict[str, dict] = {}
         self.photo_report_: dict = {"photos": 0, "unreadable": 0, "examples": []}
         self._cache = None
@@ -137,6 +142,16 @@ class FeaturePipeline:
                 t0 = time.perf_counter()
                 enc.fit(fit_texts)
                 self._stats(enc.name)["fit_seconds"] = round(time.perf_counter() - t0, 3)
+        self.components_ = {}
+        k = self.config.embedding_components
+        if k and self.text_encoders_:
+            texts = list(dict.fromkeys(t for t in embedding_text(prepared) if t))
+            for enc in self.text_encoders_:
+                E = self._encode(enc, texts, progress)
+                mean = E.mean(axis=0)
+                # top-k right singular vectors of the centred embeddings
+                _, _, vt = np.linalg.svd(E - mean, full_matrices=False)
+                self.components_[enc.name] = (mean.astype(np.float32), vt[:k].astype(np.float32))
         return self
 
     def _make_encoders(self) -> None:
@@ -190,6 +205,11 @@ class FeaturePipeline:
                     for i in np.flatnonzero(empty):
                         col[i] = None
                     prepared[text_column(enc.name, field)] = col
+                    if field == "text" and enc.name in self.components_:
+                        mean, comps = self.components_[enc.name]
+                        proj = (emb - mean) @ comps.T
+                        prepared[text_column(enc.name, "proj")] = [None if c is None else r
+                                                                  for c, r in zip(col, proj)]
                 if hasattr(enc, "encode_words"):
                     words = enc.encode_words(prepared["text"].tolist(), max_words=self.config.max_words)
                     prepared[words_column(enc.name)] = [w.astype(np.float16) for w in words]
@@ -301,7 +321,7 @@ class FeaturePipeline:
             enc.save(directory / ENCODER_DIR / enc.name)
         from dupsearch.atomic import atomic_write
         state = {"config": asdict(self.config), "corpus": self.corpus_, "attributes": self.attributes_,
-                 "feature_names": self.feature_names_,
+                 "feature_names": self.feature_names_, "components": self.components_,
                  # the encoders in use (image encoders are dropped at fit when there were no photos)
                  "encoders": {"text": [e.name for e in self.text_encoders_],
                               "image": [e.name for e in self.image_encoders_]}}
@@ -315,6 +335,7 @@ class FeaturePipeline:
         self = cls(FeatureConfig(**state["config"]))
         self.corpus_, self.attributes_ = state["corpus"], state["attributes"]
         self.feature_names_ = state["feature_names"]
+        self.components_ = state.get("components", {})
         if self.config.clean_homoglyphs:
             from dupsearch.text.homoglyphs import HomoglyphCleaner
             self.cleaner_ = HomoglyphCleaner.load(directory / "homoglyph_cleaner")
