@@ -26,3 +26,17 @@ def test_demo_small_end_to_end(tmp_path):
     assert t["pr_auc"] > t["n_positive"] / t["n_pairs"] + 0.2
     assert len(summary["cv"]["folds"]) == 3
     assert any("held-out PR-AUC" in line for line in lines)
+    # photos are drawn by default and compared by the default photo encoders
+    assert summary["image_encoders"] == ["phash", "dhash", "colorhist"]
+    assert (tmp_path / "demo" / "model" / "encoders" / "colorhist" / "encoder.json").is_file()
+    assert set(summary["encoders"]) == {"phash", "dhash", "colorhist"}
+
+
+def test_demo_compares_photo_features(tmp_path):
+    cfg = MatcherConfig(gbdt=GBDTConfig(max_iterations=150, early_stopping_rounds=30, threads=2),
+                        n_models=1, cv_folds=3)
+    res = run_demo(tmp_path / "demo", n_listings=600, seed=5, config=cfg, compare_images=True,
+                   log=lambda *_: None)
+    # on this marketplace duplicates re-use their item's photos: the photo features must help
+    assert res["test"]["pr_auc"] > res["test_images_off"]["pr_auc"]
+    assert "Photo features" in (tmp_path / "demo" / "report" / "report.html").read_text()

@@ -29,7 +29,7 @@ def _examples(listings: pd.DataFrame, pairs: pd.DataFrame, p: np.ndarray) -> pd.
     })
 
 
-def run_demo(out_dir: str | Path, n_listings: int = 6000, seed: int = 0, photos: bool = False,
+def run_demo(out_dir: str | Path, n_listings: int = 6000, seed: int = 0, photos: bool = True,
              config: MatcherConfig | None = None, compare_cleaning: bool = False,
              compare_images: bool = False, log=print) -> dict:
     from dupsearch.synth import generate_marketplace, split_pairs
@@ -52,7 +52,7 @@ def run_demo(out_dir: str | Path, n_listings: int = 6000, seed: int = 0, photos:
         runs["cleaning off"] = replace(config, features=replace(config.features, clean_homoglyphs=False))
     if compare_images:
         if not (photos and config.features.image_encoders):
-            raise ValueError("compare_images needs photos=True and at least one image encoder")
+            raise ValueError("compare_images needs photos=True and image encoders")
         runs["images off"] = replace(config, features=replace(config.features, image_encoders=()))
     results = {}
     for name, cfg in runs.items():

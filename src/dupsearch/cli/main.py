@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -62,6 +63,10 @@ IMAGE_ENCODER_HELP = ("Image encoder spec, repeatable (default: phash, dhash, co
                       "(similarity of the two listings' photo sets as features).")
 
 
+COMPONENTS_HELP = ("Also compare text embeddings along their first N principal directions "
+                   "(product and difference per direction); 0 = cosine only.")
+
+
 def _features(text_encoders: Optional[list[str]], image_encoders: Optional[list[str]]):
     from dupsearch.features import FeatureConfig
     from dupsearch.encoders import make_encoder
@@ -96,7 +101,6 @@ def _config(backend: Backend, n_models: int, folds: int, seed: int, config_file:
         cfg = MatcherConfig.from_dict(raw)
         # Encoders named on the command line win over the file's.
         if text_encoders or image_encoders:
-            from dataclasses import replace
             named = _features(text_encoders, image_encoders)
             cfg.features = replace(cfg.features,
                                    text_encoders=named.text_encoders if text_encoders else cfg.features.text_encoders,
@@ -121,6 +125,7 @@ def train(
     seed: int = typer.Option(0, help="Base random seed (boosters use seed, seed+1, ...; CV folds)."),
     text_encoder: Optional[list[str]] = typer.Option(None, "--text-encoder", "-t", help=TEXT_ENCODER_HELP),
     image_encoder: Optional[list[str]] = typer.Option(None, "--image-encoder", "-i", help=IMAGE_ENCODER_HELP),
+    embedding_components: Optional[int] = typer.Option(None, min=0, help=COMPONENTS_HELP),
     config: Optional[Path] = typer.Option(None, help="Matcher config (.toml or .json); overrides the options "
                                     "above except --text-encoder/--image-encoder."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -135,6 +140,8 @@ def train(
         vp, vrep = read_pairs(valid, mapping=mapping, listing_ids=lst["item_id"])
         console.print(f"[dim]{vrep}[/dim]")
     cfg = _config(backend, n_models, folds, seed, config, text_encoder, image_encoder)
+    if embedding_components is not None:
+        cfg.features = replace(cfg.features, embedding_components=embedding_components)
     with console.status("training (features, boosting)…"):
         m = DuplicateMatcher(cfg).fit(lst, prs, vp, progress=True)
     m.save(out)
@@ -224,6 +231,7 @@ def bench(
     model_out: Optional[Path] = typer.Option(None, help="Also save the trained model here."),
     report: Optional[Path] = typer.Option(None, help="Write an HTML report on the test split here."),
     text_encoder: Optional[list[str]] = typer.Option(None, "--text-encoder", "-t", help=TEXT_ENCODER_HELP),
+    embedding_components: int = typer.Option(0, min=0, help=COMPONENTS_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Run one shared benchmark under its protocol: train on train, threshold and early
@@ -232,7 +240,8 @@ def bench(
     from dupsearch.bench import run_benchmark
     from dupsearch.models import GBDTConfig, MatcherConfig
     cfg = MatcherConfig(gbdt=GBDTConfig(backend=backend.value), n_models=n_models, seed=seed,
-                        features=_features(text_encoder, None))
+                        features=replace(_features(text_encoder, None),
+                                         embedding_components=embedding_components))
     with console.status(f"benchmark {dataset_dir.name}…"):
         res = run_benchmark(dataset_dir, train_size=train_size.value, config=cfg, progress=False,
                             model_out=model_out, report_dir=report)
@@ -241,6 +250,9 @@ def bench(
     for k in ("f1", "precision", "recall", "pr_auc", "roc_auc", "threshold", "n_features", "train_seconds",
               "predict_seconds", "pairs_per_second_features"):
         t.add_row(k, str(res[k]))
+    for name, st in (res.get("encoders") or {}).items():
+        rate = f"{st['items_per_second']:,.0f} items/s" if st.get("items_per_second") else "-"
+        t.add_row(f"encoder {name}", f"{st['encoded']:,} encoded, {st['cached']:,} cached; {rate}")
     Console().print(t)
     if json_out:
         _write_json_atomic(json_out, res)
@@ -252,14 +264,14 @@ def demo(
     out: Path = typer.Option(Path("out/demo"), "--out", "-o", help="Folder for data, model, report."),
     n_listings: int = typer.Option(6000, min=200, help="Listings to generate."),
     seed: int = typer.Option(0, help="Seed of the generator, the split and the boosters."),
-    photos: bool = typer.Option(False, help="Also draw photos (PNG) for the listings."),
+    photos: bool = typer.Option(True, "--photos/--no-photos",
+                                help="Draw 1-5 photos (PNG) per listing; the photo encoders compare them."),
     compare_cleaning: bool = typer.Option(False, help="Also train with homoglyph cleaning off and compare."),
     backend: Backend = typer.Option(Backend.catboost),
     n_models: int = typer.Option(1, min=1, help="Boosters with different seeds, averaged."),
     text_encoder: Optional[list[str]] = typer.Option(None, "--text-encoder", "-t", help=TEXT_ENCODER_HELP),
     image_encoder: Optional[list[str]] = typer.Option(None, "--image-encoder", "-i", help=IMAGE_ENCODER_HELP),
-    compare_images: bool = typer.Option(False, help="Also train without the image encoders and compare "
-                                        "(needs --photos and at least one --image-encoder)."),
+    compare_images: bool = typer.Option(False, help="Also train without the photo encoders and compare."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """The whole job on a generated Russian marketplace: generate, train with grouped
@@ -267,10 +279,11 @@ def demo(
     _setup_logging(verbose)
     from dupsearch.demo import run_demo
     from dupsearch.models import GBDTConfig, MatcherConfig
-    if compare_images and not (photos and image_encoder):
-        raise typer.BadParameter("--compare-images needs --photos and at least one --image-encoder")
     cfg = MatcherConfig(gbdt=GBDTConfig(backend=backend.value), n_models=n_models, seed=seed,
                         features=_features(text_encoder, image_encoder))
+    if compare_images and not (photos and cfg.features.image_encoders):
+        raise typer.BadParameter("--compare-images needs photos (not --no-photos) and image encoders "
+                                 "(not --image-encoder none)")
     res = run_demo(out, n_listings=n_listings, seed=seed, photos=photos, config=cfg,
                    compare_cleaning=compare_cleaning, compare_images=compare_images, log=console.print)
     t = res["test"]
