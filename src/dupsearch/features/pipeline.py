@@ -283,14 +283,15 @@ class FeaturePipeline:
         return out
 
     def prepare(self, listings: pd.DataFrame, pairs: pd.DataFrame | None = None,
-                progress: bool = False) -> pd.DataFrame:
-        """Prepared listings (with embedding columns) of the listings `pairs` name (all when None)."""
+                progress: bool = False, embeddings: bool = True) -> pd.DataFrame:
+        """Prepared (cleaned, normalized) listings that `pairs` name (all when None), with the
+        embedding columns unless ``embeddings=False``."""
         sub = listings
         if pairs is not None:
             needed = pd.unique(pd.concat([pairs["item_id_a"], pairs["item_id_b"]]).astype(str))
             sub = listings[listings["item_id"].astype(str).isin(needed)]
         prepared = prepare_listings(sub, self.cleaner_)
-        return self.attach_embeddings(prepared, sub, progress=progress)
+        return self.attach_embeddings(prepared, sub, progress=progress) if embeddings else prepared
 
     def transform(self, listings: pd.DataFrame, pairs: pd.DataFrame, progress: bool = False,
                   prepared: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from dupsearch.errors import DataError, ModelNotFoundError, ModelVersionError
 from dupsearch.features import FeatureConfig, FeaturePipeline
 from dupsearch.models.cv import choose_groups, group_folds
 from dupsearch.models.gbdt import GBDTConfig, GBDTModel
+from dupsearch.models.stacking import LearnedFeatures, StackingConfig
 from dupsearch.models.metrics import binary_metrics
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,14 @@ class MatcherConfig:
     n_models: int = 3      # boosters with different seeds, averaged: steadier than one
     cv_folds: int = 5      # used when no validation pairs are given
     seed: int = 0
+    # Models trained on the labelled pairs (cross-encoder), stacked as out-of-fold features.
+    stacking: StackingConfig = field(default_factory=StackingConfig)
 
     @classmethod
     def from_dict(cls, d: dict) -> "MatcherConfig":
         d = dict(d)
-        return cls(gbdt=GBDTConfig(**d.pop("gbdt", {})), features=FeatureConfig(**d.pop("features", {})), **d)
+        return cls(gbdt=GBDTConfig(**d.pop("gbdt", {})), features=FeatureConfig(**d.pop("features", {})),
+                   stacking=StackingConfig(**d.pop("stacking", {})), **d)
 
 
 def dependency_versions() -> dict[str, str]:
@@ -79,13 +83,19 @@ class DuplicateMatcher:
         self.threshold_: float = 0.5
         self.metrics_: dict = {}
         self.importance_: pd.Series | None = None
+        self.learned_: LearnedFeatures | None = None
+        self.feature_names_: list[str] | None = None
 
     @property
     def feature_names(self) -> list[str]:
-        return list(self.pipeline_.feature_names_)
+        return list(self.feature_names_ or self.pipeline_.feature_names_)
 
     def features(self, listings: pd.DataFrame, pairs: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
-        return self.pipeline_.transform(listings, pairs, progress=progress)
+        X = self.pipeline_.transform(listings, pairs, progress=progress)
+        if self.learned_ is not None and len(pairs):
+            L = self.learned_.transform(self.pipeline_.prepare(listings, pairs, embeddings=False), pairs)
+            X = pd.concat([X, L.set_axis(X.index)], axis=1)
+        return X
 
     def fit(self, listings: pd.DataFrame, pairs: pd.DataFrame, valid_pairs: pd.DataFrame | None = None,
             progress: bool = False) -> "DuplicateMatcher":
@@ -100,6 +110,17 @@ class DuplicateMatcher:
         t0 = time.perf_counter()
         X = self.pipeline_.transform(listings, pairs, progress=progress)
         feature_seconds = time.perf_counter() - t0
+        self.learned_ = None
+        if cfg.stacking.enabled:
+            # Out-of-fold scores through the booster's own grouped folds (see models.stacking).
+            t0 = time.perf_counter()
+            folds, _ = group_folds(pairs, y, cfg.stacking.folds or cfg.cv_folds, cfg.seed)
+            self.learned_ = LearnedFeatures(cfg.stacking)
+            L = self.learned_.fit_transform(self.pipeline_.prepare(listings, pairs, embeddings=False),
+                                            pairs, y, folds, progress=progress)
+            X = pd.concat([X, L.set_axis(X.index)], axis=1)
+            learned_seconds = time.perf_counter() - t0
+        self.feature_names_ = list(X.columns)
         cat = self.pipeline_.categorical_features
         t1 = time.perf_counter()
         seeds = [cfg.seed + i for i in range(cfg.n_models)]
@@ -107,7 +128,7 @@ class DuplicateMatcher:
                          "backend": cfg.gbdt.backend}
         if valid_pairs is not None:
             yv = _labels(valid_pairs, "validation")
-            Xv = self.pipeline_.transform(listings, valid_pairs, progress=progress)
+            Xv = self.features(listings, valid_pairs, progress=progress)
             self.models_ = [GBDTModel(cfg.gbdt, cat, s).fit(X, y, eval_set=(Xv, yv)) for s in seeds]
             pv = np.mean([m.predict_proba(Xv) for m in self.models_], axis=0)
             vm = binary_metrics(yv, pv)
@@ -129,6 +150,8 @@ class DuplicateMatcher:
             metrics["encoders"] = self.pipeline_.encoder_stats_
         if self.pipeline_.photo_report_["photos"]:
             metrics["photos"] = self.pipeline_.photo_report_
+        if self.learned_ is not None:
+            metrics["stacking"] = {**self.learned_.report_, "seconds": learned_seconds}
         self.metrics_ = metrics
         self.importance_ = pd.concat([m.feature_importance(list(X.columns)) for m in self.models_],
                                      axis=1).mean(axis=1).sort_values(ascending=False)
@@ -190,6 +213,8 @@ class DuplicateMatcher:
             (tmp / "features.json").write_text(json.dumps(
                 {"features": self.feature_names, "categorical": self.pipeline_.categorical_features}, indent=1))
             self.pipeline_.save(tmp)
+            if self.learned_ is not None:
+                self.learned_.save(tmp / "stacking")
             for i, m in enumerate(self.models_):
                 m.save(tmp / f"booster_{i}")
             (tmp / "metrics.json").write_text(json.dumps(self.metrics_, indent=2, default=float))
@@ -235,6 +260,9 @@ class DuplicateMatcher:
                             path, dep, saved, here.get(dep))
         self = cls(MatcherConfig.from_dict(json.loads((path / "config.json").read_text())))
         self.pipeline_ = FeaturePipeline.load(path)
+        self.feature_names_ = json.loads((path / "features.json").read_text())["features"]
+        if (path / "stacking").is_dir():
+            self.learned_ = LearnedFeatures.load(path / "stacking")
         self.models_ = [GBDTModel.load(self.config.gbdt, path / f"booster_{i}")
                         for i in range(manifest["n_models"])]
         self.threshold_ = float(manifest["threshold"])
