@@ -58,6 +58,9 @@ def run_benchmark(dataset_dir: str | Path, train_size: str = "medium",
         "image_encoders": list(config.features.image_encoders),
         # Per encoder: items encoded (cache misses) and from the cache, seconds, items per second.
         "encoders": matcher.pipeline_.encoder_stats_ or None,
+        # Learned matchers stacked under the booster: settings, out-of-fold quality, wall time.
+        "stacking": {"config": config.stacking.cross_encoder, **matcher.metrics_["stacking"]}
+        if "stacking" in matcher.metrics_ else None,
         "versions": dependency_versions(),
     }
     if report_dir:

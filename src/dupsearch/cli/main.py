@@ -63,6 +63,17 @@ IMAGE_ENCODER_HELP = ("Image encoder spec, repeatable (default: phash, dhash, co
                       "(similarity of the two listings' photo sets as features).")
 
 
+CROSS_ENCODER_HELP = ("Fine-tune a cross-encoder on the labelled pairs and stack its out-of-fold score "
+                      "under the booster: 'minilm' (bundled) or a local Hugging Face model folder.")
+
+
+def _stacking(cross_encoder: Optional[str], epochs: int, max_length: int):
+    from dupsearch.models.stacking import StackingConfig
+    if not cross_encoder:
+        return StackingConfig()
+    return StackingConfig(cross_encoder={"model": cross_encoder, "epochs": epochs, "max_length": max_length})
+
+
 COMPONENTS_HELP = ("Also compare text embeddings along their first N principal directions "
                    "(product and difference per direction); 0 = cosine only.")
 
@@ -126,6 +137,9 @@ def train(
     text_encoder: Optional[list[str]] = typer.Option(None, "--text-encoder", "-t", help=TEXT_ENCODER_HELP),
     image_encoder: Optional[list[str]] = typer.Option(None, "--image-encoder", "-i", help=IMAGE_ENCODER_HELP),
     embedding_components: Optional[int] = typer.Option(None, min=0, help=COMPONENTS_HELP),
+    cross_encoder: Optional[str] = typer.Option(None, help=CROSS_ENCODER_HELP),
+    cross_encoder_epochs: int = typer.Option(1, min=1, help="Fine-tuning epochs of the cross-encoder."),
+    cross_encoder_max_length: int = typer.Option(128, min=16, help="Tokens per pair for the cross-encoder."),
     config: Optional[Path] = typer.Option(None, help="Matcher config (.toml or .json); overrides the options "
                                     "above except --text-encoder/--image-encoder."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -142,6 +156,8 @@ def train(
     cfg = _config(backend, n_models, folds, seed, config, text_encoder, image_encoder)
     if embedding_components is not None:
         cfg.features = replace(cfg.features, embedding_components=embedding_components)
+    if cross_encoder:
+        cfg.stacking = _stacking(cross_encoder, cross_encoder_epochs, cross_encoder_max_length)
     with console.status("training (features, boosting)…"):
         m = DuplicateMatcher(cfg).fit(lst, prs, vp, progress=True)
     m.save(out)
@@ -232,6 +248,10 @@ def bench(
     report: Optional[Path] = typer.Option(None, help="Write an HTML report on the test split here."),
     text_encoder: Optional[list[str]] = typer.Option(None, "--text-encoder", "-t", help=TEXT_ENCODER_HELP),
     embedding_components: int = typer.Option(0, min=0, help=COMPONENTS_HELP),
+    cross_encoder: Optional[str] = typer.Option(None, help=CROSS_ENCODER_HELP),
+    cross_encoder_epochs: int = typer.Option(1, min=1, help="Fine-tuning epochs of the cross-encoder."),
+    cross_encoder_max_length: int = typer.Option(128, min=16, help="Tokens per pair for the cross-encoder."),
+    stack_folds: int = typer.Option(3, min=2, help="Folds of the cross-encoder's out-of-fold scores."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Run one shared benchmark under its protocol: train on train, threshold and early
@@ -241,7 +261,9 @@ def bench(
     from dupsearch.models import GBDTConfig, MatcherConfig
     cfg = MatcherConfig(gbdt=GBDTConfig(backend=backend.value), n_models=n_models, seed=seed,
                         features=replace(_features(text_encoder, None),
-                                         embedding_components=embedding_components))
+                                         embedding_components=embedding_components),
+                        stacking=replace(_stacking(cross_encoder, cross_encoder_epochs, cross_encoder_max_length),
+                                         folds=stack_folds))
     with console.status(f"benchmark {dataset_dir.name}…"):
         res = run_benchmark(dataset_dir, train_size=train_size.value, config=cfg, progress=False,
                             model_out=model_out, report_dir=report)
@@ -250,6 +272,11 @@ def bench(
     for k in ("f1", "precision", "recall", "pr_auc", "roc_auc", "threshold", "n_features", "train_seconds",
               "predict_seconds", "pairs_per_second_features"):
         t.add_row(k, str(res[k]))
+    if res.get("stacking"):
+        ce = res["stacking"].get("cross_encoder", {})
+        t.add_row("cross-encoder alone (out-of-fold PR-AUC)", f"{ce.get('oof_pr_auc', float('nan')):.4f}")
+        t.add_row("cross-encoder seconds (out-of-fold + final)",
+                  f"{ce.get('oof_seconds', 0):.0f} + {ce.get('final_seconds', 0):.0f}")
     for name, st in (res.get("encoders") or {}).items():
         rate = f"{st['items_per_second']:,.0f} items/s" if st.get("items_per_second") else "-"
         t.add_row(f"encoder {name}", f"{st['encoded']:,} encoded, {st['cached']:,} cached; {rate}")
