@@ -93,7 +93,7 @@ class DuplicateMatcher:
     def features(self, listings: pd.DataFrame, pairs: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
         X = self.pipeline_.transform(listings, pairs, progress=progress)
         if self.learned_ is not None and len(pairs):
-            L = self.learned_.transform(self.pipeline_.prepare(listings, pairs, embeddings=False), pairs)
+            L = self.learned_.transform(listings, self.pipeline_.prepare(listings, pairs, embeddings=False), pairs)
             X = pd.concat([X, L.set_axis(X.index)], axis=1)
         return X
 
@@ -116,7 +116,7 @@ class DuplicateMatcher:
             t0 = time.perf_counter()
             folds, _ = group_folds(pairs, y, cfg.stacking.folds or cfg.cv_folds, cfg.seed)
             self.learned_ = LearnedFeatures(cfg.stacking)
-            L = self.learned_.fit_transform(self.pipeline_.prepare(listings, pairs, embeddings=False),
+            L = self.learned_.fit_transform(listings, self.pipeline_.prepare(listings, pairs, embeddings=False),
                                             pairs, y, folds, progress=progress)
             X = pd.concat([X, L.set_axis(X.index)], axis=1)
             learned_seconds = time.perf_counter() - t0
