@@ -67,11 +67,13 @@ CROSS_ENCODER_HELP = ("Fine-tune a cross-encoder on the labelled pairs and stack
                       "under the booster: 'minilm' (bundled) or a local Hugging Face model folder.")
 
 
-def _stacking(cross_encoder: Optional[str], epochs: int, max_length: int):
+def _stacking(cross_encoder: Optional[str], epochs: int, max_length: int,
+              image_backbone: Optional[str] = None, image_size: int = 224, image_epochs: int = 3):
     from dupsearch.models.stacking import StackingConfig
-    if not cross_encoder:
-        return StackingConfig()
-    return StackingConfig(cross_encoder={"model": cross_encoder, "epochs": epochs, "max_length": max_length})
+    return StackingConfig(
+        cross_encoder={"model": cross_encoder, "epochs": epochs, "max_length": max_length} if cross_encoder else None,
+        image_model={"backbone": image_backbone, "image_size": image_size, "epochs": image_epochs}
+        if image_backbone else None)
 
 
 COMPONENTS_HELP = ("Also compare text embeddings along their first N principal directions "
@@ -140,6 +142,12 @@ def train(
     cross_encoder: Optional[str] = typer.Option(None, help=CROSS_ENCODER_HELP),
     cross_encoder_epochs: int = typer.Option(1, min=1, help="Fine-tuning epochs of the cross-encoder."),
     cross_encoder_max_length: int = typer.Option(128, min=16, help="Tokens per pair for the cross-encoder."),
+    contrastive_image: Optional[str] = typer.Option(
+        None, help="Fine-tune this timm backbone (e.g. resnet50) with contrastive loss on the photos of "
+                   "the labelled pairs and stack its out-of-fold photo similarities (random init: no "
+                   "pretrained weights are downloaded)."),
+    contrastive_image_size: int = typer.Option(224, min=16, help="Photo side in pixels for that model."),
+    contrastive_epochs: int = typer.Option(3, min=1, help="Epochs of the contrastive photo model."),
     config: Optional[Path] = typer.Option(None, help="Matcher config (.toml or .json); overrides the options "
                                     "above except --text-encoder/--image-encoder."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -156,8 +164,9 @@ def train(
     cfg = _config(backend, n_models, folds, seed, config, text_encoder, image_encoder)
     if embedding_components is not None:
         cfg.features = replace(cfg.features, embedding_components=embedding_components)
-    if cross_encoder:
-        cfg.stacking = _stacking(cross_encoder, cross_encoder_epochs, cross_encoder_max_length)
+    if cross_encoder or contrastive_image:
+        cfg.stacking = _stacking(cross_encoder, cross_encoder_epochs, cross_encoder_max_length,
+                                 contrastive_image, contrastive_image_size, contrastive_epochs)
     with console.status("training (features, boosting)…"):
         m = DuplicateMatcher(cfg).fit(lst, prs, vp, progress=True)
     m.save(out)
