@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, IO
 
@@ -38,3 +39,34 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def atomic_savez(path: str | os.PathLike, **arrays) -> Path:
     import numpy as np
     return atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
+
+
+@contextmanager
+def atomic_directory(path: str | os.PathLike):
+    """Build a directory in a temporary sibling, then swap it in for `path`.
+
+    Yields the temporary directory. On success an existing `path` is moved aside, the new one
+    renamed into place (the old one is put back if that fails) and the old one removed; on any
+    error the temporary directory is deleted and `path` is left as it was. A reader never sees a
+    half-written directory.
+    """
+    import shutil
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / "previous")
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                os.replace(old / "previous", path)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 
 from dupsearch.io import load_benchmark
 from dupsearch.models import DuplicateMatcher, MatcherConfig, binary_metrics

@@ -15,7 +15,6 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-import dupsearch
 from dupsearch.errors import DupsearchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,

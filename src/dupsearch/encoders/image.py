@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
-from dupsearch.encoders.base import Encoder, l2_normalize, parse_spec, require
+from dupsearch.encoders.base import Encoder, l2_normalize, parse_spec
 from dupsearch.errors import DataError, ModelNotFoundError
 
 # JPEG files are decoded at a reduced scale when the encoder needs no more than this many pixels

@@ -39,9 +39,7 @@ import json
 import logging
 import math
 import os
-import shutil
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, fields
@@ -692,9 +690,8 @@ class CrossEncoderModel:
         history), written to a temporary directory and moved into place."""
         self._require_fitted()
         path = Path(directory)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
+        from dupsearch.atomic import atomic_directory
+        with atomic_directory(path) as tmp:
             self._model.save_pretrained(str(tmp))
             self._tokenizer.save_pretrained(str(tmp))
             meta = {"format_version": FORMAT_VERSION, "config": self.config.to_dict(),
@@ -704,16 +701,6 @@ class CrossEncoderModel:
                     "fit_seconds": self.fit_seconds_, "loss_history": [float(x) for x in self.loss_history_],
                     "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=1))
-            if path.exists():
-                old = path.with_name(f".{path.name}.old-{os.getpid()}")
-                os.replace(path, old)
-                os.replace(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return path
 
     @classmethod

@@ -44,8 +44,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -488,27 +486,12 @@ class ContrastiveImageTrainer:
             if any(directory.iterdir()) and not (directory / _INFO_FILE).is_file():
                 raise FileExistsError(f"{directory} is a non-empty folder that holds no model saved by "
                                       f"the contrastive trainer ({_INFO_FILE}); not replacing it")
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
-        try:
+        from dupsearch.atomic import atomic_directory
+        with atomic_directory(directory) as tmp:
             state = {k: v.detach().cpu().contiguous() for k, v in self.model_.state_dict().items()}
             save_file(state, str(tmp / _WEIGHTS_FILE))
             (tmp / "config.json").write_text(json.dumps(self._hub_config(), indent=2), encoding="utf-8")
             (tmp / _INFO_FILE).write_text(json.dumps(self._info(), indent=2), encoding="utf-8")
-            if directory.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".old", dir=directory.parent))
-                os.replace(directory, old / "model")
-                try:
-                    os.replace(tmp, directory)
-                except BaseException:
-                    os.replace(old / "model", directory)
-                    raise
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return directory
 
     def _hub_config(self) -> dict:

@@ -7,8 +7,6 @@ import json
 import logging
 import os
 import platform
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -18,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 import dupsearch
+from dupsearch.atomic import atomic_directory
 from dupsearch.errors import DataError, ModelNotFoundError, ModelVersionError
 from dupsearch.features import FeatureConfig, FeaturePipeline
 from dupsearch.models.cv import choose_groups, group_folds
@@ -205,9 +204,7 @@ class DuplicateMatcher:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model directory atomically: a half-written model never appears at `path`."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
+        with atomic_directory(path) as tmp:
             cfg = asdict(self.config)
             (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
             (tmp / "features.json").write_text(json.dumps(
@@ -225,16 +222,6 @@ class DuplicateMatcher:
                         "versions": dependency_versions(),
                         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-            if path.exists():
-                old = path.with_name(f".{path.name}.old-{os.getpid()}")
-                os.replace(path, old)
-                os.replace(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return path
 
     @classmethod
