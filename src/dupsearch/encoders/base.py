@@ -63,9 +63,9 @@ class Encoder(abc.ABC):
     spec: str  # the spec string that rebuilds this encoder (set by each subclass)
 
     @classmethod
+    @abc.abstractmethod
     def from_spec(cls, spec: str) -> "Encoder":
-        """Build from "kind[:argument][?options]" (see `parse_spec`); subclasses parse their options."""
-        raise NotImplementedError(f"{cls.__name__} cannot be built from a spec")
+        """Build from "kind[:argument][?options]" (see `parse_spec`); each class parses its options."""
 
     @property
     def name(self) -> str:

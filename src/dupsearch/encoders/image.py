@@ -20,6 +20,8 @@ Models come from local files only; nothing is downloaded.
 
 from __future__ import annotations
 
+import abc
+
 import hashlib
 import json
 import os
@@ -320,11 +322,13 @@ class _TorchImageEncoder(Encoder):
         # the model's own resize; smaller files decode as they are.
         self._min_side: int | None = None
 
+    @abc.abstractmethod
     def _load(self) -> None:
-        raise NotImplementedError
+        """Build the model and its transform; set _model, _transform, _dim, _device, _min_side."""
 
+    @abc.abstractmethod
     def _weights_digest(self) -> str:
-        raise NotImplementedError
+        """Cheap digest of the weight files in use."""
 
     def state_digest(self) -> str:
         """Digest of the weights (and configs), taken once: the first time it is asked for or
@@ -718,8 +722,9 @@ class SentenceTransformerImageEncoder(_TorchImageEncoder):
         if not self._dim:
             self._dim = int(self._st_encode([Image.new("RGB", (32, 32))]).shape[1])
 
-    def preprocess(self, items: Sequence[Any]):
-        raise NotImplementedError("sentence-transformers preprocesses inside SentenceTransformer.encode")
+    def preprocess(self, items: Sequence[Any]) -> list[Image.Image]:
+        """The model's input: RGB pictures (SentenceTransformer.encode resizes and normalises them)."""
+        return _images(items)
 
     def _st_encode(self, images: list[Image.Image]) -> np.ndarray:
         return self._model.encode(images, batch_size=self.batch_size, convert_to_numpy=True,
@@ -730,5 +735,5 @@ class SentenceTransformerImageEncoder(_TorchImageEncoder):
         out = np.empty((len(items), self._dim), np.float32)
         for s in range(0, len(items), self.batch_size):
             chunk = items[s:s + self.batch_size]
-            out[s:s + len(chunk)] = np.asarray(self._st_encode(_images(chunk)), np.float32).reshape(len(chunk), -1)
+            out[s:s + len(chunk)] = np.asarray(self._st_encode(self.preprocess(chunk)), np.float32).reshape(len(chunk), -1)
         return l2_normalize(out)
