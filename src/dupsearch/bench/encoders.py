@@ -87,7 +87,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--image-size", type=int, default=224)
     ap.add_argument("--json", type=Path, help="write the results here")
     a = ap.parse_args(argv)
-    res = run(a.text, a.image, a.benchmark, a.n_texts, a.n_images, a.image_size)
+    from dupsearch.errors import DupsearchError
+    try:
+        res = run(a.text, a.image, a.benchmark, a.n_texts, a.n_images, a.image_size)
+    except (DupsearchError, ValueError) as exc:  # unknown spec, missing model or data
+        ap.exit(2, f"error: {exc}\n")
     for r in res["encoders"]:
         fit = f", fit {r['fit_seconds']} s" if "fit_seconds" in r else ""
         print(f"{r['modality']:5s} {r['spec']:40s} dim {r['dim']:5d}  {r['items_per_second']:9.1f} items/s"
