@@ -489,3 +489,18 @@ def test_atomic_directory_swaps_whole_or_not_at_all(tmp_path):
         (tmp / "b.txt").write_text("3")
     assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary left behind
+
+
+def test_atomic_writes_follow_the_umask(tmp_path):
+    # mkstemp/mkdtemp create private files (0600/0700): written outputs must not stay private.
+    import os
+    from dupsearch.atomic import atomic_directory, atomic_write_text
+    old = os.umask(0o022)
+    try:
+        f = atomic_write_text(tmp_path / "report.html", "x")
+        with atomic_directory(tmp_path / "model") as d:
+            (d / "a.json").write_text("{}")
+    finally:
+        os.umask(old)
+    assert f.stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "model").stat().st_mode & 0o777 == 0o755

@@ -110,6 +110,7 @@ class FeaturePipeline:
         self.components_: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.encoder_stats_: dict[str, dict] = {}
         self.photo_report_: dict = {"photos": 0, "unreadable": 0, "examples": []}
+        self.family_columns_: dict[str, list[str]] = {}
         self._cache = None
 
     @property
@@ -261,7 +262,7 @@ class FeaturePipeline:
 
     def transform_batch(self, batch: pd.DataFrame) -> pd.DataFrame:
         """Features of one joined pair batch (see ``features.base.join_pairs``)."""
-        parts = []
+        parts, family_of = [], []
         for fam in self.config.families:
             if fam in STATELESS:
                 parts.append(STATELESS[fam](batch))
@@ -272,11 +273,21 @@ class FeaturePipeline:
             elif fam == "embeddings":
                 for enc in self.text_encoders_:
                     parts.append(text_embedding_features(batch, enc.name))
+                    family_of.append(fam)
                     if f"{words_column(enc.name)}_a" in batch:
                         parts.append(word_alignment_features(batch, enc.name))
+                        family_of.append(fam)
+                continue
             elif fam == "images":
                 for enc in self.image_encoders_:
                     parts.append(image_set_features(batch, enc.name, enc.metric))
+                    family_of.append(fam)
+                continue
+            family_of.append(fam)
+        families: dict[str, list[str]] = {}
+        for fam, part in zip(family_of, parts):
+            families.setdefault(fam, []).extend(part.columns)
+        self.family_columns_ = families  # which columns each family made (ablations drop them)
         out = pd.concat([p.reset_index(drop=True) for p in parts], axis=1)
         if self.feature_names_ is not None:
             out = out.reindex(columns=self.feature_names_)

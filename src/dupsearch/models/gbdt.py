@@ -46,7 +46,9 @@ class GBDTModel:
         for c in self.categorical:
             if fit:
                 self.categories_[c] = sorted(X[c].astype(str).unique().tolist())
-            X[c] = pd.Categorical(X[c].astype(str), categories=self.categories_[c])
+            v = X[c].astype(str)
+            # values unseen in training become missing (pandas will refuse them in Categorical)
+            X[c] = pd.Categorical(v.where(v.isin(self.categories_[c])), categories=self.categories_[c])
         return X
 
     def _cb_frame(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -114,6 +116,24 @@ class GBDTModel:
             imp = self.booster_.booster_.feature_importance(importance_type="gain")
         s = pd.Series(np.asarray(imp, dtype=float), index=names)
         return s / s.sum() if s.sum() else s
+
+    def shap_values(self, X: pd.DataFrame) -> np.ndarray:
+        """SHAP contributions to the raw margin (log-odds), shape (n_rows, n_features).
+
+        Each row plus the model's expected value sums to the raw score; the expected-value
+        column both libraries append is dropped. Works for fitted and loaded models."""
+        if self.config.backend == "catboost":
+            from catboost import Pool
+            Xc = self._cb_frame(X)
+            cats = [c for c in self.categorical if c in Xc.columns]
+            sv = self.booster_.get_feature_importance(Pool(Xc, cat_features=cats or None),
+                                                      type="ShapValues")
+        else:
+            # fitted: LGBMClassifier.booster_; loaded: _LoadedLGBM.booster_ — both a lightgbm.Booster
+            sv = self.booster_.booster_.predict(self._lgb_frame(X, fit=False),
+                                                num_iteration=self.best_iteration_, pred_contrib=True)
+        sv = np.asarray(sv, dtype=float)
+        return sv[:, :-1]
 
     # Native booster formats: readable by the library on any machine, no pickle.
     def save(self, path_stem: Path) -> None:

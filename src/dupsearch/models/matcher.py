@@ -20,6 +20,9 @@ from dupsearch.atomic import atomic_directory
 from dupsearch.errors import DataError, ModelNotFoundError, ModelVersionError
 from dupsearch.features import FeatureConfig, FeaturePipeline
 from dupsearch.models.cv import choose_groups, group_folds
+from dupsearch.models.ensemble import (CategoryModels, Combiner, EnsembleConfig, align_rows,
+                                       component_report, cross_fitted_combination, fill_fallbacks,
+                                       pair_categories, row_priors)
 from dupsearch.models.gbdt import GBDTConfig, GBDTModel
 from dupsearch.models.stacking import LearnedFeatures, StackingConfig
 from dupsearch.models.metrics import binary_metrics
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 KEY_DEPENDENCIES = ("numpy", "pandas", "scipy", "scikit-learn", "rapidfuzz", "catboost",
                     "lightgbm", "pyarrow")
 MANIFEST = "manifest.json"
+ENSEMBLE = "ensemble.json"
 
 
 @dataclass
@@ -40,12 +44,23 @@ class MatcherConfig:
     seed: int = 0
     # Models trained on the labelled pairs (cross-encoder), stacked as out-of-fold features.
     stacking: StackingConfig = field(default_factory=StackingConfig)
+    # Per-category and AutoML components, their blend, alignment and calibration.
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    # Transitive-chain enlargement of the training pairs (models.enlarge.EnlargeConfig
+    # settings, e.g. {}); None: off. Applied inside each CV fold's training part only.
+    enlarge: dict | None = None
+
+    def __post_init__(self):
+        if self.enlarge is not None and self.stacking.enabled:
+            raise ValueError("enlarge and stacking cannot be combined yet: the stacked models' scores of "
+                             "the added pairs would come from models that saw the pairs they derive from")
 
     @classmethod
     def from_dict(cls, d: dict) -> "MatcherConfig":
         d = dict(d)
         return cls(gbdt=GBDTConfig(**d.pop("gbdt", {})), features=FeatureConfig(**d.pop("features", {})),
-                   stacking=StackingConfig(**d.pop("stacking", {})), **d)
+                   stacking=StackingConfig(**d.pop("stacking", {})),
+                   ensemble=EnsembleConfig(**d.pop("ensemble", {})), **d)
 
 
 def dependency_versions() -> dict[str, str]:
@@ -84,6 +99,9 @@ class DuplicateMatcher:
         self.importance_: pd.Series | None = None
         self.learned_: LearnedFeatures | None = None
         self.feature_names_: list[str] | None = None
+        self.parts_: dict = {}            # component name -> fitted models (see models.ensemble)
+        self.combiner_: Combiner | None = None
+        self.prior_: float | None = None  # positive rate of the (enlarged) training pairs
 
     @property
     def feature_names(self) -> list[str]:
@@ -96,8 +114,9 @@ class DuplicateMatcher:
             X = pd.concat([X, L.set_axis(X.index)], axis=1)
         return X
 
-    def fit(self, listings: pd.DataFrame, pairs: pd.DataFrame, valid_pairs: pd.DataFrame | None = None,
-            progress: bool = False) -> "DuplicateMatcher":
+    def training_features(self, listings: pd.DataFrame, pairs: pd.DataFrame, progress: bool = False):
+        """Fit the feature pipeline (and the stacked learned matchers) on the training pairs;
+        returns their feature frame X, labels y, categories and timings."""
         cfg = self.config
         y = _labels(pairs, "training")
         t0 = time.perf_counter()
@@ -105,10 +124,10 @@ class DuplicateMatcher:
         train_ids = set(pairs["item_id_a"].astype(str)) | set(pairs["item_id_b"].astype(str))
         self.pipeline_ = FeaturePipeline(cfg.features).fit(
             listings[listings["item_id"].astype(str).isin(train_ids)], progress=progress)
-        t_fit = time.perf_counter() - t0
+        timings = {"feature_fit_seconds": time.perf_counter() - t0}
         t0 = time.perf_counter()
         X = self.pipeline_.transform(listings, pairs, progress=progress)
-        feature_seconds = time.perf_counter() - t0
+        timings["feature_seconds"] = time.perf_counter() - t0
         self.learned_ = None
         if cfg.stacking.enabled:
             # Out-of-fold scores through the booster's own grouped folds (see models.stacking).
@@ -118,28 +137,23 @@ class DuplicateMatcher:
             L = self.learned_.fit_transform(listings, self.pipeline_.prepare(listings, pairs, embeddings=False),
                                             pairs, y, folds, progress=progress)
             X = pd.concat([X, L.set_axis(X.index)], axis=1)
-            learned_seconds = time.perf_counter() - t0
+            timings["learned_seconds"] = time.perf_counter() - t0
         self.feature_names_ = list(X.columns)
-        cat = self.pipeline_.categorical_features
+        return X, y, pair_categories(listings, pairs, cfg.ensemble.category_column), timings
+
+    def fit(self, listings: pd.DataFrame, pairs: pd.DataFrame, valid_pairs: pd.DataFrame | None = None,
+            progress: bool = False) -> "DuplicateMatcher":
+        X, y, cat, timings = self.training_features(listings, pairs, progress=progress)
+        t_fit, feature_seconds = timings["feature_fit_seconds"], timings["feature_seconds"]
+        learned_seconds = timings.get("learned_seconds")
+        cfg = self.config
         t1 = time.perf_counter()
-        seeds = [cfg.seed + i for i in range(cfg.n_models)]
         metrics: dict = {"n_train_pairs": int(len(pairs)), "n_features": int(X.shape[1]),
                          "backend": cfg.gbdt.backend}
         if valid_pairs is not None:
-            yv = _labels(valid_pairs, "validation")
-            Xv = self.features(listings, valid_pairs, progress=progress)
-            self.models_ = [GBDTModel(cfg.gbdt, cat, s).fit(X, y, eval_set=(Xv, yv)) for s in seeds]
-            pv = np.mean([m.predict_proba(Xv) for m in self.models_], axis=0)
-            vm = binary_metrics(yv, pv)
-            self.threshold_ = vm["best_f1_threshold"]
-            metrics["valid"] = vm
-            metrics["iterations"] = [m.best_iteration_ for m in self.models_]
+            self._fit_with_validation(listings, pairs, X, y, cat, valid_pairs, metrics, progress)
         else:
-            metrics["cv"] = cv = self._cross_validate(X, y, pairs, cat)
-            self.threshold_ = cv["oof"]["best_f1_threshold"]
-            n_iter = max(int(np.mean(cv["best_iterations"])), 10)
-            self.models_ = [GBDTModel(cfg.gbdt, cat, s).fit(X, y, iterations=n_iter) for s in seeds]
-            metrics["iterations"] = [n_iter] * len(seeds)
+            self._fit_with_cv(listings, pairs, X, y, cat, metrics)
         metrics["threshold"] = self.threshold_
         metrics["feature_fit_seconds"] = t_fit
         metrics["feature_seconds"] = feature_seconds  # transform of the training pairs
@@ -156,46 +170,226 @@ class DuplicateMatcher:
                                      axis=1).mean(axis=1).sort_values(ascending=False)
         return self
 
-    def _cross_validate(self, X, y, pairs, cat) -> dict:
-        """Out-of-fold predictions. Early stopping uses an inner group split of each
-        fold's training part, so the held-out fold is never seen before it is scored."""
+    # ---- training parts ----------------------------------------------------------------
+    def _enlarged(self, listings, pairs, X, y, cat, rows: np.ndarray, never: set | None = None):
+        """Training rows `rows` plus, when enlargement is on, the pairs their transitive chains
+        imply (never a pair in `never`: the held-out pairs). Returns X, y, cat, added-pairs report."""
+        X_tr, y_tr, c_tr = X.iloc[rows].reset_index(drop=True), y[rows], cat[rows]
+        if self.config.enlarge is None:
+            return X_tr, y_tr, c_tr, None
+        from dupsearch.models.enlarge import EnlargeConfig, enlarge_pairs
+        given = pairs.iloc[rows][["item_id_a", "item_id_b", "label"]].reset_index(drop=True)
+        if "group" in pairs:
+            given["group"] = pairs["group"].iloc[rows].to_numpy()
+        big, rep = enlarge_pairs(given, EnlargeConfig(**{"seed": self.config.seed, **self.config.enlarge}))
+        new = big[big["origin"] != "given"] if "origin" in big else big.iloc[len(given):]
+        if never:
+            keys = [tuple(sorted(k)) for k in zip(new["item_id_a"].astype(str), new["item_id_b"].astype(str))]
+            keep = np.array([k not in never for k in keys], dtype=bool)
+            rep["dropped_held_out"] = int((~keep).sum())
+            new = new[keep]
+        new = new.reset_index(drop=True)
+        if not len(new):
+            return X_tr, y_tr, c_tr, rep
+        X_new = self.pipeline_.transform(listings, new)
+        X_new = X_new.reindex(columns=X.columns)
+        c_new = pair_categories(listings, new, self.config.ensemble.category_column)
+        return (pd.concat([X_tr, X_new], ignore_index=True), np.concatenate([y_tr, new["label"].to_numpy(int)]),
+                np.concatenate([c_tr, c_new]), rep)
+
+    def _categorical(self) -> list[str]:
+        return [c for c in self.pipeline_.categorical_features if c in self.feature_names]
+
+    def _make_gbdt(self, seed: int) -> GBDTModel:
+        return GBDTModel(self.config.gbdt, self._categorical(), seed)
+
+    def _make_automl(self, seed: int):
+        from dupsearch.models.automl import AutoMLConfig, AutoMLModel
+        return AutoMLModel(AutoMLConfig(**self.config.ensemble.automl_params), self._categorical(), seed)
+
+    def _category_models(self, automl: bool, n_models: int) -> CategoryModels:
+        e = self.config.ensemble
+        return CategoryModels(self._make_automl if automl else self._make_gbdt,
+                              e.min_category_pairs, e.min_category_positives, n_models)
+
+    def _fit_parts(self, X, y, cat, stop: np.ndarray | None, seeds: list[int], iterations: int | None = None,
+                   category_iterations: dict | None = None) -> dict:
+        """Fit every component on (X, y); `stop` marks rows used only for early stopping."""
+        e = self.config.ensemble
+        fit = ~stop if stop is not None else np.ones(len(y), bool)
+        es = (X[stop], y[stop]) if stop is not None and stop.any() else None
+        parts: dict = {"general": [self._make_gbdt(s).fit(X[fit], y[fit], eval_set=es,
+                                                          iterations=None if es else iterations)
+                                   for s in seeds]}
+        general_iter = int(np.mean([m.best_iteration_ for m in parts["general"]]))
+        if e.per_category:
+            parts["category"] = self._category_models(False, len(seeds)).fit(
+                X, y, cat, stop_mask=stop, iterations=category_iterations,
+                fallback_iterations=general_iter, seed=seeds[0])
+        if e.automl:  # LightAutoML cross-validates itself: the stopping rows stay out of it
+            parts["automl"] = self._make_automl(seeds[0]).fit(X[fit], y[fit])
+            if e.automl_per_category:
+                parts["automl_category"] = self._category_models(True, 1).fit(
+                    X[fit], y[fit], cat[fit], seed=seeds[0])
+        return parts
+
+    def _scores(self, parts: dict, X: pd.DataFrame, cat: np.ndarray, overall_prior: float,
+                raw: dict | None = None) -> dict:
+        """Each component's scores, per-category ones filled and (when configured) aligned.
+        `raw`, when given, receives the unaligned scores and each row's category prior."""
+        scores = {"general": np.mean([m.predict_proba(X) for m in parts["general"]], axis=0)}
+        if "category" in parts:
+            scores["category"] = parts["category"].predict(X, cat)
+        if "automl" in parts:
+            scores["automl"] = parts["automl"].predict_proba(X)
+        if "automl_category" in parts:
+            scores["automl_category"] = parts["automl_category"].predict(X, cat)
+        scores = fill_fallbacks(scores)
+        priors = {}
+        for name in ("automl_category", "category"):  # the boosters' priors win where both exist
+            if name in parts:
+                priors.update(parts[name].priors_)
+        rho = row_priors(cat, priors)
+        if raw is not None:
+            raw.update(scores=scores, rho=rho, prior=overall_prior)
+        return align_rows(scores, rho, overall_prior) if self.config.ensemble.align else scores
+
+    def _combines(self) -> bool:
+        e = self.config.ensemble
+        return len(e.components) > 1 or e.calibrate != "none"
+
+    def _fit_with_cv(self, listings, pairs, X, y, cat, metrics: dict, final: bool = True) -> None:
+        """Out-of-fold predictions of every component, then the final models on all pairs.
+        Early stopping uses an inner group split of each fold's training part, so the held-out
+        fold is never seen before it is scored."""
         from sklearn.model_selection import GroupShuffleSplit
 
-        folds, rule = group_folds(pairs, y, self.config.cv_folds, self.config.seed)
-        groups, _ = choose_groups(pairs, self.config.cv_folds)
-        oof = np.full(len(y), np.nan)
-        per_fold, iters = [], []
+        cfg = self.config
+        folds, rule = group_folds(pairs, y, cfg.cv_folds, cfg.seed)
+        groups, _ = choose_groups(pairs, cfg.cv_folds)
+        comps = cfg.ensemble.components
+        oof = {c: np.full(len(y), np.nan) for c in comps}
+        # unaligned scores, each row's category prior and its fold's overall prior (for ablations)
+        raw_oof = {"scores": {c: np.full(len(y), np.nan) for c in comps},
+                   "rho": np.full(len(y), np.nan), "prior": np.full(len(y), np.nan)}
+        iters, cat_iters, per_fold, enlarge_reports = [], {}, [], []
+        all_keys = (set(map(tuple, np.sort(pairs[["item_id_a", "item_id_b"]].astype(str).to_numpy(), axis=1)))
+                    if cfg.enlarge is not None else None)
         for k, (tr, te) in enumerate(folds):
-            inner = GroupShuffleSplit(n_splits=1, test_size=0.15, random_state=self.config.seed + k)
+            inner = GroupShuffleSplit(n_splits=1, test_size=0.15, random_state=cfg.seed + k)
             fit_i, stop_i = next(inner.split(tr, y[tr], groups[tr]))
-            fit_i, stop_i = tr[fit_i], tr[stop_i]
-            if len(np.unique(y[stop_i])) < 2:  # tiny data: no usable stopping set
-                fit_i, stop_i = tr, None
-            m = GBDTModel(self.config.gbdt, cat, self.config.seed + k).fit(
-                X.iloc[fit_i], y[fit_i],
-                eval_set=None if stop_i is None else (X.iloc[stop_i], y[stop_i]))
-            oof[te] = m.predict_proba(X.iloc[te])
-            iters.append(m.best_iteration_)
-            fm = binary_metrics(y[te], oof[te])
+            if len(np.unique(y[tr[stop_i]])) < 2:  # tiny data: no usable stopping set
+                fit_i, stop_i = np.arange(len(tr)), np.zeros(0, int)
+            X_k, y_k, c_k, rep = self._enlarged(listings, pairs, X, y, cat, tr[fit_i], never=all_keys)
+            if rep is not None:
+                enlarge_reports.append(rep)
+            stop = np.zeros(len(y_k) + len(stop_i), bool)
+            stop[len(y_k):] = True
+            X_k = pd.concat([X_k, X.iloc[tr[stop_i]].reset_index(drop=True)], ignore_index=True)
+            y_k, c_k = np.concatenate([y_k, y[tr[stop_i]]]), np.concatenate([c_k, cat[tr[stop_i]]])
+            parts = self._fit_parts(X_k, y_k, c_k, stop if stop.any() else None, [cfg.seed + k])
+            iters.append(parts["general"][0].best_iteration_)
+            for c, n in getattr(parts.get("category"), "iterations_", {}).items():
+                cat_iters.setdefault(c, []).append(n)
+            raw: dict = {}
+            scores = self._scores(parts, X.iloc[te], cat[te], float(y_k[~stop].mean()), raw=raw)
+            for c in comps:
+                oof[c][te] = scores[c]
+                raw_oof["scores"][c][te] = raw["scores"][c]
+            raw_oof["rho"][te], raw_oof["prior"][te] = raw["rho"], raw["prior"]
+            log.info("fold %d: PR-AUC %.4f", k, binary_metrics(y[te], scores["general"])["pr_auc"])
+        if self._combines():
+            combined = cross_fitted_combination(cfg.ensemble, oof, y, cat, folds)
+        else:
+            combined = oof["general"]
+        for k, (_, te) in enumerate(folds):
+            fm = binary_metrics(y[te], combined[te])
             per_fold.append({"fold": k, "n_pairs": int(len(te)), "pr_auc": fm["pr_auc"],
-                             "roc_auc": fm["roc_auc"], "iterations": m.best_iteration_})
-            log.info("fold %d: PR-AUC %.4f", k, fm["pr_auc"])
-        self.oof_ = oof
+                             "roc_auc": fm["roc_auc"], "iterations": iters[k]})
+        self.oof_ = combined
+        self.component_oof_ = oof
+        self.cv_raw_, self.cv_folds_ = raw_oof, folds
         pr = [f["pr_auc"] for f in per_fold]
-        return {"folds": per_fold, "grouping": rule, "oof": binary_metrics(y, oof),
-                "pr_auc_mean": float(np.nanmean(pr)), "pr_auc_std": float(np.nanstd(pr)),
-                "best_iterations": iters}
+        metrics["cv"] = cv = {"folds": per_fold, "grouping": rule, "oof": binary_metrics(y, combined),
+                              "pr_auc_mean": float(np.nanmean(pr)), "pr_auc_std": float(np.nanstd(pr)),
+                              "best_iterations": iters}
+        self.threshold_ = cv["oof"]["best_f1_threshold"]
+        if not final:
+            return
+        n_iter = max(int(np.mean(iters)), 10)
+        X_all, y_all, c_all, rep = self._enlarged(listings, pairs, X, y, cat, np.arange(len(y)))
+        self.parts_ = self._fit_parts(X_all, y_all, c_all, None, [cfg.seed + i for i in range(cfg.n_models)],
+                                      iterations=n_iter,
+                                      category_iterations={c: max(int(np.mean(v)), 10) for c, v in cat_iters.items()})
+        self.models_ = self.parts_["general"]
+        self.prior_ = float(y_all.mean())
+        metrics["iterations"] = [n_iter] * cfg.n_models
+        if rep is not None:
+            metrics["enlarge"] = {"final": rep, "folds": enlarge_reports, "n_train_pairs_enlarged": int(len(y_all))}
+        self.combiner_ = Combiner(cfg.ensemble).fit(oof, y, cat) if self._combines() else None
+        self._ensemble_metrics(metrics, oof, y)
 
-    def predict_proba_features(self, X: pd.DataFrame) -> np.ndarray:
+    def _fit_with_validation(self, listings, pairs, X, y, cat, valid_pairs, metrics, progress) -> None:
+        cfg = self.config
+        yv = _labels(valid_pairs, "validation")
+        Xv = self.features(listings, valid_pairs, progress=progress)
+        cv_ = pair_categories(listings, valid_pairs, cfg.ensemble.category_column)
+        never = (set(map(tuple, np.sort(valid_pairs[["item_id_a", "item_id_b"]].astype(str).to_numpy(), axis=1)))
+                 if cfg.enlarge is not None else None)
+        X_tr, y_tr, c_tr, rep = self._enlarged(listings, pairs, X, y, cat, np.arange(len(y)), never=never)
+        # Validation rows only steer early stopping (per category too) and the combination.
+        X_all = pd.concat([X_tr, Xv.reset_index(drop=True)], ignore_index=True)
+        stop = np.r_[np.zeros(len(y_tr), bool), np.ones(len(yv), bool)]
+        self.parts_ = self._fit_parts(X_all, np.r_[y_tr, yv], np.r_[c_tr, cv_], stop,
+                                      [cfg.seed + i for i in range(cfg.n_models)])
+        self.models_ = self.parts_["general"]
+        self.prior_ = float(y_tr.mean())
+        scores = self._scores(self.parts_, Xv, cv_, self.prior_)
+        if self._combines():
+            from sklearn.model_selection import StratifiedKFold
+            vfolds = list(StratifiedKFold(5, shuffle=True, random_state=cfg.seed).split(np.zeros(len(yv)), yv))
+            pv = cross_fitted_combination(cfg.ensemble, scores, yv, cv_, vfolds)
+            self.combiner_ = Combiner(cfg.ensemble).fit(scores, yv, cv_)
+        else:
+            pv, self.combiner_ = scores["general"], None
+        vm = binary_metrics(yv, pv)
+        self.threshold_ = vm["best_f1_threshold"]
+        metrics["valid"] = vm
+        metrics["iterations"] = [m.best_iteration_ for m in self.models_]
+        if rep is not None:
+            metrics["enlarge"] = {"final": rep, "n_train_pairs_enlarged": int(len(y_tr))}
+        self._ensemble_metrics(metrics, scores, yv)
+
+    def _ensemble_metrics(self, metrics: dict, scores: dict, y: np.ndarray) -> None:
+        if not self._combines():
+            return
+        e = self.config.ensemble
+        out = {"components": list(scores), "component_pr_auc": component_report(scores, y),
+               "weights": dict(zip(self.combiner_.components_, map(float, self.combiner_.weights_))),
+               "blend": e.blend, "align": e.align, "calibrate": e.calibrate, "overall_prior": self.prior_}
+        if "category" in self.parts_:
+            cm = self.parts_["category"]
+            out["category_models"] = {c: {"n_pairs": cm.sizes_[c], "prior": cm.priors_[c],
+                                          "iterations": cm.iterations_.get(c)} for c in cm.models_}
+        metrics["ensemble"] = out
+
+    def predict_proba_features(self, X: pd.DataFrame, cat: np.ndarray | None = None) -> np.ndarray:
         X = X.reindex(columns=self.feature_names)
-        return np.mean([m.predict_proba(X) for m in self.models_], axis=0)
+        if self.combiner_ is None:
+            return np.mean([m.predict_proba(X) for m in self.models_], axis=0)
+        if cat is None:
+            raise ValueError("this model combines per-category scores: pass the pairs' categories "
+                             "(models.ensemble.pair_categories)")
+        return self.combiner_.transform(self._scores(self.parts_, X, np.asarray(cat, dtype=object), self.prior_),
+                                        np.asarray(cat, dtype=object))
 
     def predict_proba(self, listings: pd.DataFrame, pairs: pd.DataFrame, progress: bool = False) -> np.ndarray:
         if self.pipeline_ is None:
             raise RuntimeError("this DuplicateMatcher is not fitted: call fit() or DuplicateMatcher.load()")
         if len(pairs) == 0:
             return np.zeros(0)
-        return self.predict_proba_features(self.features(listings, pairs, progress=progress))
+        cat = pair_categories(listings, pairs, self.config.ensemble.category_column)
+        return self.predict_proba_features(self.features(listings, pairs, progress=progress), cat)
 
     def predict(self, listings: pd.DataFrame, pairs: pd.DataFrame) -> np.ndarray:
         return (self.predict_proba(listings, pairs) >= self.threshold_).astype(int)
@@ -214,6 +408,7 @@ class DuplicateMatcher:
                 self.learned_.save(tmp / "stacking")
             for i, m in enumerate(self.models_):
                 m.save(tmp / f"booster_{i}")
+            self._save_ensemble(tmp)
             (tmp / "metrics.json").write_text(json.dumps(self.metrics_, indent=2, default=float))
             if self.importance_ is not None:
                 self.importance_.rename("importance").to_csv(tmp / "feature_importance.csv", index_label="feature")
@@ -223,6 +418,36 @@ class DuplicateMatcher:
                         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         return path
+
+    def _save_ensemble(self, tmp: Path) -> None:
+        if self.combiner_ is None:
+            return
+        for name in ("category", "automl_category"):
+            if name in self.parts_:
+                self.parts_[name].save(tmp / name)
+        if "automl" in self.parts_:
+            self.parts_["automl"].save(tmp / "automl")
+        (tmp / ENSEMBLE).write_text(json.dumps({"prior": self.prior_, "combiner": self.combiner_.to_dict(),
+                                                "parts": sorted(self.parts_)}, indent=1, ensure_ascii=False))
+
+    def _load_ensemble(self, path: Path) -> None:
+        self.parts_ = {"general": self.models_}
+        if not (path / ENSEMBLE).is_file():
+            return
+        state = json.loads((path / ENSEMBLE).read_text())
+        self.prior_ = state["prior"]
+        self.combiner_ = Combiner.from_dict(self.config.ensemble, state["combiner"])
+        if "category" in state["parts"]:
+            self.parts_["category"] = CategoryModels.load(
+                path / "category", lambda stem: GBDTModel.load(self.config.gbdt, stem))
+        if "automl" in state["parts"] or "automl_category" in state["parts"]:
+            from dupsearch.models.automl import AutoMLConfig, AutoMLModel
+            acfg = AutoMLConfig(**self.config.ensemble.automl_params)
+            if "automl" in state["parts"]:
+                self.parts_["automl"] = AutoMLModel.load(acfg, path / "automl")
+            if "automl_category" in state["parts"]:
+                self.parts_["automl_category"] = CategoryModels.load(
+                    path / "automl_category", lambda stem: AutoMLModel.load(acfg, stem))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "DuplicateMatcher":
@@ -252,6 +477,7 @@ class DuplicateMatcher:
             self.learned_ = LearnedFeatures.load(path / "stacking")
         self.models_ = [GBDTModel.load(self.config.gbdt, path / f"booster_{i}")
                         for i in range(manifest["n_models"])]
+        self._load_ensemble(path)
         self.threshold_ = float(manifest["threshold"])
         self.metrics_ = json.loads((path / "metrics.json").read_text())
         imp = path / "feature_importance.csv"
