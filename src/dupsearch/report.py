@@ -538,8 +538,8 @@ def _ablation_fig(abl: pd.DataFrame):
                 ha="left" if v >= 0 else "right", fontsize=7)
     lim = span * 1.35 if span > 0 else 0.01
     ax.set_xlim(-lim, lim)
-    ax.set_xlabel("PR-AUC change when this part is removed\n(red, below 0: the part helps; "
-                  "blue, above 0: better without it)")
+    ax.set_xlabel("PR-AUC change against the reference run\n('- X': X removed, '+ X': X added; "
+                  "red: worse, blue: better)")
     ax.set_title("Ablation")
     ax.grid(alpha=0.3, axis="x")
     return fig
@@ -583,3 +583,25 @@ def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4f}"
     return html.escape(str(v))
+
+
+SHAP_ROWS = 1000  # pairs explained for the SHAP summary: enough for the picture, cheap for the booster
+
+
+def matcher_report(matcher, out_dir: str | os.PathLike, listings: pd.DataFrame, pairs: pd.DataFrame,
+                   y: np.ndarray, p: np.ndarray, category: np.ndarray, title: str, data_name: str,
+                   ablation: pd.DataFrame | None = None, examples: pd.DataFrame | None = None,
+                   seed: int = 0) -> Path:
+    """The report of a trained DuplicateMatcher on scored pairs: curves, per-category PR-AUC,
+    importance, SHAP of the first booster on a sample of the pairs, CV folds, components."""
+    from dupsearch.models.metrics import binary_metrics, per_category_metrics
+    met = binary_metrics(y, p, threshold=matcher.threshold_)
+    pc = per_category_metrics(y, p, category, threshold=matcher.threshold_)
+    shap = None
+    if len(pairs):
+        sample = pairs.sample(min(SHAP_ROWS, len(pairs)), random_state=seed)
+        X = matcher.features(listings, sample).reindex(columns=matcher.feature_names)
+        shap = (matcher.models_[0].shap_values(X), X)
+    return write_report(out_dir, y, p, met, pc, matcher.importance_, title=title, data_name=data_name,
+                        examples=examples, cv=matcher.metrics_.get("cv"), shap=shap, ablation=ablation,
+                        components=matcher.metrics_.get("ensemble"))

@@ -75,6 +75,41 @@ def _stacking(cross_encoder: Optional[str], epochs: int, max_length: int,
         if image_backbone else None)
 
 
+class Blend(str, Enum):
+    learned = "learned"
+    equal = "equal"
+
+
+class Calibration(str, Enum):
+    none = "none"
+    platt = "platt"
+    isotonic = "isotonic"
+
+
+PER_CATEGORY_HELP = ("Also train one booster per top-level category (categories with enough pairs) and "
+                     "blend it with the general model.")
+AUTOML_HELP = "Also train LightAutoML (needs `pip install 'dupsearch[automl]'`) and blend it in."
+ENLARGE_HELP = "Enlarge the training pairs through transitive chains (A~B, B~C => A~C; negatives across clusters)."
+
+
+def _ensemble(cfg, per_category: bool, blend: "Blend", align: bool, calibrate: "Calibration", automl: bool,
+              enlarge: bool):
+    """Apply the model-combination options to a MatcherConfig (options left at their defaults
+    keep what a --config file says)."""
+    from dupsearch.models.ensemble import EnsembleConfig
+    e = cfg.ensemble
+    cfg.ensemble = EnsembleConfig(**{**e.__dict__,
+                                     "per_category": per_category or e.per_category,
+                                     "blend": blend.value if blend != Blend.learned else e.blend,
+                                     "align": align and e.align,
+                                     "calibrate": calibrate.value if calibrate != Calibration.none else e.calibrate,
+                                     "automl": automl or e.automl})
+    if enlarge and cfg.enlarge is None:
+        cfg.enlarge = {}
+    cfg.__post_init__()  # enlarge + stacking is refused here, before any work
+    return cfg
+
+
 COMPONENTS_HELP = ("Also compare text embeddings along their first N principal directions "
                    "(product and difference per direction); 0 = cosine only.")
 
@@ -147,8 +182,20 @@ def train(
                    "pretrained weights are downloaded)."),
     contrastive_image_size: int = typer.Option(224, min=16, help="Photo side in pixels for that model."),
     contrastive_epochs: int = typer.Option(3, min=1, help="Epochs of the contrastive photo model."),
+    per_category: bool = typer.Option(False, help=PER_CATEGORY_HELP),
+    blend: Blend = typer.Option(Blend.learned, help="Blend weights of the components: learned on out-of-fold "
+                                "scores, or equal."),
+    align: bool = typer.Option(True, "--align/--no-align", help="Prior-shift the per-category scores to the "
+                               "general model's prior before blending."),
+    calibrate: Calibration = typer.Option(Calibration.none, help="Per-category calibration learned on "
+                                          "out-of-fold scores."),
+    automl: bool = typer.Option(False, help=AUTOML_HELP),
+    enlarge: bool = typer.Option(False, help=ENLARGE_HELP),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write OUT/report/report.html (curves, "
+                                "per-category PR-AUC, importance, SHAP, CV folds) on the out-of-fold or "
+                                "validation scores."),
     config: Optional[Path] = typer.Option(None, help="Matcher config (.toml or .json); overrides the options "
-                                    "above except --text-encoder/--image-encoder."),
+                                    "above except --text-encoder/--image-encoder and the combination options."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Train a pairwise duplicate classifier and save it as a model directory."""
@@ -166,9 +213,21 @@ def train(
     if cross_encoder or contrastive_image:
         cfg.stacking = _stacking(cross_encoder, cross_encoder_epochs, cross_encoder_max_length,
                                  contrastive_image, contrastive_image_size, contrastive_epochs)
+    try:
+        cfg = _ensemble(cfg, per_category, blend, align, calibrate, automl, enlarge)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
     with console.status("training (features, boosting)…"):
         m = DuplicateMatcher(cfg).fit(lst, prs, vp, progress=True)
     m.save(out)
+    if report:
+        from dupsearch.report import matcher_report
+        ev = m.eval_
+        scored = prs if ev["what"] == "out-of-fold" else vp
+        page = matcher_report(m, out / "report", lst, scored, ev["y"], ev["p"], ev["category"],
+                              title=f"dupsearch train: {ev['what']} scores", data_name=f"{ev['what']} scores of "
+                              f"{pairs if ev['what'] == 'out-of-fold' else valid}", seed=cfg.seed)
+        console.print(f"report -> [bold]{page}[/bold]")
     met = m.metrics_
     if "cv" in met:
         cv = met["cv"]
@@ -180,6 +239,10 @@ def train(
         console.print(t)
     else:
         console.print(f"validation PR-AUC {met['valid']['pr_auc']:.4f}, best F1 {met['valid']['best_f1']:.4f}")
+    if "ensemble" in met:
+        e = met["ensemble"]
+        console.print("components (alone, PR-AUC): " + ", ".join(
+            f"{k} {v:.4f} (weight {e['weights'][k]:.2f})" for k, v in e["component_pr_auc"].items()))
     console.print(f"threshold {m.threshold_:.4f}; {met['n_features']} features; model saved to [bold]{out}[/bold]")
 
 
@@ -239,8 +302,8 @@ def evaluate(
     if json_out:
         _write_json_atomic(json_out, {**met, "per_category": pc.to_dict(orient="records")})
     if report:
-        from dupsearch.report import write_report
-        page = write_report(report, y, p, met, pc, m.importance_, data_name=str(pairs))
+        from dupsearch.report import matcher_report
+        page = matcher_report(m, report, lst, prs, y, p, cat, title="dupsearch evaluation", data_name=str(pairs))
         console.print(f"report -> [bold]{page}[/bold]")
 
 
@@ -260,6 +323,12 @@ def bench(
     cross_encoder_epochs: int = typer.Option(1, min=1, help="Fine-tuning epochs of the cross-encoder."),
     cross_encoder_max_length: int = typer.Option(128, min=16, help="Tokens per pair for the cross-encoder."),
     stack_folds: int = typer.Option(3, min=2, help="Folds of the cross-encoder's out-of-fold scores."),
+    per_category: bool = typer.Option(False, help=PER_CATEGORY_HELP),
+    blend: Blend = typer.Option(Blend.learned, help="Blend weights: learned on validation scores, or equal."),
+    align: bool = typer.Option(True, "--align/--no-align", help="Prior-shift per-category scores."),
+    calibrate: Calibration = typer.Option(Calibration.none, help="Per-category calibration."),
+    automl: bool = typer.Option(False, help=AUTOML_HELP),
+    enlarge: bool = typer.Option(False, help=ENLARGE_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Run one shared benchmark under its protocol: train on train, threshold and early
@@ -272,6 +341,10 @@ def bench(
                                          embedding_components=embedding_components),
                         stacking=replace(_stacking(cross_encoder, cross_encoder_epochs, cross_encoder_max_length),
                                          folds=stack_folds))
+    try:
+        cfg = _ensemble(cfg, per_category, blend, align, calibrate, automl, enlarge)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
     with console.status(f"benchmark {dataset_dir.name}…"):
         res = run_benchmark(dataset_dir, train_size=train_size.value, config=cfg, progress=False,
                             model_out=model_out, report_dir=report)
@@ -325,6 +398,76 @@ def demo(
     Console().print(f"held-out PR-AUC {t['pr_auc']:.4f}  ROC-AUC {t['roc_auc']:.4f}  "
                     f"F1 {t['f1']:.4f} (threshold {t['threshold']:.3f})")
     console.print(f"report -> [bold]{res['report']}[/bold]; summary -> {out / 'summary.json'}")
+
+
+@app.command()
+def ablate(
+    listings: Optional[Path] = typer.Argument(None, help="Listings table (or use --benchmark)."),
+    pairs: Optional[Path] = typer.Argument(None, help="Labelled pairs to cross-validate on."),
+    benchmark: Optional[Path] = typer.Option(None, help="A shared benchmark folder instead: its train and "
+                                             "valid pairs (never test) are cross-validated."),
+    train_size: TrainSize = typer.Option(TrainSize.medium, help="WDC training-set size (with --benchmark)."),
+    mapping: Optional[Path] = typer.Option(None, help="TOML column mapping to the data contract."),
+    families: bool = typer.Option(True, "--families/--no-families", help="Ablate the feature families."),
+    components: bool = typer.Option(True, "--components/--no-components", help="Ablate the model components."),
+    backend: Backend = typer.Option(Backend.catboost, help="Gradient-boosting library."),
+    folds: int = typer.Option(5, min=2, help="Cross-validation folds (the same for every row)."),
+    seed: int = typer.Option(0),
+    text_encoder: Optional[list[str]] = typer.Option(None, "--text-encoder", "-t", help=TEXT_ENCODER_HELP),
+    image_encoder: Optional[list[str]] = typer.Option(None, "--image-encoder", "-i", help=IMAGE_ENCODER_HELP),
+    cross_encoder: Optional[str] = typer.Option(None, help=CROSS_ENCODER_HELP),
+    calibrate: Calibration = typer.Option(Calibration.none, help="Calibration in the full system."),
+    automl: bool = typer.Option(False, help=AUTOML_HELP),
+    config: Optional[Path] = typer.Option(None, help="Matcher config (.toml or .json) of the full system."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the table and details as JSON here."),
+    report: Optional[Path] = typer.Option(None, help="Write an HTML report (full system's out-of-fold "
+                                          "scores, ablation chart and table) into this folder."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+):
+    """What each feature family and model component buys: out-of-fold PR-AUC with each one
+    off (or, for options off by default, on) in turn, and its change."""
+    _setup_logging(verbose)
+    import pandas as pd
+    from dupsearch.bench.ablation import run_ablation
+    if benchmark is not None:
+        if listings is not None or pairs is not None:
+            raise typer.BadParameter("give LISTINGS PAIRS or --benchmark, not both")
+        from dupsearch.io import load_benchmark
+        data = load_benchmark(benchmark, train_size=train_size.value)
+        lst, prs = data.listings, pd.concat([data.train, data.valid], ignore_index=True)
+        name = f"{benchmark} (train + valid pairs)"
+    elif listings is None or pairs is None:
+        raise typer.BadParameter("give LISTINGS and PAIRS, or --benchmark DIR")
+    else:
+        lst, prs = _load_tables(listings, pairs, mapping, need_labels=True)
+        name = str(pairs)
+    cfg = _config(backend, 1, folds, seed, config, text_encoder, image_encoder)
+    if cross_encoder:
+        cfg.stacking = _stacking(cross_encoder, 1, 128)
+    cfg = _ensemble(cfg, False, Blend.learned, True, calibrate, automl, False)
+    table, info = run_ablation(lst, prs, cfg, families=families, components=components, progress=True,
+                               log=console.print)
+    t = Table(title=f"ablation: {cfg.cv_folds}-fold out-of-fold PR-AUC on {name}")
+    for c in ("section", "variant", "PR-AUC", "change", "seconds"):
+        t.add_column(c, justify="left" if c in ("section", "variant") else "right")
+    for r in table.itertuples():
+        t.add_row(r.section, r.variant, f"{r.pr_auc:.4f}", "" if pd.isna(r.delta) else f"{r.delta:+.4f}",
+                  f"{r.seconds:.0f}")
+    Console().print(t)
+    for why in info["skipped"]:
+        console.print(f"[dim]not run: {why}[/dim]")
+    if json_out:
+        _write_json_atomic(json_out, {"data": name, "folds": cfg.cv_folds, "seed": seed,
+                                      "rows": table.to_dict(orient="records"), "skipped": info["skipped"],
+                                      "n_pairs": info["n_pairs"], "seconds": info["seconds"]})
+        console.print(f"results -> [bold]{json_out}[/bold]")
+    if report and "full_oof" in info:
+        from dupsearch.models import binary_metrics
+        from dupsearch.report import write_report
+        met = binary_metrics(info["y"], info["full_oof"])
+        page = write_report(report, info["y"], info["full_oof"], met, title="dupsearch ablation",
+                            data_name=f"full system, out-of-fold scores of {name}", ablation=table)
+        console.print(f"report -> [bold]{page}[/bold]")
 
 
 @app.command()

@@ -308,6 +308,7 @@ class DuplicateMatcher:
                              "roc_auc": fm["roc_auc"], "iterations": iters[k]})
         self.oof_ = combined
         self.component_oof_ = oof
+        self.eval_ = {"what": "out-of-fold", "y": y, "p": combined, "category": cat}
         self.cv_raw_, self.cv_folds_ = raw_oof, folds
         pr = [f["pr_auc"] for f in per_fold]
         metrics["cv"] = cv = {"folds": per_fold, "grouping": rule, "oof": binary_metrics(y, combined),
@@ -354,6 +355,7 @@ class DuplicateMatcher:
             pv, self.combiner_ = scores["general"], None
         vm = binary_metrics(yv, pv)
         self.threshold_ = vm["best_f1_threshold"]
+        self.eval_ = {"what": "validation", "y": yv, "p": pv, "category": cv_}
         metrics["valid"] = vm
         metrics["iterations"] = [m.best_iteration_ for m in self.models_]
         if rep is not None:
