@@ -93,11 +93,11 @@ def run_demo(out_dir: str | Path, n_listings: int = 6000, seed: int = 0, photos:
                   f"without: {off['pr_auc']:.4f}</p>")
     if "encoders" in m.metrics_:
         summary["encoders"] = m.metrics_["encoders"]
-    from dupsearch.report import write_report
-    page = write_report(out / "report", y, p, met, pc, m.importance_,
-                        title="dupsearch demo: synthetic Russian marketplace",
-                        data_name=f"{out / 'data'} (held-out pairs)",
-                        examples=_examples(market.listings, test, p), extra_html=extra)
+    from dupsearch.report import matcher_report
+    page = matcher_report(m, out / "report", market.listings, test, y, p, cats,
+                          title="dupsearch demo: synthetic Russian marketplace",
+                          data_name=f"{out / 'data'} (held-out pairs)",
+                          examples=_examples(market.listings, test, p), extra_html=extra, seed=seed)
     summary["report"] = str(page)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
     return summary

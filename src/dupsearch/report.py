@@ -43,6 +43,17 @@ def _thin(*arrays: np.ndarray, k: int = CURVE_MAX_POINTS) -> tuple[np.ndarray, .
     return tuple(a[idx] for a in arrays)
 
 
+def _json_safe(o):
+    """NaN and infinities become null: standard JSON, readable by any tool."""
+    if isinstance(o, float) and not np.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {k: _json_safe(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [_json_safe(v) for v in o]
+    return o
+
+
 def _json_default(o):
     if isinstance(o, np.generic):
         return o.item()
@@ -204,8 +215,8 @@ def write_report(out_dir: str | os.PathLike, y: np.ndarray, p: np.ndarray, metri
         record["shap_mean_abs"] = shap_mean.sort_values(ascending=False).head(50).to_dict()
     if notes:
         record["report_notes"] = notes
-    atomic_write_bytes(out / "metrics.json",
-                       json.dumps(record, indent=2, default=_json_default).encode())
+    atomic_write_bytes(out / "metrics.json", json.dumps(
+        _json_safe(json.loads(json.dumps(record, default=_json_default))), indent=2, allow_nan=False).encode())
 
     rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{_fmt(v)}</td></tr>"
                    for k, v in metrics.items() if not isinstance(v, (dict, list)))
@@ -591,7 +602,7 @@ SHAP_ROWS = 1000  # pairs explained for the SHAP summary: enough for the picture
 def matcher_report(matcher, out_dir: str | os.PathLike, listings: pd.DataFrame, pairs: pd.DataFrame,
                    y: np.ndarray, p: np.ndarray, category: np.ndarray, title: str, data_name: str,
                    ablation: pd.DataFrame | None = None, examples: pd.DataFrame | None = None,
-                   seed: int = 0) -> Path:
+                   extra_html: str = "", seed: int = 0) -> Path:
     """The report of a trained DuplicateMatcher on scored pairs: curves, per-category PR-AUC,
     importance, SHAP of the first booster on a sample of the pairs, CV folds, components."""
     from dupsearch.models.metrics import binary_metrics, per_category_metrics
@@ -603,5 +614,6 @@ def matcher_report(matcher, out_dir: str | os.PathLike, listings: pd.DataFrame, 
         X = matcher.features(listings, sample).reindex(columns=matcher.feature_names)
         shap = (matcher.models_[0].shap_values(X), X)
     return write_report(out_dir, y, p, met, pc, matcher.importance_, title=title, data_name=data_name,
-                        examples=examples, cv=matcher.metrics_.get("cv"), shap=shap, ablation=ablation,
+                        examples=examples, extra_html=extra_html, cv=matcher.metrics_.get("cv"), shap=shap,
+                        ablation=ablation,
                         components=matcher.metrics_.get("ensemble"))

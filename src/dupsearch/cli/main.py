@@ -444,7 +444,10 @@ def ablate(
     cfg = _config(backend, 1, folds, seed, config, text_encoder, image_encoder)
     if cross_encoder:
         cfg.stacking = _stacking(cross_encoder, 1, 128)
-    cfg = _ensemble(cfg, False, Blend.learned, True, calibrate, automl, False)
+    try:
+        cfg = _ensemble(cfg, False, Blend.learned, True, calibrate, automl, False)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
     table, info = run_ablation(lst, prs, cfg, families=families, components=components, progress=True,
                                log=console.print)
     t = Table(title=f"ablation: {cfg.cv_folds}-fold out-of-fold PR-AUC on {name}")
@@ -457,10 +460,17 @@ def ablate(
     for why in info["skipped"]:
         console.print(f"[dim]not run: {why}[/dim]")
     if json_out:
+        # The reference rows have no change: null in the JSON (pandas holds it as NaN, which
+        # json.dumps would write as the non-standard token NaN).
+        rows = [{k: None if isinstance(v, float) and v != v else v for k, v in r.items()}
+                for r in table.to_dict(orient="records")]
         _write_json_atomic(json_out, {"data": name, "folds": cfg.cv_folds, "seed": seed,
-                                      "rows": table.to_dict(orient="records"), "skipped": info["skipped"],
+                                      "rows": rows, "skipped": info["skipped"],
                                       "n_pairs": info["n_pairs"], "seconds": info["seconds"]})
         console.print(f"results -> [bold]{json_out}[/bold]")
+    if report and "full_oof" not in info:
+        console.print("[yellow]no report written: it shows the full system's scores, which --no-components "
+                      "does not compute[/yellow]")
     if report and "full_oof" in info:
         from dupsearch.models import binary_metrics
         from dupsearch.report import write_report
