@@ -725,3 +725,14 @@ def test_enlarge_never_adds_validation_pairs(gmarket, monkeypatch):
     DuplicateMatcher(fast_config("lightgbm", enlarge={"negatives": False})).fit(m.listings, train, valid)
     assert seen, "enlargement added no pairs: the test set-up is wrong"
     assert not (set(seen) & vkeys)
+
+
+def test_no_category_models_for_a_single_or_missing_category():
+    # One category (or none at all) would only repeat the general model under another name.
+    from dupsearch.models.ensemble import NO_CATEGORY, CategoryModels
+    y = np.r_[np.ones(200), np.zeros(400)].astype(int)
+    cm = CategoryModels(make_model=None, min_pairs=100, min_positives=10)
+    assert cm.eligible(y, np.full(600, "Computers", dtype=object)) == []
+    assert cm.eligible(y, np.full(600, NO_CATEGORY, dtype=object)) == []
+    mixed = np.where(np.arange(600) % 2 == 0, "Computers", NO_CATEGORY).astype(object)
+    assert cm.eligible(y, mixed) == ["Computers"]

@@ -109,8 +109,11 @@ def run_ablation(listings: pd.DataFrame, pairs: pd.DataFrame, config: MatcherCon
         ref = row(COMPONENT, label, full.oof_, None, X.shape[1], full_s)
         info["full_oof"], info["y"] = full.oof_, y
         if n_cat == 0:
-            skipped.append("per-category models: no category has enough pairs of both classes "
-                           f"(min_category_pairs={ens.min_category_pairs}, "
+            n_distinct = len(pd.unique(cat))
+            skipped.append("per-category models and alignment: "
+                           + ("the pairs have a single category (or none)" if n_distinct < 2 else
+                              "no category has enough pairs of both classes")
+                           + f" (min_category_pairs={ens.min_category_pairs}, "
                            f"min_category_positives={ens.min_category_positives})")
         else:
             info["category_pairs_covered"] = n_cat

@@ -93,8 +93,14 @@ class CategoryModels:
         self.sizes_: dict[str, int] = {}
 
     def eligible(self, y: np.ndarray, cat: np.ndarray) -> list[str]:
+        """Categories that get a model: enough pairs of both classes, a real category (not
+        NO_CATEGORY), and at least two categories in the data (one would repeat the general model)."""
         out = []
+        if len(pd.unique(cat)) < 2:
+            return out
         for c in pd.unique(cat):
+            if c == NO_CATEGORY:
+                continue
             m = cat == c
             pos = int(y[m].sum())
             if m.sum() >= self.min_pairs and self.min_positives <= pos <= m.sum() - self.min_positives:
