@@ -73,6 +73,13 @@ def dependency_versions() -> dict[str, str]:
     return out
 
 
+def pair_keys(pairs: pd.DataFrame) -> pd.Series:
+    """Order-free key of each pair ("a\x1fb" with a <= b), vectorised."""
+    a, b = pairs["item_id_a"].astype(str).reset_index(drop=True), pairs["item_id_b"].astype(str).reset_index(drop=True)
+    first = a <= b
+    return a.where(first, b) + "\x1f" + b.where(first, a)
+
+
 def _labels(pairs: pd.DataFrame, what: str) -> np.ndarray:
     if "label" not in pairs:
         raise DataError(f"{what} pairs need a `label` column (0/1) to train or evaluate", column="label")
@@ -171,7 +178,7 @@ class DuplicateMatcher:
         return self
 
     # ---- training parts ----------------------------------------------------------------
-    def _enlarged(self, listings, pairs, X, y, cat, rows: np.ndarray, never: set | None = None):
+    def _enlarged(self, listings, pairs, X, y, cat, rows: np.ndarray, never: pd.Index | None = None):
         """Training rows `rows` plus, when enlargement is on, the pairs their transitive chains
         imply (never a pair in `never`: the held-out pairs). Returns X, y, cat, added-pairs report."""
         X_tr, y_tr, c_tr = X.iloc[rows].reset_index(drop=True), y[rows], cat[rows]
@@ -183,9 +190,8 @@ class DuplicateMatcher:
             given["group"] = pairs["group"].iloc[rows].to_numpy()
         big, rep = enlarge_pairs(given, EnlargeConfig(**{"seed": self.config.seed, **self.config.enlarge}))
         new = big[big["origin"] != "given"] if "origin" in big else big.iloc[len(given):]
-        if never:
-            keys = [tuple(sorted(k)) for k in zip(new["item_id_a"].astype(str), new["item_id_b"].astype(str))]
-            keep = np.array([k not in never for k in keys], dtype=bool)
+        if never is not None:
+            keep = ~pair_keys(new).isin(never).to_numpy()
             rep["dropped_held_out"] = int((~keep).sum())
             new = new[keep]
         new = new.reset_index(drop=True)
@@ -273,8 +279,7 @@ class DuplicateMatcher:
         raw_oof = {"scores": {c: np.full(len(y), np.nan) for c in comps},
                    "rho": np.full(len(y), np.nan), "prior": np.full(len(y), np.nan)}
         iters, cat_iters, per_fold, enlarge_reports = [], {}, [], []
-        all_keys = (set(map(tuple, np.sort(pairs[["item_id_a", "item_id_b"]].astype(str).to_numpy(), axis=1)))
-                    if cfg.enlarge is not None else None)
+        all_keys = pd.Index(pair_keys(pairs)) if cfg.enlarge is not None else None
         for k, (tr, te) in enumerate(folds):
             inner = GroupShuffleSplit(n_splits=1, test_size=0.15, random_state=cfg.seed + k)
             fit_i, stop_i = next(inner.split(tr, y[tr], groups[tr]))
@@ -335,8 +340,7 @@ class DuplicateMatcher:
         yv = _labels(valid_pairs, "validation")
         Xv = self.features(listings, valid_pairs, progress=progress)
         cv_ = pair_categories(listings, valid_pairs, cfg.ensemble.category_column)
-        never = (set(map(tuple, np.sort(valid_pairs[["item_id_a", "item_id_b"]].astype(str).to_numpy(), axis=1)))
-                 if cfg.enlarge is not None else None)
+        never = pd.Index(pair_keys(valid_pairs)) if cfg.enlarge is not None else None
         X_tr, y_tr, c_tr, rep = self._enlarged(listings, pairs, X, y, cat, np.arange(len(y)), never=never)
         # Validation rows only steer early stopping (per category too) and the combination.
         X_all = pd.concat([X_tr, Xv.reset_index(drop=True)], ignore_index=True)
