@@ -33,8 +33,11 @@ class TrainSize(str, Enum):
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
-                        handlers=[RichHandler(console=console, show_path=False)], force=True)
+    level = logging.INFO if verbose else logging.WARNING
+    # the handler filters too: libraries that lower their own loggers' level (LightAutoML logs
+    # every boosting round) would otherwise flood the console through propagation
+    logging.basicConfig(level=level, format="%(message)s",
+                        handlers=[RichHandler(console=console, show_path=False, level=level)], force=True)
 
 
 def _write_json_atomic(path: Path, obj) -> None:
