@@ -6,6 +6,10 @@ this folder on sys.path (the same way ``from conftest import ...`` works).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 
@@ -29,3 +33,18 @@ def pair_batch(*pairs):
 def field_pairs(field, *pairs):
     """pair_batch of listings that differ from DEFAULTS only in `field`: (value a, value b) pairs."""
     return pair_batch(*[({field: a}, {field: b}) for a, b in pairs])
+
+
+def run_cli(*args, check_ok: bool = False, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`dupsearch ARGS` in a subprocess (the real entry point), optionally asserting exit 0."""
+    # Wide "terminal" so rich does not wrap long tmp paths inside messages.
+    env = {**os.environ, "COLUMNS": "400", "NO_COLOR": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run([sys.executable, "-m", "dupsearch.cli.main", *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=timeout)
+    if check_ok:
+        assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    return proc
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -4,7 +4,6 @@ handling and exit codes are the real ones)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,23 +14,10 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 import dupsearch
+from helpers import one_line as _one_line, run_cli
 from conftest import FAST_CONFIG_JSON, Market
 from dupsearch.io import read_table, write_table
 from dupsearch.models import DuplicateMatcher
-
-
-def run_cli(*args, check_ok: bool | None = None, timeout: int = 180) -> subprocess.CompletedProcess:
-    # Wide "terminal" so rich does not wrap long tmp paths inside messages.
-    env = {**os.environ, "COLUMNS": "400", "NO_COLOR": "1", "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run([sys.executable, "-m", "dupsearch.cli.main", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=timeout)
-    if check_ok:
-        assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-    return proc
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 @pytest.fixture(scope="module")

@@ -12,15 +12,14 @@ no per-category model ever scores a held-out pair."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import one_line as _one_line, run_cli
 from conftest import fast_config
 from dupsearch.bench.ablation import COMPONENT, FAMILY, format_table, run_ablation
 from dupsearch.io import read_listings, read_pairs, read_table, write_table
@@ -31,20 +30,6 @@ GBDT = {"backend": "lightgbm", "max_iterations": 100, "early_stopping_rounds": 2
 # Floors low enough that the larger categories of the generated market get their own models.
 ZOO_CONFIG = {"gbdt": GBDT, "n_models": 1, "cv_folds": 3,
               "ensemble": {"min_category_pairs": 50, "min_category_positives": 5}}
-
-
-def run_cli(*args, check_ok: bool = False, timeout: int = 300) -> subprocess.CompletedProcess:
-    # Wide "terminal" so rich does not wrap long tmp paths inside messages.
-    env = {**os.environ, "COLUMNS": "400", "NO_COLOR": "1", "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run([sys.executable, "-m", "dupsearch.cli.main", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=timeout)
-    if check_ok:
-        assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-    return proc
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def _write_json(path: Path, obj) -> Path:
