@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import sys
 import time
+from dataclasses import dataclass
 from typing import Literal, Protocol, Sequence
 
 import numpy as np
@@ -45,6 +46,9 @@ _MERSENNE_31 = np.uint64((1 << 31) - 1)
 
 class Blocker(Protocol):
     name: str
+
+    def pair_codes(self, listings: pd.DataFrame, progress=None) -> np.ndarray:
+        """Sorted unique row-pair codes ``lo * n + hi`` (rows of ``listings``, lo < hi)."""
 
     def pairs(self, listings: pd.DataFrame) -> pd.DataFrame:
         """Unique pairs, columns item_id_a < item_id_b (str)."""
@@ -107,16 +111,27 @@ def _block_pairs(rows: np.ndarray, keys: np.ndarray, max_block: int | None
     return np.concatenate(a_parts), np.concatenate(b_parts), stats
 
 
-def _pairs_frame(a: np.ndarray, b: np.ndarray, ids: np.ndarray) -> pd.DataFrame:
-    """Row pairs -> unique item id pairs with item_id_a < item_id_b."""
-    n = len(ids)
+def _pair_codes(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """Row pairs -> sorted unique codes ``lo * n + hi`` (lo < hi; self pairs dropped)."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
     lo, hi = np.minimum(a, b), np.maximum(a, b)
-    pair_code = np.unique(lo[lo != hi].astype(np.int64) * n + hi[lo != hi])
-    id_a, id_b = ids[pair_code // n], ids[pair_code % n]
+    keep = lo != hi
+    return np.unique(lo[keep] * np.int64(n) + hi[keep])
+
+
+def _codes_frame(codes: np.ndarray, ids: np.ndarray) -> pd.DataFrame:
+    """Pair codes -> item id pairs with item_id_a < item_id_b (as strings)."""
+    n = len(ids)
+    id_a, id_b = ids[codes // n], ids[codes % n]
     swap = id_a > id_b
     id_a, id_b = np.where(swap, id_b, id_a), np.where(swap, id_a, id_b)
     return pd.DataFrame({"item_id_a": pd.array(id_a, dtype="str"),
                          "item_id_b": pd.array(id_b, dtype="str")})
+
+
+def _pairs_frame(a: np.ndarray, b: np.ndarray, ids: np.ndarray) -> pd.DataFrame:
+    """Row pairs -> unique item id pairs with item_id_a < item_id_b."""
+    return _codes_frame(_pair_codes(a, b, len(ids)), ids)
 
 
 def _exploded(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +144,13 @@ def _exploded(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 # ---------------------------------------------------------------------------- blockers
 
-class CategoryBlocker:
+class _BlockerBase:
+    def pairs(self, listings: pd.DataFrame) -> pd.DataFrame:
+        """Unique pairs, columns item_id_a < item_id_b (str)."""
+        return _codes_frame(self.pair_codes(listings), _item_ids(listings))
+
+
+class CategoryBlocker(_BlockerBase):
     """All pairs within the same category path prefix ``category_l1 .. category_l{level}``.
 
     Listings with an empty path are not blocked. Blocks above ``max_block`` listings are skipped.
@@ -142,7 +163,7 @@ class CategoryBlocker:
         self.name = f"category_l{level}"
         self.report_: dict = {}
 
-    def pairs(self, listings: pd.DataFrame) -> pd.DataFrame:
+    def pair_codes(self, listings: pd.DataFrame, progress=None) -> np.ndarray:
         ids = _item_ids(listings)
         cols = _CATEGORY_COLUMNS[:self.level]
         _require(listings, cols)
@@ -152,7 +173,7 @@ class CategoryBlocker:
         keys = path.to_numpy(dtype=object)
         keys[empty] = None
         a, b, self.report_ = _block_pairs(np.arange(len(ids)), keys, self.max_block)
-        return _pairs_frame(a, b, ids)
+        return _pair_codes(a, b, len(ids))
 
 
 def phone_tokens(text: object) -> list[str]:
@@ -162,7 +183,7 @@ def phone_tokens(text: object) -> list[str]:
     return ["".join(m) for m in PHONE_RE.findall(text)]
 
 
-class ExactKeyBlocker:
+class ExactKeyBlocker(_BlockerBase):
     """Equal normalised title (``key="title"``), or any shared phone number in title or
     description (``key="phone"``)."""
 
@@ -173,7 +194,7 @@ class ExactKeyBlocker:
         self.name = key
         self.report_: dict = {}
 
-    def pairs(self, listings: pd.DataFrame) -> pd.DataFrame:
+    def pair_codes(self, listings: pd.DataFrame, progress=None) -> np.ndarray:
         ids = _item_ids(listings)
         if self.key == "title":
             _require(listings, ["title"])
@@ -189,7 +210,32 @@ class ExactKeyBlocker:
                     + listings["description"].fillna("").astype(str))
             rows, keys = _exploded(pd.Series([phone_tokens(t) for t in text]))
         a, b, self.report_ = _block_pairs(rows, keys, self.max_block)
-        return _pairs_frame(a, b, ids)
+        return _pair_codes(a, b, len(ids))
+
+
+class ColumnKeyBlocker(_BlockerBase):
+    """Equal values in all of ``columns`` (e.g. the same seller in the same category:
+    ``("seller_id", "category_l2")``). Rows with an empty value in any column are not blocked."""
+
+    def __init__(self, columns: Sequence[str], max_block: int = 1000, name: str | None = None):
+        if isinstance(columns, str):
+            columns = [columns]
+        if not columns:
+            raise ValueError("columns must name at least one column")
+        self.columns, self.max_block = list(columns), max_block
+        self.name = name or "+".join(self.columns)
+        self.report_: dict = {}
+
+    def pair_codes(self, listings: pd.DataFrame, progress=None) -> np.ndarray:
+        ids = _item_ids(listings)
+        _require(listings, self.columns)
+        parts = [listings[c].astype("string").fillna("").str.strip() for c in self.columns]
+        empty = np.logical_or.reduce([p.eq("").to_numpy() for p in parts])
+        keys = parts[0].str.cat(parts[1:], sep="\x1f") if len(parts) > 1 else parts[0]
+        keys = keys.to_numpy(dtype=object)
+        keys[empty] = None
+        a, b, self.report_ = _block_pairs(np.arange(len(ids)), keys, self.max_block)
+        return _pair_codes(a, b, len(ids))
 
 
 def word_shingles(text: object, k: Sequence[int] = (1, 2)) -> list[str]:
@@ -228,7 +274,7 @@ def minhash_signatures(rows: np.ndarray, shingle_hashes: np.ndarray, n_rows: int
     return sig
 
 
-class MinHashLSHBlocker:
+class MinHashLSHBlocker(_BlockerBase):
     """Listings whose MinHash signatures agree on a whole band (LSH), over word shingles of
     title + description.
 
@@ -246,7 +292,7 @@ class MinHashLSHBlocker:
         self.name = name  # distinct names let one union hold e.g. a text and a title MinHash
         self.report_: dict = {}
 
-    def pairs(self, listings: pd.DataFrame) -> pd.DataFrame:
+    def pair_codes(self, listings: pd.DataFrame, progress=None) -> np.ndarray:
         ids = _item_ids(listings)
         _require(listings, self.columns)
         text = listings[self.columns[0]].fillna("").astype(str)
@@ -269,10 +315,10 @@ class MinHashLSHBlocker:
         a, b, self.report_ = _block_pairs(np.repeat(text_rows, self.bands), band_key.ravel(),
                                           self.max_bucket)
         self.report_["listings_without_text"] = int((~has_text).sum())
-        return _pairs_frame(a, b, ids)
+        return _pair_codes(a, b, len(ids))
 
 
-class ImageHashBlocker:
+class ImageHashBlocker(_BlockerBase):
     """Listings sharing an equal perceptual hash (``imagehash.phash``) of any photo.
 
     Each distinct file is hashed once; unreadable files are counted in ``report_``.
@@ -283,7 +329,7 @@ class ImageHashBlocker:
         self.name = "phash"
         self.report_: dict = {}
 
-    def pairs(self, listings: pd.DataFrame) -> pd.DataFrame:
+    def pair_codes(self, listings: pd.DataFrame, progress=None) -> np.ndarray:
         import imagehash
         from PIL import Image
 
@@ -305,41 +351,86 @@ class ImageHashBlocker:
         a, b, self.report_ = _block_pairs(rows, hashes[inverse] if len(uniq) else hashes,
                                           self.max_bucket)
         self.report_.update(images=int(len(uniq)), unreadable_images=unreadable)
-        return _pairs_frame(a, b, ids)
+        return _pair_codes(a, b, len(ids))
 
 
 # ---------------------------------------------------------------------------- union and metrics
+
+@dataclass
+class CandidateSet:
+    """Candidate pairs as row indices into the listings (``a < b``), with a bit mask of the
+    blockers that proposed each (bit i = ``names[i]``) and each blocker's report."""
+
+    a: np.ndarray
+    b: np.ndarray
+    mask: np.ndarray
+    names: list[str]
+    report: dict
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def labels(self, masks: np.ndarray | None = None) -> np.ndarray:
+        """'minhash|title' per pair (object array)."""
+        masks = self.mask if masks is None else masks
+        uniq, inv = np.unique(masks, return_inverse=True)
+        label = np.array(["|".join(n for bit, n in enumerate(self.names) if m >> bit & 1) for m in uniq],
+                         dtype=object)
+        return label[inv]
+
+    def frame(self, ids: np.ndarray) -> pd.DataFrame:
+        ids = np.asarray(ids, dtype=object)
+        id_a, id_b = ids[self.a], ids[self.b]
+        swap = id_a > id_b
+        return pd.DataFrame({"item_id_a": pd.array(np.where(swap, id_b, id_a), dtype="str"),
+                             "item_id_b": pd.array(np.where(swap, id_a, id_b), dtype="str"),
+                             "blockers": pd.array(self.labels(), dtype="str")})
+
+
+def candidate_pairs(listings: pd.DataFrame, blockers: Sequence[Blocker], progress: bool = False
+                    ) -> CandidateSet:
+    """Union of the blockers' pairs (row indices, so a million listings' candidates stay small)."""
+    names = [b.name for b in blockers]
+    if len(set(names)) != len(names):
+        raise ValueError(f"blocker names must be distinct, got {names}")
+    if len(blockers) > 62:
+        raise ValueError("at most 62 blockers")
+    n = len(_item_ids(listings))
+    codes, masks, report = [], [], {}
+    for bit, blocker in enumerate(blockers):
+        t0 = time.perf_counter()
+        c = blocker.pair_codes(listings)
+        seconds = time.perf_counter() - t0
+        report[blocker.name] = {"n_pairs": int(len(c)), "seconds": round(seconds, 3),
+                                **getattr(blocker, "report_", {})}
+        if progress:
+            print(f"[blocking] {blocker.name}: {len(c):,} pairs in {seconds:.2f}s",
+                  file=sys.stderr, flush=True)
+        codes.append(c)
+        masks.append(np.full(len(c), 1 << bit, dtype=np.int64))
+    if not codes or not sum(map(len, codes)):
+        e = np.empty(0, np.int64)
+        return CandidateSet(e, e.copy(), e.copy(), names, report)
+    code = np.concatenate(codes)
+    mask = np.concatenate(masks)
+    del codes, masks
+    order = np.argsort(code, kind="stable")
+    code, mask = code[order], mask[order]
+    del order
+    starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
+    mask = np.bitwise_or.reduceat(mask, starts)
+    code = code[starts]
+    return CandidateSet(code // n, code % n, mask, names, report)
+
 
 def union_candidates(listings: pd.DataFrame, blockers: Sequence[Blocker], progress: bool = False
                      ) -> tuple[pd.DataFrame, dict]:
     """Deduplicated union of the blockers' pairs, with a column ``blockers`` naming those that
     proposed each pair (``"minhash|title"``), and a report per blocker (n_pairs, seconds, and
     its own skip counts)."""
-    names = [b.name for b in blockers]
-    if len(set(names)) != len(names):
-        raise ValueError(f"blocker names must be distinct, got {names}")
-    if len(blockers) > 62:
-        raise ValueError("at most 62 blockers")
-    frames, report = [], {}
-    for bit, blocker in enumerate(blockers):
-        t0 = time.perf_counter()
-        pairs = blocker.pairs(listings)
-        seconds = time.perf_counter() - t0
-        report[blocker.name] = {"n_pairs": int(len(pairs)), "seconds": round(seconds, 3),
-                                **getattr(blocker, "report_", {})}
-        if progress:
-            print(f"[blocking] {blocker.name}: {len(pairs):,} pairs in {seconds:.2f}s",
-                  file=sys.stderr, flush=True)
-        frames.append(pairs.assign(_mask=np.int64(1 << bit)))
-    if not frames:
-        return pd.DataFrame({c: pd.array([], dtype="str") for c in PAIR_COLUMNS + ["blockers"]}), report
-    # Each blocker's pairs are unique, so the sum of the bits is their OR.
-    union = (pd.concat(frames, ignore_index=True).groupby(PAIR_COLUMNS, sort=True)["_mask"]
-             .sum().reset_index())
-    masks = union["_mask"].unique()
-    label = {m: "|".join(n for bit, n in enumerate(names) if m >> bit & 1) for m in masks}
-    union["blockers"] = union["_mask"].map(label).astype("str")
-    return union.drop(columns="_mask"), report
+    cands = candidate_pairs(listings, blockers, progress)
+    frame = cands.frame(_item_ids(listings)).sort_values(PAIR_COLUMNS, ignore_index=True)
+    return frame, cands.report
 
 
 def _pair_index(pairs: pd.DataFrame, what: str) -> pd.MultiIndex:

@@ -483,6 +483,67 @@ def ablate(
         console.print(f"report -> [bold]{page}[/bold]")
 
 
+BLOCK_HELP = ("Blocker spec, repeatable (default: chosen from the columns present: key:seller_id+category_l2, "
+              "title, phone, ann:text?k=5&partition=category_l2+city). Kinds: category:LEVEL, title, phone, "
+              "key:COL+COL, minhash[?num_perm=64&bands=16&columns=title], phash, "
+              "ann:text|title|photos[?k=10&partition=COL+COL&exclude=COL&encoder=SPEC&backend=auto|exact|usearch|faiss]; "
+              "every kind takes max_block= and name=.")
+
+
+@app.command()
+def dedup(
+    listings: Path = typer.Argument(..., help="The catalogue: listings table (.parquet, .csv, .jsonl)."),
+    model: Path = typer.Option(..., "--model", "-m", help="Model directory from `dupsearch train`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (resumable: rerun the same command "
+                             "to continue an interrupted run)."),
+    block: Optional[list[str]] = typer.Option(None, "--block", "-b", help=BLOCK_HELP),
+    batch_size: int = typer.Option(20_000, min=1, help="Candidate pairs per scored Parquet part."),
+    threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0,
+                                              help="Score above which two listings are linked "
+                                                   "(default: the model's best-F1 threshold)."),
+    truth: Optional[str] = typer.Option("cluster_id", help="Listings column with known duplicate groups: "
+                                        "when present, blocking recall and cluster metrics are reported "
+                                        "('' turns it off)."),
+    workers: int = typer.Option(1, min=1, help="Scoring processes (each scores whole parts)."),
+    restart: bool = typer.Option(False, "--restart", help="Delete OUT and start over."),
+    mapping: Optional[Path] = typer.Option(None),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+):
+    """Find duplicate groups in a whole catalogue: candidate pairs (blocking), scores from the
+    model in resumable Parquet parts, then clusters (connected components, CENTER, average-link)."""
+    _setup_logging(verbose)
+    from dupsearch.engines import DedupConfig, run_dedup
+    if block:
+        from dupsearch.candidates.specs import make_blocker
+        for spec in block:
+            try:
+                make_blocker(spec)
+            except ValueError as e:
+                raise typer.BadParameter(str(e), param_hint="--block") from None
+    cfg = DedupConfig(blockers=list(block) if block else None, batch_size=batch_size, threshold=threshold,
+                      truth_column=truth or None, workers=workers)
+    rep = run_dedup(listings, model, out, cfg, mapping=mapping, restart=restart, log=console.print)
+    b, c = rep["blocking"], rep["clustering"]
+    t = Table(title=f"dedup of {rep['listings']:,} listings -> {out}")
+    t.add_column("")
+    t.add_column("value", justify="right")
+    t.add_row("candidate pairs", f"{b['n_candidates']:,} ({b['candidates_per_listing']:.2f} per listing)")
+    t.add_row("reduction ratio", f"{b['reduction_ratio']:.6f}")
+    if "pair_recall" in b:
+        t.add_row(f"blocking pair recall ({b['truth_column']})", f"{b['pair_recall']:.4f}")
+    t.add_row("threshold", f"{c['threshold']:.4f}")
+    for method, m in c["methods"].items():
+        line = f"{m['groups_of_2_or_more']:,} groups, {m['listings_in_groups']:,} listings"
+        if "bcubed" in m:
+            line += f"; B-cubed F1 {m['bcubed']['f1']:.4f}, pairwise F1 {m['pairwise']['f1']:.4f}"
+        t.add_row(method, line)
+    t.add_row("wall time", f"{rep['wall_seconds']:.1f} s" + (" (resumed)" if rep["resumed"] else ""))
+    t.add_row("peak memory", f"{rep['peak_memory_mb']:,.0f} MB" + (
+        f" (largest worker {rep['peak_worker_memory_mb']:,.0f} MB, shared pages counted in both)"
+        if "peak_worker_memory_mb" in rep else ""))
+    Console().print(t)
+
+
 @app.command()
 def version():
     """Print the versions of dupsearch and its key dependencies."""

@@ -1,0 +1,407 @@
+"""Approximate nearest-neighbour blocking: each listing's top-k most similar listings.
+
+Listings are embedded (by default with :class:`HashedTfidfVectors`, a model-free TF-IDF of the
+homoglyph-folded text, randomly projected; or any dupsearch encoder spec such as ``minilm`` or ``colorhist``; or
+vectors the caller already has), optionally split into partitions (e.g. the same top-level
+category, the same city) and, inside each partition, every listing proposes its ``k`` nearest
+neighbours by cosine. Small partitions are searched exactly (blocked matrix products, the result
+does not depend on threads); large ones with an HNSW index (usearch, or faiss when asked for).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from dupsearch.candidates.blocking import _BlockerBase, _item_ids, _pair_codes, _require, skeleton
+from dupsearch.encoders.base import MissingDependencyError, l2_normalize, require
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "exact", "usearch", "faiss")
+
+
+class HashedTfidfVectors:
+    """Text -> dense unit vectors, with nothing to download and no vocabulary to hold.
+
+    The text is folded to its skeleton (lower case, Cyrillic look-alikes -> Latin, so homoglyph
+    spam and the honest spelling meet), hashed into word uni/bigrams (and, with ``char_ngram``,
+    in-word character n-grams), weighted by sublinear TF-IDF with IDF from a sample of at most
+    ``sample`` texts, then reduced to ``dim`` dimensions:
+
+    - ``reduce="projection"`` (default): a signed random projection (each hashed term adds +-its
+      weight to one of ``dim`` coordinates). Inner products are kept in expectation for every
+      term, rare ones included -- the model numbers, sizes and colours that tell a re-post from
+      another unit of the same model. Measured on 300,000 synthetic listings (k=10 neighbours
+      within category and city, with the seller key): pair recall 0.971 vs 0.951 for a 96-dim
+      SVD and 0.960 for a 256-dim SVD, and no fitting beyond IDF.
+    - ``reduce="svd"``: truncated SVD fitted on the sample (topics rather than details).
+
+    Texts are transformed in chunks of ``chunk``, so memory stays bounded.
+    """
+
+    def __init__(self, dim: int = 256, reduce: str = "projection", char_ngram: int = 0,
+                 n_features: int = 2 ** 20, sample: int = 100_000, chunk: int = 100_000, seed: int = 0):
+        if dim < 2:
+            raise ValueError(f"dim must be >= 2, got {dim}")
+        if reduce not in ("projection", "svd"):
+            raise ValueError(f"reduce must be 'projection' or 'svd', got {reduce!r}")
+        self.dim, self.reduce, self.char_ngram, self.n_features = int(dim), reduce, int(char_ngram), int(n_features)
+        self.sample, self.chunk, self.seed = int(sample), int(chunk), int(seed)
+
+    def _hashed(self, texts: Sequence[str]):
+        import scipy.sparse as sp
+        from sklearn.feature_extraction.text import HashingVectorizer
+        words = HashingVectorizer(n_features=self.n_features, ngram_range=(1, 2), alternate_sign=False,
+                                  norm=None, token_pattern=r"(?u)\b\w+\b", lowercase=False)
+        blocks = [words.transform(texts)]
+        if self.char_ngram:
+            chars = HashingVectorizer(n_features=self.n_features, analyzer="char_wb", lowercase=False,
+                                      ngram_range=(self.char_ngram, self.char_ngram),
+                                      alternate_sign=False, norm=None)
+            blocks.append(chars.transform(texts))
+        return sp.hstack(blocks, format="csr", dtype=np.float32)
+
+    def fit_transform(self, texts: Sequence[str], progress=None) -> np.ndarray:
+        import scipy.sparse as sp
+        from sklearn.feature_extraction.text import TfidfTransformer
+
+        texts = [skeleton(t) for t in texts]
+        n = len(texts)
+        if n < 2:
+            return np.zeros((n, 0), np.float32)
+        rng = np.random.default_rng(self.seed)
+        fit_rows = np.sort(rng.choice(n, self.sample, replace=False)) if n > self.sample else np.arange(n)
+        sample = self._hashed([texts[i] for i in fit_rows])
+        width = sample.shape[1]
+        if self.reduce == "projection":
+            tfidf = TfidfTransformer(sublinear_tf=True).fit(sample)
+            bucket = rng.integers(0, self.dim, width)
+            sign = rng.choice(np.array([-1.0, 1.0], np.float32), width)
+            R = sp.csr_matrix((sign, (np.arange(width), bucket)), shape=(width, self.dim))
+            used, k = slice(None), self.dim
+            reduce = lambda X: np.asarray((X @ R).todense(), dtype=np.float32)  # noqa: E731
+        else:
+            from sklearn.decomposition import TruncatedSVD
+            # Only the columns the sample uses: the SVD's random range finder is dense over
+            # columns, and 2^20 mostly empty ones would cost gigabytes and minutes.
+            used = np.unique(sample.indices)
+            sample = sample[:, used]
+            tfidf = TfidfTransformer(sublinear_tf=True).fit(sample)
+            k = max(1, min(self.dim, len(fit_rows) - 1, len(used) - 1))
+            svd = TruncatedSVD(k, random_state=self.seed, algorithm="randomized", n_iter=4)
+            svd.fit(tfidf.transform(sample))
+            reduce = svd.transform
+        del sample
+        out = np.empty((n, k), np.float32)
+        for s in range(0, n, self.chunk):
+            X = self._hashed(texts[s:s + self.chunk])[:, used]
+            out[s:s + self.chunk] = reduce(tfidf.transform(X))
+            if progress is not None:
+                progress(min(s + self.chunk, n), n)
+        return l2_normalize(out)
+
+
+
+
+def price_coordinates(price: pd.Series) -> np.ndarray:
+    """(cos, sin) of log(price) / log(1.5) per listing; zeros where the price is missing or <= 0."""
+    p = pd.to_numeric(price, errors="coerce").to_numpy(dtype=float)
+    ok = np.isfinite(p) & (p > 0)
+    angle = np.log(np.where(ok, p, 1.0)) / np.log(1.5)
+    out = np.stack([np.cos(angle), np.sin(angle)], axis=1).astype(np.float32)
+    out[~ok] = 0.0
+    return out
+
+
+def _attribute_text(attrs: object) -> str:
+    if isinstance(attrs, str):
+        try:
+            attrs = json.loads(attrs) if attrs.strip() else {}
+        except ValueError:
+            return attrs
+    if not isinstance(attrs, dict):
+        try:
+            attrs = dict(attrs) if attrs is not None and not isinstance(attrs, float) else {}
+        except (TypeError, ValueError):
+            return ""
+    return " ".join(f"{k} {v}" for k, v in sorted(attrs.items(), key=lambda kv: str(kv[0])))
+
+
+def _exact_knn(vectors: np.ndarray, k: int, groups: np.ndarray | None = None, block: int = 2048
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k by inner product among the rows themselves (self excluded; rows of the same
+    ``groups`` value >= 0 excluded too): (neighbours, sims)."""
+    n = len(vectors)
+    k = min(k, n - 1)
+    nb = np.empty((n, k), np.int64)
+    sims = np.empty((n, k), np.float32)
+    for s in range(0, n, block):
+        S = vectors[s:s + block] @ vectors.T
+        rows = np.arange(S.shape[0])
+        S[rows, s + rows] = -np.inf
+        if groups is not None:
+            g = groups[s:s + block]
+            S[(g[:, None] == groups[None, :]) & (g[:, None] >= 0)] = -np.inf
+        idx = np.argpartition(-S, k - 1, axis=1)[:, :k] if k < n - 1 else np.argsort(-S, axis=1)[:, :k]
+        top = np.take_along_axis(S, idx, axis=1)
+        best_first = np.argsort(-top, axis=1, kind="stable")  # neighbours by rank, as HNSW gives them
+        nb[s:s + block] = np.take_along_axis(idx, best_first, axis=1)
+        sims[s:s + block] = np.take_along_axis(top, best_first, axis=1)
+    return nb, sims
+
+
+def _usearch_knn(vectors: np.ndarray, k: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        import usearch.index as usearch_index
+    except ImportError as exc:  # a core dependency: only a broken install gets here
+        raise MissingDependencyError("ANN blocking with usearch needs the package 'usearch' "
+                                     "(a dupsearch dependency): pip install usearch") from exc
+    index = usearch_index.Index(ndim=vectors.shape[1], metric="ip", dtype="f32",
+                                connectivity=16, expansion_add=128, expansion_search=128)
+    keys = np.arange(len(vectors), dtype=np.uint64)
+    index.add(keys, vectors, threads=threads)
+    found = index.search(vectors, k + 1, threads=threads)
+    nb = found.keys.astype(np.int64)
+    # usearch pads rows with fewer than k+1 hits; counts says how many are real.
+    valid = np.arange(nb.shape[1])[None, :] < found.counts[:, None]
+    nb[~valid] = -1
+    sims = (1 - found.distances).astype(np.float32)
+    return nb, sims
+
+
+def _faiss_knn(vectors: np.ndarray, k: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
+    faiss = require("faiss", "ANN blocking with faiss", "faiss")
+    if threads:
+        faiss.omp_set_num_threads(threads)
+    index = faiss.IndexHNSWFlat(vectors.shape[1], 16, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 128
+    index.hnsw.efSearch = 128
+    index.add(np.ascontiguousarray(vectors))
+    sims, nb = index.search(np.ascontiguousarray(vectors), k + 1)
+    return nb.astype(np.int64), sims.astype(np.float32)
+
+
+class ANNBlocker(_BlockerBase):
+    """Each listing's ``k`` nearest neighbours (cosine) within its partition.
+
+    - ``source``: ``"text"`` (title + description), ``"title"``, ``"photos"`` (mean of a
+      listing's photo embeddings; needs an image ``encoder``). With ``attributes`` (default)
+      the text sources end with the attribute names and values.
+    - ``char_ngram``: also hash in-word character n-grams of this length into the default
+      vectors (0: words only, ~2.5x faster; measured to find as many re-posts here).
+    - ``encoder``: None -> :class:`HashedTfidfVectors` (``dim``, ``reduce``; text only); or an encoder spec
+      (``"minilm"``, ``"tfidf_svd"``, ``"colorhist"``, ``"timm:/models/r50"`` ...), fitted on the
+      listings themselves when it needs fitting.
+    - ``vectors``: precomputed (n_listings, dim) vectors in the listings' row order (skips
+      ``source``/``encoder``); or ``column``: a listings column holding one vector per row.
+    - ``partition``: columns whose equal values a pair must share (``()``: one partition).
+      Listings with an empty partition value are searched in a partition of their own.
+    - ``backend``: ``"exact"``, ``"usearch"`` (HNSW), ``"faiss"`` (HNSW), or ``"auto"``:
+      exact up to ``exact_limit`` listings per partition, usearch above.
+    - ``min_similarity``: neighbours below this cosine are not proposed.
+    - ``price_weight``: when the listings have a ``price``, two coordinates (cos, sin of
+      log(price) / log(1.5): a 50% price change turns them by one radian) of this weight are
+      appended before normalising, so among near-identical texts the one at a similar price
+      ranks first. Measured on 300,000 synthetic listings: recall with the seller key 0.980 vs
+      0.972 without, at the same candidates per listing. 0 turns it off.
+    - ``exclude``: columns (e.g. ``seller_id``) on which a neighbour must differ: pairs that a
+      key blocker already proposes do not take up the k places, so the neighbours are the
+      re-posts from other accounts. Exact search skips them before ranking; HNSW search asks
+      for ``2k`` neighbours and drops them afterwards.
+    """
+
+    def __init__(self, k: int = 10, source: str = "text", encoder: str | None = None,
+                 partition: Sequence[str] = ("category_l1",), backend: str = "auto",
+                 exact_limit: int = 5_000, min_similarity: float | None = None, dim: int = 256,
+                 vectors: np.ndarray | None = None, column: str | None = None, threads: int = 0,
+                 exclude: Sequence[str] = (), attributes: bool = True, char_ngram: int = 0,
+                 reduce: str = "projection", price_weight: float = 0.5,
+                 name: str | None = None, seed: int = 0):
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if source not in ("text", "title", "photos"):
+            raise ValueError(f"source must be 'text', 'title' or 'photos', got {source!r}")
+        if source == "photos" and encoder is None and vectors is None and column is None:
+            raise ValueError("source='photos' needs an image encoder, e.g. encoder='colorhist'")
+        self.k, self.source, self.encoder, self.partition = int(k), source, encoder, tuple(partition)
+        self.backend, self.exact_limit, self.min_similarity = backend, int(exact_limit), min_similarity
+        self.dim, self.vectors, self.column, self.threads, self.seed = dim, vectors, column, threads, seed
+        self.exclude = tuple([exclude] if isinstance(exclude, str) else exclude)
+        self.attributes, self.char_ngram = bool(attributes), int(char_ngram)
+        if reduce not in ("projection", "svd"):
+            raise ValueError(f"reduce must be 'projection' or 'svd', got {reduce!r}")
+        self.reduce = reduce
+        if price_weight < 0:
+            raise ValueError(f"price_weight must be >= 0, got {price_weight}")
+        self.price_weight = float(price_weight)
+        self.keep_ranks = False  # benchmarks: record each pair's neighbour rank (pair_ranks_)
+        self.name = name or f"ann_{source}" + (f"_{encoder.split(':')[0]}" if encoder else "")
+        self.report_: dict = {}
+
+    # -- vectors
+    def _texts(self, listings: pd.DataFrame) -> list[str]:
+        _require(listings, ["title"] if self.source == "title" else ["title", "description"])
+        text = listings["title"].fillna("").astype(str)
+        if self.source == "text":
+            text = text + " \n " + listings["description"].fillna("").astype(str)
+        if self.attributes and "attributes" in listings.columns:
+            # Attribute values (model, colour, mileage) are where re-posts agree when their
+            # text was written anew.
+            text = text + " \n " + listings["attributes"].map(_attribute_text)
+        return text.tolist()
+
+    def embed(self, listings: pd.DataFrame, progress=None) -> np.ndarray:
+        """The (n_listings, dim) unit vectors the blocker searches (zero rows: nothing to embed)."""
+        n = len(listings)
+        if self.vectors is not None:
+            v = np.asarray(self.vectors, dtype=np.float32)
+            if v.ndim != 2 or len(v) != n:
+                raise ValueError(f"vectors must be (n_listings={n}, dim), got shape {v.shape}")
+            return l2_normalize(v)
+        if self.column is not None:
+            _require(listings, [self.column])
+            col = listings[self.column]
+            dims = {len(x) for x in col if x is not None and not (isinstance(x, float) and np.isnan(x))}
+            if len(dims) != 1:
+                raise ValueError(f"column {self.column!r} must hold vectors of one length, found lengths "
+                                 f"{sorted(dims)[:5]}")
+            d = dims.pop()
+            v = np.zeros((n, d), np.float32)
+            for i, x in enumerate(col):  # one vector per listing: the column is a Python object column
+                if x is not None and not (isinstance(x, float) and np.isnan(x)):
+                    v[i] = np.asarray(x, np.float32)
+            return l2_normalize(v)
+        if self.encoder is None:
+            return HashedTfidfVectors(dim=self.dim, reduce=self.reduce, char_ngram=self.char_ngram,
+                                      seed=self.seed).fit_transform(self._texts(listings), progress)
+        from dupsearch.encoders import encode_cached, make_encoder
+        if self.source == "photos":
+            enc = make_encoder(self.encoder, "image")
+            _require(listings, ["images"])
+            photo_lists = [[str(p) for p in v] if isinstance(v, (list, tuple, np.ndarray)) else []
+                           for v in listings["images"]]
+            files = [p for ps in photo_lists for p in ps if os.path.isfile(p)]
+            uniq = list(dict.fromkeys(files))
+            emb = encode_cached(enc, uniq) if uniq else np.zeros((0, enc.dim), np.float32)
+            row_of = {p: i for i, p in enumerate(uniq)}
+            out = np.zeros((n, emb.shape[1] if len(uniq) else enc.dim), np.float32)
+            missing = 0
+            for i, ps in enumerate(photo_lists):  # averaging a listing's photos: per listing, not per pair
+                rows = [row_of[p] for p in ps if p in row_of]
+                missing += len(ps) - len(rows)
+                if rows:
+                    out[i] = emb[rows].mean(axis=0)
+            self.report_["unreadable_photos"] = missing
+            return l2_normalize(out)
+        enc = make_encoder(self.encoder, "text")
+        texts = self._texts(listings)
+        if enc.needs_fit:
+            enc.fit(texts)
+        return l2_normalize(encode_cached(enc, texts))
+
+    # -- search
+    def _knn(self, v: np.ndarray, groups: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, str]:
+        backend = self.backend
+        if backend == "auto":
+            backend = "exact" if len(v) <= self.exact_limit else "usearch"
+        k = min(self.k, len(v) - 1)
+        wide = min(2 * k if groups is not None else k, len(v) - 1)
+        if backend == "usearch":
+            try:
+                return (*_usearch_knn(v, wide, self.threads), backend)
+            except MissingDependencyError:
+                if self.backend == "usearch":
+                    raise
+                backend = "exact"
+        if backend == "faiss":
+            return (*_faiss_knn(v, wide, self.threads), backend)
+        return (*_exact_knn(v, k, groups), "exact")
+
+    def pair_codes(self, listings: pd.DataFrame, progress=None) -> np.ndarray:
+        ids = _item_ids(listings)
+        n = len(ids)
+        _require(listings, self.partition)
+        t0 = time.perf_counter()
+        v = self.embed(listings, progress)
+        if self.price_weight and "price" in listings.columns and v.shape[1]:
+            v = l2_normalize(np.hstack([v, self.price_weight * price_coordinates(listings["price"])]))
+        embed_s = time.perf_counter() - t0
+        has_vec = np.abs(v).sum(axis=1) > 0 if v.shape[1] else np.zeros(n, bool)
+        if self.partition:
+            keys = (listings[list(self.partition)].astype("string").fillna("")
+                    .apply(lambda c: c.str.strip()).agg("\x1f".join, axis=1))
+            part = pd.factorize(keys)[0]
+        else:
+            part = np.zeros(n, np.int64)
+        part = np.where(has_vec, part, -1)
+        order = np.argsort(part, kind="stable")
+        order = order[part[order] >= 0]
+        sorted_part = part[order]
+        starts = np.flatnonzero(np.r_[True, sorted_part[1:] != sorted_part[:-1]]) if len(order) else np.empty(0, int)
+        ends = np.r_[starts[1:], len(order)]
+        groups = None
+        if self.exclude:
+            _require(listings, self.exclude)
+            gkeys = listings[list(self.exclude)].astype("string").fillna("")
+            blank = np.logical_or.reduce([gkeys[c].str.strip().eq("").to_numpy() for c in self.exclude])
+            groups = pd.factorize(gkeys.agg("\x1f".join, axis=1))[0]
+            groups[blank] = -1
+        a_parts, b_parts, r_parts = [], [], []
+        used = {"exact": 0, "usearch": 0, "faiss": 0}
+        done = 0
+        t1 = time.perf_counter()
+        for s, e in zip(starts, ends):
+            rows = order[s:e]
+            done += len(rows)
+            if len(rows) < 2:
+                continue
+            g = groups[rows] if groups is not None else None
+            nb, sims, backend = self._knn(np.ascontiguousarray(v[rows]), g)
+            used[backend] += 1
+            ok = nb >= 0
+            ok &= nb != np.arange(len(rows))[:, None]  # HNSW returns the query itself among its hits
+            if self.min_similarity is not None:
+                ok &= sims >= self.min_similarity
+            if g is not None:
+                gb = g[np.where(nb >= 0, nb, 0)]
+                ok &= ~((gb == g[:, None]) & (gb >= 0))
+                if backend != "exact":  # keep the k best that survive
+                    ok &= np.cumsum(ok, axis=1) <= self.k
+            ok &= np.isfinite(sims)
+            src = np.broadcast_to(np.arange(len(rows))[:, None], nb.shape)
+            a_parts.append(rows[src[ok]])
+            b_parts.append(rows[nb[ok]])
+            if self.keep_ranks:
+                rank = np.cumsum(ok, axis=1) - 1  # 0 = nearest proposed neighbour
+                r_parts.append(rank[ok])
+            if progress is not None:
+                progress(done, len(order))
+        a = np.concatenate(a_parts) if a_parts else np.empty(0, np.int64)
+        b = np.concatenate(b_parts) if b_parts else np.empty(0, np.int64)
+        sizes = ends - starts
+        self.report_.update({
+            "k": self.k, "partition": list(self.partition), "exclude": list(self.exclude), "partitions": int(len(starts)),
+            "largest_partition": int(sizes.max()) if len(sizes) else 0,
+            "partitions_by_backend": {k: v_ for k, v_ in used.items() if v_},
+            "listings_without_vector": int((~has_vec).sum()), "dim": int(v.shape[1]),
+            "embed_seconds": round(embed_s, 2), "search_seconds": round(time.perf_counter() - t1, 2)})
+        codes = _pair_codes(a, b, n)
+        if self.keep_ranks:
+            # Rank of each pair: the better of its two directions (a pair is found at k if
+            # either listing has the other among its k nearest).
+            r = np.concatenate(r_parts) if r_parts else np.empty(0, np.int64)
+            code = np.minimum(a, b) * np.int64(n) + np.maximum(a, b)
+            order = np.lexsort((r, code))
+            code, r = code[order], r[order]
+            first = np.r_[True, code[1:] != code[:-1]] if len(code) else np.empty(0, bool)
+            self.pair_ranks_ = r[first]  # aligned with codes (both sorted by code)
+        return codes

@@ -1,0 +1,473 @@
+"""Catalogue-scale dedup on one machine: blocking -> scoring in batches -> clustering.
+
+Output directory::
+
+    OUT/manifest.json          what this run is (input digest, model, settings); a restart with
+                               other input or settings is refused instead of mixing results
+    OUT/candidates.parquet     every candidate pair (item ids, listing rows, proposing blockers),
+                               in the order scoring reads them
+    OUT/scores/part-NNNNN.parquet   scored batches: item_id_a, item_id_b, blockers, score
+    OUT/clusters.parquet       item_id, cluster_components, cluster_center, cluster_average
+    OUT/report.json            counts, timings per stage, peak memory, blocking and cluster figures
+
+Every file is written atomically (a temporary file moved into place), so a run killed at any
+moment leaves only whole files. A restart reuses the candidates and every finished part and
+scores only the missing parts; the result is identical to an uninterrupted run.
+
+Memory stays bounded by the catalogue, not by the pairs: candidates are int64 row indices,
+scoring reads one batch at a time, and clustering holds one float per pair above threshold.
+Batches follow the candidates' order, which puts pairs of the same partition side by side, so
+a batch touches few distinct listings and the per-listing work of the feature families is
+shared by many pairs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import resource
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dupsearch.atomic import atomic_write, atomic_write_text
+from dupsearch.errors import DataError, DupsearchError
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+CANDIDATES = "candidates.parquet"
+SCORES_DIR = "scores"
+CLUSTERS = "clusters.parquet"
+REPORT = "report.json"
+METHODS = ("components", "center", "average")
+FORMAT_VERSION = 1
+
+
+class RunMismatchError(DupsearchError):
+    """The output directory holds a run of other input or settings."""
+
+
+@dataclass
+class DedupConfig:
+    blockers: list[str] | None = None  # spec strings; None -> default_blocker_specs(listings)
+    batch_size: int = 20_000  # candidate pairs per scored part
+    threshold: float | None = None  # None -> the model's own (best-F1) threshold
+    max_component: int = 5000  # average-link: larger components fall back to CENTER
+    truth_column: str | None = "cluster_id"  # when present: blocking recall and cluster metrics
+    workers: int = 1  # scoring processes (fork); each scores whole parts and writes them itself
+
+    def __post_init__(self):
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
+
+
+def peak_memory_mb(children: bool = False) -> float:
+    """Peak resident memory (MB) of this process, or with ``children`` of its largest finished
+    child process (a worker; pages it shares with this process copy-on-write count in both)."""
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF).ru_maxrss
+    return rss / 1024 if sys.platform != "darwin" else rss / 2 ** 20
+
+
+def file_digest(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def model_digest(model_dir: Path) -> str:
+    """Digest of a model directory's files (names and bytes)."""
+    h = hashlib.sha256()
+    for p in sorted(Path(model_dir).rglob("*")):
+        if p.is_file() and not p.name.startswith("."):
+            h.update(str(p.relative_to(model_dir)).encode())
+            h.update(file_digest(p).encode())
+    return h.hexdigest()
+
+
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    atomic_write(path, lambda fh: pq.write_table(table, fh, compression="zstd"))
+
+
+def locality_order(listings: pd.DataFrame) -> np.ndarray:
+    """Rank of each listing when sorted by category, city and seller (those present): pairs
+    sorted by these ranks come in batches that share listings."""
+    cols = [c for c in ("category_l1", "category_l2", "city", "seller_id") if c in listings.columns]
+    if not cols:
+        return np.arange(len(listings))
+    keys = [pd.factorize(listings[c].astype("string").fillna(""), sort=True)[0] for c in reversed(cols)]
+    order = np.lexsort(keys)
+    rank = np.empty(len(listings), np.int64)
+    rank[order] = np.arange(len(listings))
+    return rank
+
+
+@dataclass
+class DedupRun:
+    """One dedup run into ``out``; ``run()`` does (or resumes) every stage."""
+
+    listings: pd.DataFrame
+    model_dir: Path
+    out: Path
+    config: DedupConfig = field(default_factory=DedupConfig)
+    input_digest: str = ""
+    progress: bool = True
+    log: Callable[[str], None] = print
+    report: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.out = Path(self.out)
+        self.model_dir = Path(self.model_dir)
+        self.ids = self.listings["item_id"].astype(str).to_numpy(dtype=object)
+
+    # -- manifest
+    def _manifest(self) -> dict:
+        from dupsearch.candidates.specs import default_blocker_specs
+        if self.config.blockers is None:
+            self.config.blockers = default_blocker_specs(self.listings)
+        return {"format": FORMAT_VERSION, "input_digest": self.input_digest,
+                "n_listings": int(len(self.listings)), "model_dir": str(self.model_dir.resolve()),
+                "model_digest": model_digest(self.model_dir),
+                "blockers": list(self.config.blockers), "batch_size": self.config.batch_size,
+                "threshold": self.config.threshold, "max_component": self.config.max_component}
+
+    def _check_manifest(self) -> None:
+        want = self._manifest()
+        path = self.out / MANIFEST
+        if path.exists():
+            have = json.loads(path.read_text())
+            diff = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
+            if diff:
+                what = "; ".join(f"{k}: was {a!r}, now {b!r}" for k, (a, b) in diff.items())
+                raise RunMismatchError(f"{self.out} holds a dedup run with other input or settings ({what}); "
+                                       f"use another --out, or --restart to start it over")
+            self.resumed = True
+        else:
+            self.out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, json.dumps(want, indent=2))
+            self.resumed = False
+
+    # -- stage 1
+    def candidates(self) -> pd.DataFrame:
+        path = self.out / CANDIDATES
+        if path.exists():
+            self.log(f"candidates: reusing {path}")
+            table = pq.read_table(path)
+            self.report.setdefault("blocking", json.loads(table.schema.metadata[b"dupsearch_blocking"]))
+            return table
+        from dupsearch.candidates.blocking import candidate_pairs
+        from dupsearch.candidates.specs import make_blocker
+        blockers = [make_blocker(s) for s in self.config.blockers]
+        t0 = time.perf_counter()
+        cands = candidate_pairs(self.listings, blockers, progress=self.progress)
+        rank = locality_order(self.listings)
+        order = np.lexsort((rank[cands.b], rank[cands.a] if False else np.minimum(rank[cands.a], rank[cands.b])))
+        a, b = cands.a[order], cands.b[order]
+        ids = pa.array(self.ids, type=pa.string())
+        labels = cands.labels(cands.mask[order])
+        n = len(self.listings)
+        blocking = {"blockers": cands.report, "n_candidates": int(len(a)),
+                    "candidates_per_listing": round(len(a) / max(n, 1), 3),
+                    "reduction_ratio": 1 - len(a) / (n * (n - 1) / 2) if n > 1 else float("nan"),
+                    "seconds": round(time.perf_counter() - t0, 2)}
+        truth = self.config.truth_column
+        if truth and truth in self.listings.columns:
+            blocking.update(self._blocking_recall(a, b))
+        table = pa.table({"item_id_a": ids.take(pa.array(a)), "item_id_b": ids.take(pa.array(b)),
+                          "row_a": pa.array(a, pa.int64()), "row_b": pa.array(b, pa.int64()),
+                          "blockers": pa.array(labels, pa.string())})
+        table = table.replace_schema_metadata({"dupsearch_blocking": json.dumps(blocking, default=float)})
+        _write_parquet(table, path)
+        self.report["blocking"] = blocking
+        self.log(f"candidates: {len(a):,} pairs ({blocking['candidates_per_listing']:.2f} per listing, "
+                 f"reduction ratio {blocking['reduction_ratio']:.6f}) in {blocking['seconds']:.1f} s"
+                 + (f"; pair recall {blocking['pair_recall']:.4f}" if "pair_recall" in blocking else ""))
+        return table
+
+    def _truth_codes(self) -> np.ndarray:
+        from dupsearch.synth.pairs import positive_pairs
+        n = len(self.listings)
+        codes = pd.factorize(self.listings[self.config.truth_column], use_na_sentinel=True)[0]
+        labelled = np.flatnonzero(codes >= 0)
+        a, b = positive_pairs(codes[labelled])
+        a, b = labelled[a], labelled[b]
+        return np.unique(np.minimum(a, b) * np.int64(n) + np.maximum(a, b))
+
+    def _blocking_recall(self, a: np.ndarray, b: np.ndarray) -> dict:
+        n = len(self.listings)
+        truth = self._truth_codes()
+        cand = np.unique(np.minimum(a, b) * np.int64(n) + np.maximum(a, b))
+        found = int(np.isin(truth, cand, assume_unique=True).sum())
+        return {"truth_column": self.config.truth_column, "n_true_pairs": int(len(truth)),
+                "n_true_found": found, "pair_recall": found / len(truth) if len(truth) else float("nan")}
+
+    # -- stage 2
+    def _part_path(self, i: int) -> Path:
+        return self.out / SCORES_DIR / f"part-{i:05d}.parquet"
+
+    def score(self, candidates: pa.Table) -> None:
+        from dupsearch.models import DuplicateMatcher
+        n = candidates.num_rows
+        bs = self.config.batch_size
+        n_parts = (n + bs - 1) // bs
+        (self.out / SCORES_DIR).mkdir(parents=True, exist_ok=True)
+        for stale in (self.out / SCORES_DIR).glob(".part-*.tmp"):  # left by a killed run
+            stale.unlink()
+        todo = [i for i in range(n_parts) if not self._part_path(i).exists()]
+        self.report["scoring"] = {"parts": n_parts, "parts_reused": n_parts - len(todo),
+                                  "batch_size": bs}
+        if not todo:
+            self.log(f"scores: all {n_parts} parts present")
+            return
+        t0 = time.perf_counter()
+        matcher = DuplicateMatcher.load(self.model_dir)
+        self.threshold = self.config.threshold if self.config.threshold is not None else float(matcher.threshold_)
+        rows = np.unique(np.concatenate([candidates.column("row_a").to_numpy(),
+                                         candidates.column("row_b").to_numpy()]))
+        # Prepare each listing once (homoglyph cleaning, normalisation, embeddings), not per batch.
+        prepared = _prepare(matcher, self.listings.iloc[rows], self.config.workers, self.progress)
+        prep_s = time.perf_counter() - t0
+        self.log(f"scores: prepared {len(rows):,} listings in {prep_s:.1f} s; scoring {len(todo)} of "
+                 f"{n_parts} parts of {bs:,} pairs")
+        t1 = time.perf_counter()
+        global _SCORING
+        _SCORING = (self, matcher, prepared, rows, candidates)
+        workers = min(self.config.workers, len(todo))
+        try:
+            with _progress(self.progress, len(todo), "scoring candidate pairs") as advance:
+                if workers > 1:
+                    import multiprocessing as mp
+                    # fork: the workers share the listings, prepared fields and model copy-on-write
+                    with mp.get_context("fork").Pool(workers) as pool:
+                        counts = []
+                        for rows_done in pool.imap_unordered(_score_part, todo):
+                            counts.append(rows_done)
+                            advance()
+                else:
+                    counts = []
+                    for i in todo:
+                        counts.append(_score_part(i))
+                        advance()
+        finally:
+            _SCORING = None
+        scored = int(sum(counts))
+        secs = time.perf_counter() - t1
+        self.report["scoring"].update({"workers": workers, "pairs_scored": int(scored), "prepare_seconds": round(prep_s, 2),
+                                       "score_seconds": round(secs, 2),
+                                       "pairs_per_second": round(scored / secs, 1) if secs > 0 else None})
+
+    # -- stage 3
+    def read_scores(self, columns: Sequence[str] | None = None) -> pa.Table:
+        bs = self.config.batch_size
+        n = int(pq.read_metadata(self.out / CANDIDATES).num_rows)
+        n_parts = (n + bs - 1) // bs
+        tables = []
+        for i in range(n_parts):
+            path = self._part_path(i)
+            if not path.exists():
+                raise DupsearchError(f"{path} is missing: the scoring stage did not finish")
+            t = pq.read_table(path, columns=columns)
+            expected = min(bs, n - i * bs)
+            if t.num_rows != expected:
+                raise DataError(f"has {t.num_rows} rows, expected {expected}: delete it and rerun",
+                                path=str(path))
+            tables.append(t)
+        if tables:
+            return pa.concat_tables(tables)
+        empty = pa.table({"item_id_a": pa.array([], pa.string()), "item_id_b": pa.array([], pa.string()),
+                          "blockers": pa.array([], pa.string()), "score": pa.array([], pa.float32()),
+                          "row_a": pa.array([], pa.int64()), "row_b": pa.array([], pa.int64())})
+        return empty.select(list(columns)) if columns else empty
+
+    def cluster(self) -> pd.DataFrame:
+        from dupsearch.cluster import (average_link_clusters, bcubed_metrics, center_clusters,
+                                       connected_components_clusters, pairwise_metrics)
+        t0 = time.perf_counter()
+        scores = self.read_scores(["row_a", "row_b", "score"])
+        if not hasattr(self, "threshold"):
+            from dupsearch.models import DuplicateMatcher
+            self.threshold = (self.config.threshold if self.config.threshold is not None
+                              else float(DuplicateMatcher.load(self.model_dir).threshold_))
+        ra = scores.column("row_a").to_numpy()
+        rb = scores.column("row_b").to_numpy()
+        s = scores.column("score").to_numpy().astype(float)
+        thr = self.threshold
+        n_scored, n_above = len(s), int((s >= thr).sum())
+        # Only edges inside a connected component (at the threshold) can change any method's
+        # groups, so the others never reach the string-keyed graph code: exact, and millions
+        # of pairs lighter.
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+        above = s >= thr
+        n = len(self.ids)
+        comp = connected_components(coo_matrix((np.ones(int(above.sum()), np.int8), (ra[above], rb[above])),
+                                               shape=(n, n)), directed=False)[1]
+        inside = comp[ra] == comp[rb]
+        a, b, s = self.ids[ra[inside]], self.ids[rb[inside]], s[inside]
+        del scores, ra, rb
+        labels = {"components": connected_components_clusters(a, b, s, thr, all_ids=self.ids),
+                  "center": center_clusters(a, b, s, thr, all_ids=self.ids),
+                  "average": average_link_clusters(a, b, s, thr, all_ids=self.ids,
+                                                   max_component=self.config.max_component)}
+        frame = pd.DataFrame({"item_id": pd.array(self.ids, dtype="str")})
+        summary = {"threshold": thr, "pairs_scored": n_scored, "pairs_above_threshold": n_above,
+                   "methods": {}}
+        truth_col = self.config.truth_column
+        truth = None
+        if truth_col and truth_col in self.listings.columns:
+            t = self.listings[truth_col]
+            # a listing without a truth label is its own group
+            t = t.astype("string").fillna(pd.Series(["_single_" + i for i in self.ids], index=t.index))
+            truth = pd.Series(t.to_numpy(), index=self.ids)
+        for method, lab in labels.items():
+            lab = lab.reindex(self.ids)
+            frame[f"cluster_{method}"] = lab.to_numpy(dtype=np.int64)
+            sizes = np.bincount(pd.factorize(lab)[0])
+            m = {"clusters": int(len(sizes)), "groups_of_2_or_more": int((sizes >= 2).sum()),
+                 "listings_in_groups": int(sizes[sizes >= 2].sum()), "largest": int(sizes.max()) if len(sizes) else 0}
+            if "report" in lab.attrs:
+                m["report"] = lab.attrs["report"]
+            if truth is not None:
+                m["bcubed"] = bcubed_metrics(lab, truth)
+                m["pairwise"] = pairwise_metrics(lab, truth)
+            summary["methods"][method] = m
+        _write_parquet(pa.Table.from_pandas(frame, preserve_index=False), self.out / CLUSTERS)
+        summary["seconds"] = round(time.perf_counter() - t0, 2)
+        self.report["clustering"] = summary
+        return frame
+
+    def run(self) -> dict:
+        t0 = time.perf_counter()
+        self._check_manifest()
+        self.report.update({"listings": int(len(self.listings)), "out": str(self.out),
+                            "resumed": self.resumed, "blockers": list(self.config.blockers)})
+        cands = self.candidates()
+        self.score(cands)
+        del cands
+        self.cluster()
+        self.report["wall_seconds"] = round(time.perf_counter() - t0, 2)
+        self.report["peak_memory_mb"] = round(peak_memory_mb(), 1)
+        if self.config.workers > 1:
+            self.report["peak_worker_memory_mb"] = round(peak_memory_mb(children=True), 1)
+        atomic_write_text(self.out / REPORT, json.dumps(self.report, indent=2, default=float))
+        return self.report
+
+
+_PREPARING: tuple | None = None  # (matcher, listings) while worker processes prepare chunks
+
+
+def _prepare_chunk(bounds: tuple[int, int]) -> pd.DataFrame:
+    matcher, listings = _PREPARING
+    return matcher.pipeline_.prepare(listings.iloc[bounds[0]:bounds[1]])
+
+
+def _prepare(matcher, listings: pd.DataFrame, workers: int, progress: bool) -> pd.DataFrame:
+    """``pipeline_.prepare`` over the listings, split across ``workers`` processes (fork)."""
+    n = len(listings)
+    if workers <= 1 or n < 20_000:
+        return matcher.pipeline_.prepare(listings, progress=progress)
+    import multiprocessing as mp
+    global _PREPARING
+    _PREPARING = (matcher, listings)
+    step = -(-n // (workers * 4))  # a few chunks per worker evens out slow ones
+    bounds = [(s, min(s + step, n)) for s in range(0, n, step)]
+    try:
+        with _progress(progress, len(bounds), "preparing listings") as advance, \
+                mp.get_context("fork").Pool(workers) as pool:
+            parts = []
+            for part in pool.imap(_prepare_chunk, bounds):
+                parts.append(part)
+                advance()
+    finally:
+        _PREPARING = None
+    return pd.concat(parts, ignore_index=True)
+
+
+_SCORING: tuple | None = None  # (run, matcher, prepared, rows, candidates) while parts are scored
+
+
+def _score_part(i: int) -> int:
+    """Score candidate part ``i`` and write it (atomically); runs in the main process or a worker."""
+    from dupsearch.models.ensemble import pair_categories
+    run, matcher, prepared, rows, candidates = _SCORING
+    bs = run.config.batch_size
+    part = candidates.slice(i * bs, bs)
+    pairs = pd.DataFrame({"item_id_a": part.column("item_id_a").to_pandas(),
+                          "item_id_b": part.column("item_id_b").to_pandas()})
+    # Only this batch's listings: the id lookup in join_pairs then costs the batch, not the catalogue.
+    need = np.unique(np.concatenate([part.column("row_a").to_numpy(), part.column("row_b").to_numpy()]))
+    sub = prepared.iloc[np.searchsorted(rows, need)]
+    X = matcher.pipeline_.transform(run.listings, pairs, prepared=sub)
+    if matcher.learned_ is not None:
+        L = matcher.learned_.transform(run.listings, sub, pairs)
+        X = pd.concat([X, L.set_axis(X.index)], axis=1)
+    cat = (pair_categories(run.listings, pairs, matcher.config.ensemble.category_column)
+           if matcher.combiner_ is not None else None)
+    p = matcher.predict_proba_features(X, cat).astype(np.float32)
+    out = pa.table({"item_id_a": part.column("item_id_a"), "item_id_b": part.column("item_id_b"),
+                    "blockers": part.column("blockers"), "score": pa.array(p),
+                    "row_a": part.column("row_a"), "row_b": part.column("row_b")})
+    _write_parquet(out, run._part_path(i))
+    return part.num_rows
+
+
+class _progress:
+    """A rich progress bar (or nothing) whose ``advance()`` moves one step."""
+
+    def __init__(self, enabled: bool, total: int, description: str):
+        self.enabled, self.total, self.description = enabled, total, description
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda: None
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.console import Console
+        self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                           TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
+        self._p.__enter__()
+        task = self._p.add_task(self.description, total=self.total)
+        return lambda: self._p.advance(task)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self._p.__exit__(*exc)
+        return False
+
+
+def run_dedup(listings_path: str | os.PathLike, model_dir: str | os.PathLike, out: str | os.PathLike,
+              config: DedupConfig | None = None, mapping=None, restart: bool = False,
+              progress: bool = True, log: Callable[[str], None] = print) -> dict:
+    """Read the listings, then run (or resume) the dedup into ``out``; returns the report."""
+    import shutil
+    from dupsearch.errors import ModelNotFoundError
+    from dupsearch.io import read_listings
+    model_dir, out = Path(model_dir), Path(out)
+    if not (model_dir / "manifest.json").is_file():
+        what = "is not a dupsearch model (no manifest.json)" if model_dir.is_dir() else "does not exist"
+        raise ModelNotFoundError(f"model directory {model_dir} {what}: train one with "
+                                 f"`dupsearch train LISTINGS PAIRS --out {model_dir}`")
+    t0 = time.perf_counter()
+    listings, load_report = read_listings(listings_path, mapping=mapping)
+    log(f"{load_report}")
+    if restart and out.exists():
+        shutil.rmtree(out)
+    run = DedupRun(listings.reset_index(drop=True), model_dir, out, config or DedupConfig(),
+                   input_digest=file_digest(Path(listings_path)), progress=progress, log=log)
+    run.report["load_seconds"] = round(time.perf_counter() - t0, 2)
+    return run.run()
