@@ -134,6 +134,20 @@ def _attribute_text(attrs: object) -> str:
     return " ".join(f"{k} {v}" for k, v in sorted(attrs.items(), key=lambda kv: str(kv[0])))
 
 
+def _group_codes(listings: pd.DataFrame, columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """One int code per distinct combination of (stripped) values in ``columns`` (all rows 0 when
+    there are none), and whether any of them is blank. Column by column, never row by row."""
+    n = len(listings)
+    codes = np.zeros(n, np.int64)
+    blank = np.zeros(n, bool)
+    for c in columns:
+        values = listings[c].astype("string").fillna("").str.strip()
+        blank |= values.eq("").to_numpy()
+        f, uniq = pd.factorize(values)
+        codes = pd.factorize(codes * np.int64(len(uniq) + 1) + f)[0].astype(np.int64)
+    return codes, blank
+
+
 def _exact_knn(vectors: np.ndarray, k: int, groups: np.ndarray | None = None, block: int = 2048
                ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k by inner product among the rows themselves (self excluded; rows of the same
@@ -209,8 +223,9 @@ class ANNBlocker(_BlockerBase):
     - ``price_weight``: when the listings have a ``price``, two coordinates (cos, sin of
       log(price) / log(1.5): a 50% price change turns them by one radian) of this weight are
       appended before normalising, so among near-identical texts the one at a similar price
-      ranks first. Measured on 300,000 synthetic listings: recall with the seller key 0.980 vs
-      0.972 without, at the same candidates per listing. 0 turns it off.
+      ranks first. Measured on 300,000 synthetic listings (seller key + text and title k=10):
+      pair recall 0.9811 / 0.9845 / 0.9863 / 0.9847 / 0.9799 / 0.9656 at weight 0.25 / 0.5 /
+      1 / 1.5 / 2 / 3 (10.2-11.4 candidates per listing). 0 turns it off.
     - ``exclude``: columns (e.g. ``seller_id``) on which a neighbour must differ: pairs that a
       key blocker already proposes do not take up the k places, so the neighbours are the
       re-posts from other accounts. Exact search skips them before ranking; HNSW search asks
@@ -222,7 +237,7 @@ class ANNBlocker(_BlockerBase):
                  exact_limit: int = 5_000, min_similarity: float | None = None, dim: int = 256,
                  vectors: np.ndarray | None = None, column: str | None = None, threads: int = 0,
                  exclude: Sequence[str] = (), attributes: bool = True, char_ngram: int = 0,
-                 reduce: str = "projection", price_weight: float = 0.5,
+                 reduce: str = "projection", price_weight: float = 1.0,
                  name: str | None = None, seed: int = 0):
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -336,12 +351,7 @@ class ANNBlocker(_BlockerBase):
             v = l2_normalize(np.hstack([v, self.price_weight * price_coordinates(listings["price"])]))
         embed_s = time.perf_counter() - t0
         has_vec = np.abs(v).sum(axis=1) > 0 if v.shape[1] else np.zeros(n, bool)
-        if self.partition:
-            keys = (listings[list(self.partition)].astype("string").fillna("")
-                    .apply(lambda c: c.str.strip()).agg("\x1f".join, axis=1))
-            part = pd.factorize(keys)[0]
-        else:
-            part = np.zeros(n, np.int64)
+        part = _group_codes(listings, self.partition)[0]
         part = np.where(has_vec, part, -1)
         order = np.argsort(part, kind="stable")
         order = order[part[order] >= 0]
@@ -351,9 +361,7 @@ class ANNBlocker(_BlockerBase):
         groups = None
         if self.exclude:
             _require(listings, self.exclude)
-            gkeys = listings[list(self.exclude)].astype("string").fillna("")
-            blank = np.logical_or.reduce([gkeys[c].str.strip().eq("").to_numpy() for c in self.exclude])
-            groups = pd.factorize(gkeys.agg("\x1f".join, axis=1))[0]
+            groups, blank = _group_codes(listings, self.exclude)
             groups[blank] = -1
         a_parts, b_parts, r_parts = [], [], []
         used = {"exact": 0, "usearch": 0, "faiss": 0}

@@ -145,7 +145,7 @@ def make_blocker(spec: str) -> Blocker:
     return ANNBlocker(k=o.get("k", int, 10), source=source, encoder=options.get("encoder") or None,
                       partition=partition, backend=options.get("backend", "auto"),
                       dim=o.get("dim", int, 256), reduce=options.get("reduce", "projection"),
-                      price_weight=o.get("price_weight", float, 0.5), min_similarity=o.get("min_similarity", float, None),
+                      price_weight=o.get("price_weight", float, 1.0), min_similarity=o.get("min_similarity", float, None),
                       exact_limit=o.get("exact_limit", int, 5_000), threads=o.get("threads", int, 0),
                       seed=o.get("seed", int, 0), exclude=_columns(options.get("exclude", "")),
                       attributes=o.get("attributes", _bool, True), char_ngram=o.get("char_ngram", int, 0), **kw)
