@@ -385,6 +385,9 @@ def test_make_blocker_parses_each_kind():
     b = make_blocker("ann:title?backend=exact&min_similarity=0.3&partition=")
     assert (b.source, b.backend, b.min_similarity, b.partition) == ("title", "exact", 0.3, ())
     assert make_blocker("ann").partition == ("category_l1",)
+    b = make_blocker("ann:text?dim=64&reduce=svd&price_weight=0&name=ann_svd")
+    assert (b.dim, b.reduce, b.price_weight, b.name) == (64, "svd", 0.0, "ann_svd")
+    assert make_blocker("title?name=title_again").name == "title_again"
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -395,6 +398,9 @@ def test_make_blocker_parses_each_kind():
     ("category:7", r"category level must be 1\.\.4"),
     ("category:x", r"category level must be 1\.\.4"),
     ("key:", r"name the columns, e\.g\. key:seller_id"),
+    ("ann:text?max_block=5", r"ann takes no max_block"),
+    ("ann:text?reduce=pca", r"reduce must be 'projection' or 'svd'"),
+    ("ann:text?price_weight=-1", r"price_weight must be >= 0"),
     ("minhash?num_perm=30&bands=8", r"multiple of bands"),
     ("ann:pixels", r"source must be"),
     ("ann:text?backend=gpu", r"backend must be one of"),
@@ -460,3 +466,29 @@ def test_default_blockers_recall_on_marketplace():
     assert met["n_true_pairs"] > 100
     assert met["pair_recall"] >= 0.9
     assert met["candidates_per_listing"] < 25
+
+
+def test_price_coordinates_turn_one_radian_per_fifty_percent():
+    from dupsearch.candidates.ann import price_coordinates
+    c = price_coordinates(pd.Series([1000.0, 1500.0, 1000.0, None, 0.0, -5.0]))
+    assert np.allclose(np.linalg.norm(c[:3], axis=1), 1.0)
+    assert np.allclose(c[0], c[2])
+    assert np.isclose(float(c[0] @ c[1]), np.cos(1.0), atol=1e-6)  # 1.5x the price: one radian apart
+    assert np.all(c[3:] == 0)  # missing, zero and negative prices add nothing
+
+
+@pytest.mark.parametrize("reduce", ["projection", "svd"])
+def test_hashed_tfidf_vectors_put_lookalike_copies_together(reduce):
+    from dupsearch.candidates.ann import HashedTfidfVectors
+    texts = ["Продаю ноутбук Lenovo ThinkPad T480 16 ГБ", "Пpoдaю нoутбук Lenovo ThinkPad T480 16 ГБ",
+             "Кроссовки Nike Air Force 1 размер 41", "Квартира-студия 28 м² ул. Ленина 5",
+             "Детская коляска Cybex Priam 2022", "Велосипед Stels Navigator 700 синий"] * 3
+    v = HashedTfidfVectors(dim=32, reduce=reduce).fit_transform(texts)
+    again = HashedTfidfVectors(dim=32, reduce=reduce).fit_transform(texts)
+    assert np.array_equal(v, again)  # seeded: the same vectors every run
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    sims = v @ v.T
+    assert sims[0, 1] > 0.99  # Latin look-alike letters fold to the same skeleton
+    assert sims[0, 1] > sims[0, 2:6].max() + 0.3
+    with pytest.raises(ValueError, match="reduce must be"):
+        HashedTfidfVectors(reduce="pca")

@@ -97,6 +97,12 @@ def test_dedup_end_to_end(trained, finished):
     assert {"item_id_a", "item_id_b", "blockers", "score"} <= set(scores.columns)
     assert scores["score"].between(0, 1).all()
     assert not scores.duplicated(["item_id_a", "item_id_b"]).any()
+    # duplicates.parquet: exactly the scored pairs at or above the run's threshold
+    threshold = _report(out)["clustering"]["threshold"]
+    dups = pd.read_parquet(out / "duplicates.parquet").sort_values(["item_id_a", "item_id_b"], ignore_index=True)
+    expected = scores[scores["score"] >= threshold][["item_id_a", "item_id_b", "score"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(dups, expected, check_dtype=False)
+    assert len(dups) > 0
 
     rep = _report(out)
     assert rep["resumed"] is False and rep["listings"] == N_LISTINGS

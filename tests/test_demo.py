@@ -30,13 +30,23 @@ def test_demo_small_end_to_end(tmp_path):
     assert summary["image_encoders"] == ["phash", "dhash", "colorhist"]
     assert (tmp_path / "demo" / "model" / "encoders" / "colorhist" / "encoder.json").is_file()
     assert set(summary["encoders"]) == {"phash", "dhash", "colorhist"}
+    # the trained model then dedups the whole catalogue: the default blockers find most planted
+    # duplicate pairs, and the methods that do not chain group at least as well as components
+    d = summary["dedup"]
+    assert d["pair_recall"] > 0.9 and d["candidates_per_listing"] < 30
+    assert set(d["methods"]) == {"components", "center", "average"}
+    assert d["methods"]["average"]["bcubed_f1"] > 0.6
+    assert d["methods"]["average"]["bcubed_f1"] >= d["methods"]["components"]["bcubed_f1"] - 0.02
+    assert (tmp_path / "demo" / "dedup" / "clusters.parquet").is_file()
+    assert "Catalogue dedup" in page
+    assert any("dedup of the whole catalogue" in line for line in lines)
 
 
 def test_demo_compares_photo_features(tmp_path):
     cfg = MatcherConfig(gbdt=GBDTConfig(max_iterations=150, early_stopping_rounds=30, threads=2),
                         n_models=1, cv_folds=3)
     res = run_demo(tmp_path / "demo", n_listings=600, seed=5, config=cfg, compare_images=True,
-                   log=lambda *_: None)
+                   dedup=False, log=lambda *_: None)
     # on this marketplace duplicates re-use their item's photos: the photo features must help
     assert res["test"]["pr_auc"] > res["test_images_off"]["pr_auc"]
     assert "Photo features" in (tmp_path / "demo" / "report" / "report.html").read_text()

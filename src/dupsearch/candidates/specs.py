@@ -58,12 +58,8 @@ class _Options:
                              f"{getattr(cast, '__name__', 'value')}") from None
 
     def common(self) -> dict:
-        out = {}
-        if "max_block" in self.options:
-            out["max_block"] = self.get("max_block", int, None)
-        if "name" in self.options:
-            out["name"] = self.options["name"]
-        return out
+        """max_block, when given (the name is set by make_blocker for every kind)."""
+        return {"max_block": self.get("max_block", int, None)} if "max_block" in self.options else {}
 
 
 def _int_list(value: str) -> list[int]:
@@ -88,25 +84,21 @@ def make_blocker(spec: str) -> Blocker:
     kind, arg, options = parse_spec(spec)
     if kind not in KINDS:
         raise ValueError(f"unknown blocker {kind!r} in {spec!r}; known: {', '.join(KINDS)}")
+    blocker = _build(spec, kind, arg, options)
+    if options.get("name"):
+        blocker.name = options["name"]  # two blockers of one kind in a union need two names
+    return blocker
+
+
+def _build(spec: str, kind: str, arg: str, options: dict[str, str]) -> Blocker:
     if kind == "category":
         o = _Options(spec, options, [])
         level = int(arg) if arg.isdigit() else (2 if not arg else -1)
         if level not in (1, 2, 3, 4):
             raise ValueError(f"blocker spec {spec!r}: the category level must be 1..4")
-        common = o.common()
-        name = common.pop("name", None)
-        b = CategoryBlocker(level, **common)
-        if name:
-            b.name = name
-        return b
+        return CategoryBlocker(level, **o.common())
     if kind in ("title", "phone"):
-        o = _Options(spec, options, [])
-        common = o.common()
-        name = common.pop("name", None)
-        b = ExactKeyBlocker(kind, **common)
-        if name:
-            b.name = name
-        return b
+        return ExactKeyBlocker(kind, **_Options(spec, options, []).common())
     if kind == "key":
         cols = _columns(arg)
         if not cols:
@@ -122,33 +114,26 @@ def make_blocker(spec: str) -> Blocker:
         if not columns:
             raise ValueError(f"blocker spec {spec!r}: columns= must name at least one column")
         return MinHashLSHBlocker(num_perm=o.get("num_perm", int, 64), bands=o.get("bands", int, 16),
-                                 columns=columns,
-                                 seed=o.get("seed", int, 0), shingle=shingle, **kw)
+                                 columns=columns, seed=o.get("seed", int, 0), shingle=shingle, **kw)
     if kind == "phash":
         o = _Options(spec, options, ["hash_size"])
-        kw = o.common()
-        name = kw.pop("name", None)
-        b = ImageHashBlocker(max_bucket=kw.get("max_block", 500), hash_size=o.get("hash_size", int, 8))
-        if name:
-            b.name = name
-        return b
+        return ImageHashBlocker(max_bucket=o.common().get("max_block", 500),
+                                hash_size=o.get("hash_size", int, 8))
     # ann
     o = _Options(spec, options, ["k", "partition", "encoder", "backend", "dim", "min_similarity",
-                                 "exact_limit", "threads", "seed", "exclude", "attributes", "char_ngram", "reduce",
-                                 "price_weight"])
-    source = arg or "text"
-    partition = _columns(options["partition"]) if options.get("partition") else []
-    if "partition" not in options:
-        partition = ["category_l1"]
-    kw = o.common()
-    kw.pop("max_block", None)
-    return ANNBlocker(k=o.get("k", int, 10), source=source, encoder=options.get("encoder") or None,
+                                 "exact_limit", "threads", "seed", "exclude", "attributes", "char_ngram",
+                                 "reduce", "price_weight"])
+    if "max_block" in options:
+        raise ValueError(f"blocker spec {spec!r}: ann takes no max_block (k bounds each listing's pairs)")
+    partition = _columns(options["partition"]) if "partition" in options else ["category_l1"]
+    return ANNBlocker(k=o.get("k", int, 10), source=arg or "text", encoder=options.get("encoder") or None,
                       partition=partition, backend=options.get("backend", "auto"),
                       dim=o.get("dim", int, 256), reduce=options.get("reduce", "projection"),
-                      price_weight=o.get("price_weight", float, 1.0), min_similarity=o.get("min_similarity", float, None),
+                      price_weight=o.get("price_weight", float, 1.0),
+                      min_similarity=o.get("min_similarity", float, None),
                       exact_limit=o.get("exact_limit", int, 5_000), threads=o.get("threads", int, 0),
                       seed=o.get("seed", int, 0), exclude=_columns(options.get("exclude", "")),
-                      attributes=o.get("attributes", _bool, True), char_ngram=o.get("char_ngram", int, 0), **kw)
+                      attributes=o.get("attributes", _bool, True), char_ngram=o.get("char_ngram", int, 0))
 
 
 def default_blocker_specs(listings: pd.DataFrame) -> list[str]:

@@ -383,10 +383,12 @@ def demo(
     text_encoder: Optional[list[str]] = typer.Option(None, "--text-encoder", "-t", help=TEXT_ENCODER_HELP),
     image_encoder: Optional[list[str]] = typer.Option(None, "--image-encoder", "-i", help=IMAGE_ENCODER_HELP),
     compare_images: bool = typer.Option(False, help="Also train without the photo encoders and compare."),
+    dedup: bool = typer.Option(True, "--dedup/--no-dedup",
+                               help="Also run `dupsearch dedup` with the trained model on the whole catalogue."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """The whole job on a generated Russian marketplace: generate, train with grouped
-    cross-validation, evaluate on held-out pairs, write an HTML report."""
+    cross-validation, evaluate on held-out pairs, dedup the whole catalogue, write an HTML report."""
     _setup_logging(verbose)
     from dupsearch.demo import run_demo
     from dupsearch.models import GBDTConfig, MatcherConfig
@@ -396,7 +398,8 @@ def demo(
         raise typer.BadParameter("--compare-images needs photos (not --no-photos) and image encoders "
                                  "(not --image-encoder none)")
     res = run_demo(out, n_listings=n_listings, seed=seed, photos=photos, config=cfg,
-                   compare_cleaning=compare_cleaning, compare_images=compare_images, log=console.print)
+                   compare_cleaning=compare_cleaning, compare_images=compare_images, dedup=dedup,
+                   log=console.print)
     t = res["test"]
     Console().print(f"held-out PR-AUC {t['pr_auc']:.4f}  ROC-AUC {t['roc_auc']:.4f}  "
                     f"F1 {t['f1']:.4f} (threshold {t['threshold']:.3f})")

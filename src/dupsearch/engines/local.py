@@ -7,6 +7,7 @@ Output directory::
     OUT/candidates.parquet     every candidate pair (item ids, listing rows, proposing blockers),
                                in the order scoring reads them
     OUT/scores/part-NNNNN.parquet   scored batches: item_id_a, item_id_b, blockers, score
+    OUT/duplicates.parquet     the scored pairs at or above the threshold: item_id_a, item_id_b, score
     OUT/clusters.parquet       item_id, cluster_components, cluster_center, cluster_average
     OUT/report.json            counts, timings per stage, peak memory, blocking and cluster figures
 
@@ -48,6 +49,7 @@ MANIFEST = "manifest.json"
 CANDIDATES = "candidates.parquet"
 SCORES_DIR = "scores"
 CLUSTERS = "clusters.parquet"
+DUPLICATES = "duplicates.parquet"
 REPORT = "report.json"
 METHODS = ("components", "center", "average")
 FORMAT_VERSION = 1
@@ -315,6 +317,10 @@ class DedupRun:
         from scipy.sparse.csgraph import connected_components
         above = s >= thr
         n = len(self.ids)
+        ids = pa.array(self.ids, type=pa.string())
+        _write_parquet(pa.table({"item_id_a": ids.take(pa.array(ra[above])),
+                                 "item_id_b": ids.take(pa.array(rb[above])),
+                                 "score": pa.array(s[above].astype(np.float32))}), self.out / DUPLICATES)
         comp = connected_components(coo_matrix((np.ones(int(above.sum()), np.int8), (ra[above], rb[above])),
                                                shape=(n, n)), directed=False)[1]
         inside = comp[ra] == comp[rb]
