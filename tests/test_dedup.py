@@ -275,6 +275,20 @@ def test_bad_block_spec_is_a_usage_error(trained, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_missing_blocking_column_fails_cleanly_and_the_corrected_command_runs(trained, tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("dedup", trained["tiny"], "--model", trained["model"], "--out", out,
+                   "--block", "key:sellr_id")
+    assert proc.returncode == 2
+    assert "sellr_id" in one_line(proc.stderr) and "needed for blocking" in one_line(proc.stderr)
+    assert not (out / "manifest.json").exists()  # the failed run holds nothing to its settings
+    proc = run_cli("dedup", trained["tiny"], "--model", trained["model"], "--out", out,
+                   "--block", "key:seller_id")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "manifest.json").read_text())["blockers"] == ["key:seller_id"]
+    assert (out / "clusters.parquet").is_file()
+
+
 def test_duplicated_item_id_names_file_and_column(trained, tmp_path):
     frame = pd.read_parquet(trained["tiny"])
     frame.loc[7, "item_id"] = frame.loc[3, "item_id"]

@@ -160,14 +160,28 @@ class DedupRun:
                                        f"use another --out, or --restart to start it over")
             self.resumed = True
         else:
+            # Written once the candidates exist: a run that fails in blocking (a misspelt column)
+            # leaves nothing that would hold the next, corrected command to its settings.
             self.out.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(path, json.dumps(want, indent=2))
+            self._pending_manifest = want
             self.resumed = False
+            stale = sorted((self.out / SCORES_DIR).glob("part-*.parquet"))
+            if stale:  # parts without a manifest belong to no known run: never mix them in
+                self.log(f"removing {len(stale)} score parts of an unknown earlier run in {self.out / SCORES_DIR}")
+                for p in stale:
+                    p.unlink()
 
     # -- stage 1
     def candidates(self) -> pd.DataFrame:
         path = self.out / CANDIDATES
-        if path.exists():
+        table = self._candidates(path)
+        if getattr(self, "_pending_manifest", None) is not None:
+            atomic_write_text(self.out / MANIFEST, json.dumps(self._pending_manifest, indent=2))
+            self._pending_manifest = None
+        return table
+
+    def _candidates(self, path: Path) -> pa.Table:
+        if path.exists() and self.resumed:  # without a manifest it may be another run's: redo it
             self.log(f"candidates: reusing {path}")
             table = pq.read_table(path)
             self.report.setdefault("blocking", json.loads(table.schema.metadata[b"dupsearch_blocking"]))
