@@ -188,6 +188,29 @@ def test_rerun_of_finished_run_reuses_everything(trained, finished, tmp_path):
     assert rep["blocking"]["pair_recall"] == _report(finished)["blocking"]["pair_recall"]
 
 
+def test_rerun_with_another_threshold_reclusters_from_the_saved_scores(trained, finished, tmp_path):
+    out = _copy(finished, tmp_path / "out")
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "scores").iterdir()}
+    old = _report(finished)["clustering"]
+    run_cli("dedup", trained["listings"], "--model", trained["model"], "--out", out, "--batch-size", 300,
+            "--threshold", 0.95, *BLOCKS, check_ok=True)
+    rep = _report(out)
+    assert rep["scoring"]["parts_reused"] == rep["scoring"]["parts"]  # nothing re-scored
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "scores").iterdir()} == before
+    new = rep["clustering"]
+    assert new["threshold"] == 0.95 != old["threshold"]
+    assert new["pairs_above_threshold"] < old["pairs_above_threshold"]
+    scores = _scores(out)
+    assert new["pairs_above_threshold"] == int((scores["score"] >= 0.95).sum())
+    dups = pd.read_parquet(out / "duplicates.parquet")
+    assert len(dups) == new["pairs_above_threshold"] and (dups["score"] >= 0.95).all()
+    # a stricter threshold can only split groups
+    assert (new["methods"]["components"]["groups_of_2_or_more"]
+            != old["methods"]["components"]["groups_of_2_or_more"]
+            or new["methods"]["components"]["listings_in_groups"] < old["methods"]["components"]["listings_in_groups"])
+    assert new["methods"]["components"]["listings_in_groups"] <= old["methods"]["components"]["listings_in_groups"]
+
+
 def test_deleted_part_is_rescored_alone(trained, finished, tmp_path):
     out = _copy(finished, tmp_path / "out")
     victim = out / "scores" / "part-00002.parquet"

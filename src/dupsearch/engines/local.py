@@ -2,8 +2,10 @@
 
 Output directory::
 
-    OUT/manifest.json          what this run is (input digest, model, settings); a restart with
-                               other input or settings is refused instead of mixing results
+    OUT/manifest.json          what this run is (input digest, model, blockers, batch size); a
+                               restart with other ones is refused instead of mixing results. The
+                               clustering settings (threshold, max_component) are not part of it:
+                               a rerun with another --threshold reuses every score and re-clusters
     OUT/candidates.parquet     every candidate pair (item ids, listing rows, proposing blockers),
                                in the order scoring reads them
     OUT/scores/part-NNNNN.parquet   scored batches: item_id_a, item_id_b, blockers, score
@@ -145,8 +147,7 @@ class DedupRun:
         return {"format": FORMAT_VERSION, "input_digest": self.input_digest,
                 "n_listings": int(len(self.listings)), "model_dir": str(self.model_dir.resolve()),
                 "model_digest": model_digest(self.model_dir),
-                "blockers": list(self.config.blockers), "batch_size": self.config.batch_size,
-                "threshold": self.config.threshold, "max_component": self.config.max_component}
+                "blockers": list(self.config.blockers), "batch_size": self.config.batch_size}
 
     def _check_manifest(self) -> None:
         want = self._manifest()
