@@ -90,7 +90,12 @@ def main(argv: list[str] | None = None) -> int:
                     "each of these k (comma-separated, each <= the blockers' own k)")
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args(argv)
-    sweep = tuple(int(x) for x in args.k_sweep.split(",") if x.strip())
+    if args.n < 2:
+        ap.error(f"--n must be at least 2, got {args.n}")
+    try:
+        sweep = tuple(int(x) for x in args.k_sweep.split(",") if x.strip())
+    except ValueError:
+        ap.error(f"--k-sweep takes comma-separated integers, got {args.k_sweep!r}")
     res = run_blocking_bench(args.n, args.block, args.seed, k_sweep=sweep)
     if args.json:
         from dupsearch.atomic import atomic_write_text
