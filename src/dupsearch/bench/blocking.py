@@ -16,20 +16,17 @@ import numpy as np
 
 def run_blocking_bench(n: int, specs: list[str] | None = None, seed: int = 0,
                        k_sweep: tuple[int, ...] = (), log=print) -> dict:
-    from dupsearch.candidates.blocking import candidate_pairs
+    from dupsearch.candidates.blocking import candidate_pairs, true_pair_codes
     from dupsearch.candidates.specs import default_blocker_specs, make_blocker
     from dupsearch.engines.local import peak_memory_mb
     from dupsearch.synth import generate_marketplace
-    from dupsearch.synth.pairs import positive_pairs
 
     t0 = time.perf_counter()
     listings = generate_marketplace(n, seed=seed).listings
     gen_s = time.perf_counter() - t0
     log(f"generated {len(listings):,} listings (seed {seed}) in {gen_s:.0f} s")
     specs = specs or default_blocker_specs(listings)
-    codes = listings["cluster_id"].to_numpy()
-    a, b = positive_pairs(codes)
-    truth = np.unique(np.minimum(a, b) * np.int64(n) + np.maximum(a, b))
+    truth = true_pair_codes(listings, "cluster_id")
     all_pairs = n * (n - 1) / 2
 
     def figures(pair_codes: np.ndarray) -> dict:

@@ -457,6 +457,15 @@ def blocking_metrics(candidates: pd.DataFrame, true_pairs: pd.DataFrame, n_listi
             "n_candidates": int(len(cand))}
 
 
+def true_pair_codes(listings: pd.DataFrame, column: str = "cluster_id") -> np.ndarray:
+    """Sorted codes ``lo * n + hi`` of all duplicate row pairs implied by cluster ids."""
+    _require(listings, [column])
+    codes = pd.factorize(listings[column], use_na_sentinel=True)[0]
+    labelled = np.flatnonzero(codes >= 0)
+    a, b = positive_pairs(codes[labelled])
+    return _pair_codes(labelled[a], labelled[b], len(listings))
+
+
 def true_pairs_from_clusters(listings: pd.DataFrame, column: str = "cluster_id") -> pd.DataFrame:
     """All duplicate pairs implied by cluster ids (listings with a missing id are singletons)."""
     ids = _item_ids(listings)

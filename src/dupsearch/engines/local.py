@@ -216,18 +216,10 @@ class DedupRun:
                  + (f"; pair recall {blocking['pair_recall']:.4f}" if "pair_recall" in blocking else ""))
         return table
 
-    def _truth_codes(self) -> np.ndarray:
-        from dupsearch.synth.pairs import positive_pairs
-        n = len(self.listings)
-        codes = pd.factorize(self.listings[self.config.truth_column], use_na_sentinel=True)[0]
-        labelled = np.flatnonzero(codes >= 0)
-        a, b = positive_pairs(codes[labelled])
-        a, b = labelled[a], labelled[b]
-        return np.unique(np.minimum(a, b) * np.int64(n) + np.maximum(a, b))
-
     def _blocking_recall(self, a: np.ndarray, b: np.ndarray) -> dict:
         n = len(self.listings)
-        truth = self._truth_codes()
+        from dupsearch.candidates.blocking import true_pair_codes
+        truth = true_pair_codes(self.listings, self.config.truth_column)
         cand = np.unique(np.minimum(a, b) * np.int64(n) + np.maximum(a, b))
         found = int(np.isin(truth, cand, assume_unique=True).sum())
         return {"truth_column": self.config.truth_column, "n_true_pairs": int(len(truth)),
