@@ -13,21 +13,81 @@ import sys
 import numpy as np
 import pandas as pd
 
-from dupsearch.features.base import join_pairs, prepare_listings
+from typing import NamedTuple
+
+from dupsearch.features.antiwords import AntiwordFamily
+from dupsearch.features.base import prepare_listings
+from dupsearch.features.category import CategoryFamily
+from dupsearch.features.family import StoreBuilder
+from dupsearch.features.lengths import LengthFamily
+from dupsearch.features.price import PriceFamily
+from dupsearch.features.scripts import ScriptFamily
+from dupsearch.features.sets import SetFamily
+from dupsearch.features.strings import StringFamily
 
 # Every listing field, empty: a test listing names only the fields it is about.
 DEFAULTS = dict(title="", description="", category_l1="", category_l2="", category_l3="",
                 category_l4="", attributes={}, price=np.nan, images=[])
 
 
-def pair_batch(*pairs):
-    """A prepared pair batch from (listing a, listing b) dicts; pair i is a{i} vs b{i}."""
+class PairBatch(NamedTuple):
+    """Prepared listings and the pairs (ia[k], ib[k]) of their rows."""
+    prepared: pd.DataFrame
+    ia: np.ndarray
+    ib: np.ndarray
+
+
+def pair_batch(*pairs) -> PairBatch:
+    """Prepared listings from (listing a, listing b) dicts; pair i is a{i} vs b{i}."""
     rows = []
     for i, (a, b) in enumerate(pairs):
         rows += [{**DEFAULTS, **a, "item_id": f"a{i}"}, {**DEFAULTS, **b, "item_id": f"b{i}"}]
-    p = pd.DataFrame({"item_id_a": [f"a{i}" for i in range(len(pairs))],
-                      "item_id_b": [f"b{i}" for i in range(len(pairs))]})
-    return join_pairs(prepare_listings(pd.DataFrame(rows)), p)
+    prepared = prepare_listings(pd.DataFrame(rows, columns=["item_id", *DEFAULTS]))
+    return PairBatch(prepared, np.arange(0, 2 * len(pairs), 2), np.arange(1, 2 * len(pairs), 2))
+
+
+def swapped(batch: PairBatch) -> PairBatch:
+    return PairBatch(batch.prepared, batch.ib, batch.ia)
+
+
+def features_of(family, batch: PairBatch, fit_on: pd.DataFrame | None = None) -> pd.DataFrame:
+    """A family's features of a batch: fitted on ``fit_on`` (default: the batch's listings)
+    unless already fitted, its listing state put into a store, then ``compare``."""
+    if not family.fitted:
+        family.fit(batch.prepared if fit_on is None else fit_on)
+    builder = StoreBuilder(batch.prepared)
+    store = builder.store()
+    for name, value in family.listing_state(builder).items():
+        store.put(name, value)
+    return pd.DataFrame(family.compare(store, batch.ia, batch.ib), index=range(len(batch.ia)))
+
+
+def string_features(batch, **kw):
+    return features_of(StringFamily(**kw), batch)
+
+
+def set_features(batch, **kw):
+    return features_of(SetFamily(**kw), batch)
+
+
+def antiword_features(batch, **kw):
+    return features_of(AntiwordFamily(**kw), batch)
+
+
+def length_features(batch, **kw):
+    return features_of(LengthFamily(**kw), batch)
+
+
+def price_features(batch, **kw):
+    return features_of(PriceFamily(**kw), batch)
+
+
+def script_features(batch, **kw):
+    return features_of(ScriptFamily(**kw), batch)
+
+
+def category_features(batch, **kw):
+    return features_of(CategoryFamily(**kw), batch)
 
 
 def field_pairs(field, *pairs):

@@ -696,8 +696,6 @@ def test_automl_component_never_sees_validation_rows(gmarket, monkeypatch):
 
 
 def test_enlarge_never_adds_validation_pairs(gmarket, monkeypatch):
-    from dupsearch.features import FeaturePipeline
-
     m = gmarket.copy()
     # Move one side of some positive triangles into the validation set: train keeps a-b and b-c,
     # the chain implies a-c, which is now a validation pair.
@@ -715,14 +713,14 @@ def test_enlarge_never_adds_validation_pairs(gmarket, monkeypatch):
     train = tr.drop(index=moved).reset_index(drop=True)
     vkeys = {tuple(sorted(k)) for k in zip(valid["item_id_a"], valid["item_id_b"])}
     seen = []
-    orig = FeaturePipeline.transform
+    orig = DuplicateMatcher.pair_store
 
     def spy(self, listings, pairs, *a, **kw):
         if "origin" in pairs:  # the pairs enlargement added
             seen.extend(tuple(sorted(k)) for k in zip(pairs["item_id_a"].astype(str), pairs["item_id_b"].astype(str)))
         return orig(self, listings, pairs, *a, **kw)
 
-    monkeypatch.setattr(FeaturePipeline, "transform", spy)
+    monkeypatch.setattr(DuplicateMatcher, "pair_store", spy)
     # positives only: the few implied positives are all added (no cap sampling among negatives)
     DuplicateMatcher(fast_config("lightgbm", enlarge={"negatives": False})).fit(m.listings, train, valid)
     assert seen, "enlargement added no pairs: the test set-up is wrong"

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dupsearch.features.antiwords import CLASSES, antiword_features
-from helpers import field_pairs, pair_batch
+from dupsearch.features.antiwords import CLASSES
+from helpers import antiword_features, field_pairs, pair_batch
 
 
 def titles(*pairs):

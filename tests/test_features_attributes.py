@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dupsearch.features.attributes import GLOBAL, AttributeStats
+from dupsearch.features.attributes import GLOBAL, AttributeFamily
 from dupsearch.features.base import prepare_listings
-from helpers import DEFAULTS, pair_batch
+from helpers import DEFAULTS, features_of, pair_batch
 
 TRAIN = [
     ("Phones", {"Brand": "Apple", "colour": "black", "memory": "128"}),
@@ -38,7 +38,7 @@ def item(cat, attrs):
 def stats():
     listings = pd.DataFrame([{**DEFAULTS, "item_id": str(i), "category_l1": c, "attributes": a}
                              for i, (c, a) in enumerate(TRAIN)])
-    return AttributeStats(top_k=2).fit(prepare_listings(listings))
+    return AttributeFamily(top_k=2).fit(prepare_listings(listings))
 
 
 def test_fitted_weights_are_gini_impurity(stats):
@@ -53,13 +53,13 @@ def test_top_keys_by_fill_then_name(stats):
     assert stats.top_keys_["phones"] == ["brand", "colour"]
     assert stats.top_keys_["tv"] == ["brand", "colour"]
     assert stats.top_keys_[GLOBAL] == ["brand", "colour"]
-    assert AttributeStats(top_k=10).fit(prepare_listings(pd.DataFrame(
+    assert AttributeFamily(top_k=10).fit(prepare_listings(pd.DataFrame(
         [{**DEFAULTS, "item_id": "1", "attributes": {"b": "1", "a": "2"}},
          {**DEFAULTS, "item_id": "2", "attributes": {"b": "3"}}]))).top_keys_[GLOBAL] == ["b", "a"]
 
 
 def test_counts_and_weighted_match_same_category(stats):
-    f = stats.transform(pair_batch((item("Phones", {"brand": "Apple", "colour": "black", "memory": "128"}),
+    f = features_of(stats, pair_batch((item("Phones", {"brand": "Apple", "colour": "black", "memory": "128"}),
                                     item("phones", {"BRAND": "apple", "colour": "white", "memory": "256"}))))
     r = f.iloc[0]
     assert r["attributes.keys_min"] == 3 and r["attributes.keys_max"] == 3
@@ -80,7 +80,7 @@ def test_counts_and_weighted_match_same_category(stats):
 
 
 def test_partial_key_overlap(stats):
-    f = stats.transform(pair_batch((item("phones", {"brand": "apple", "memory": "128"}),
+    f = features_of(stats, pair_batch((item("phones", {"brand": "apple", "memory": "128"}),
                                     item("phones", {"brand": "apple", "colour": "red", "sim": "2"}))))
     r = f.iloc[0]
     assert r["attributes.keys_min"] == 2 and r["attributes.keys_max"] == 3
@@ -91,14 +91,14 @@ def test_partial_key_overlap(stats):
 
 
 def test_equal_values_under_different_keys_do_not_match(stats):
-    r = stats.transform(pair_batch((item("phones", {"memory": "128"}),
+    r = features_of(stats, pair_batch((item("phones", {"memory": "128"}),
                                     item("phones", {"storage": "128"})))).iloc[0]
     assert r["attributes.keys_common"] == 0 and r["attributes.values_equal"] == 0
     assert np.isnan(r["attributes.values_equal_share"])
 
 
 def test_unseen_key_gets_median_global_weight(stats):
-    r = stats.transform(pair_batch((item("phones", {"brand": "apple", "condition": "new"}),
+    r = features_of(stats, pair_batch((item("phones", {"brand": "apple", "condition": "new"}),
                                     item("phones", {"brand": "samsung", "condition": "new"})))).iloc[0]
     assert r["attributes.weighted_equal"] == pytest.approx(DEFAULT_W)
     assert r["attributes.weighted_conflict"] == pytest.approx(W_PHONES["brand"])
@@ -108,7 +108,7 @@ def test_unseen_key_gets_median_global_weight(stats):
 
 
 def test_key_unknown_in_category_uses_global_weight(stats):
-    r = stats.transform(pair_batch((item("tv", {"memory": "128"}),
+    r = features_of(stats, pair_batch((item("tv", {"memory": "128"}),
                                     item("tv", {"memory": "128"})))).iloc[0]
     assert r["attributes.weighted_equal"] == pytest.approx(W_GLOBAL["memory"])
     assert r["attributes.weighted_match"] == pytest.approx(1.0)
@@ -117,14 +117,14 @@ def test_key_unknown_in_category_uses_global_weight(stats):
 
 
 def test_unknown_category_uses_global_stats(stats):
-    r = stats.transform(pair_batch((item("garden", {"brand": "apple"}),
+    r = features_of(stats, pair_batch((item("garden", {"brand": "apple"}),
                                     item("garden", {"brand": "apple"})))).iloc[0]
     assert r["attributes.weighted_equal"] == pytest.approx(W_GLOBAL["brand"])
     assert r["attributes.top_equal"] == 1
 
 
 def test_no_attributes(stats):
-    f = stats.transform(pair_batch((item("phones", {}), item("phones", {})),
+    f = features_of(stats, pair_batch((item("phones", {}), item("phones", {})),
                                    (item("phones", {"brand": "apple"}), item("phones", {}))))
     both, one = f.iloc[0], f.iloc[1]
     for r in (both, one):
@@ -138,14 +138,14 @@ def test_no_attributes(stats):
 
 
 def test_batch_without_any_key(stats):
-    f = stats.transform(pair_batch((item("phones", {}), item("tv", {}))))
+    f = features_of(stats, pair_batch((item("phones", {}), item("tv", {}))))
     assert len(f) == 1 and f.iloc[0]["attributes.keys_common"] == 0
     assert np.isnan(f.iloc[0]["attributes.weighted_match"])
 
 
 def test_unfitted_empty_training_still_works():
-    s = AttributeStats().fit(prepare_listings(pd.DataFrame([{**DEFAULTS, "item_id": "1"}])))
-    r = s.transform(pair_batch((item("x", {"k": "v"}), item("x", {"k": "v"})))).iloc[0]
+    s = AttributeFamily().fit(prepare_listings(pd.DataFrame([{**DEFAULTS, "item_id": "1"}])))
+    r = features_of(s, pair_batch((item("x", {"k": "v"}), item("x", {"k": "v"})))).iloc[0]
     assert r["attributes.values_equal"] == 1
     assert r["attributes.weighted_match"] == pytest.approx(1.0)  # default weight 0.5
 
@@ -159,32 +159,32 @@ PAIRS = [
 
 
 def test_symmetric_across_categories(stats):
-    fwd = stats.transform(pair_batch(*PAIRS))
-    bwd = stats.transform(pair_batch(*[(b, a) for a, b in PAIRS]))
+    fwd = features_of(stats, pair_batch(*PAIRS))
+    bwd = features_of(stats, pair_batch(*[(b, a) for a, b in PAIRS]))
     pd.testing.assert_frame_equal(fwd, bwd)
 
 
 def test_cross_category_pair_uses_global_weights(stats):
     # phones weighs brand 4/9, tv weighs it 0: a pair spanning both uses all-listings stats
-    r = stats.transform(pair_batch(PAIRS[0])).iloc[0]
+    r = features_of(stats, pair_batch(PAIRS[0])).iloc[0]
     assert r["attributes.weighted_equal"] == pytest.approx(W_GLOBAL["brand"])
     assert r["attributes.top_common"] == 1
 
 
 def test_result_does_not_depend_on_other_pairs_in_batch(stats):
-    whole = stats.transform(pair_batch(*PAIRS))
+    whole = features_of(stats, pair_batch(*PAIRS))
     for i, p in enumerate(PAIRS):
-        one = stats.transform(pair_batch(p))
+        one = features_of(stats, pair_batch(p))
         pd.testing.assert_series_equal(one.iloc[0], whole.iloc[i], check_names=False)
 
 
 def test_dicts_with_same_text_form_are_kept_apart(stats):
-    r = stats.transform(pair_batch((item("phones", {"screen size": "6"}),
+    r = features_of(stats, pair_batch((item("phones", {"screen size": "6"}),
                                     item("phones", {"screen": "size 6"})))).iloc[0]
     assert r["attributes.keys_common"] == 0
 
 
 def test_pickle_round_trip(stats):
     again = pickle.loads(pickle.dumps(stats))
-    pd.testing.assert_frame_equal(stats.transform(pair_batch(*PAIRS)),
-                                  again.transform(pair_batch(*PAIRS)))
+    pd.testing.assert_frame_equal(features_of(stats, pair_batch(*PAIRS)),
+                                  features_of(again, pair_batch(*PAIRS)))

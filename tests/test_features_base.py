@@ -8,12 +8,17 @@ import pytest
 import scipy.sparse as sp
 
 from dupsearch.features.base import (
-    NgramAnalyzer,
-    join_pairs,
+    hash_strings,
+    intersect,
+    ngram_hashes,
+    pair_dot,
     prepare_listings,
     safe_div,
-    set_overlap,
+    set_matrix,
+    shared_count,
     symmetric,
+    tag_counts,
+    tagged_columns,
 )
 
 
@@ -72,43 +77,53 @@ def test_prepare_missing_optional_columns():
     assert p.loc[0, "fill_rate"] == pytest.approx(1 / 9)
 
 
-def test_join_pairs_gathers_both_sides():
-    p = prepare_listings(listings())
-    batch = join_pairs(p, pd.DataFrame({"item_id_a": ["2", 1], "item_id_b": ["1", "3"]}))
-    assert len(batch) == 2
-    assert list(batch["title_a"]) == ["iphone", "apple iphone 12"]
-    assert list(batch["title_b"]) == ["apple iphone 12", ""]
-    assert "item_id_a" not in batch.columns
-    for f in ("title", "attributes", "price", "fill_rate", "category_l4", "all", "attrs"):
-        assert f"{f}_a" in batch.columns and f"{f}_b" in batch.columns
-
-
-def test_join_pairs_unknown_id_names_it():
-    p = prepare_listings(listings())
-    with pytest.raises(KeyError, match="'nope'.*row 2|row 2.*'nope'"):
-        join_pairs(p, pd.DataFrame({"item_id_a": ["1", "2"], "item_id_b": ["2", "nope"]}))
-
-
 def test_safe_div_nan_on_zero_denominator():
     got = safe_div(np.array([1.0, 0.0, 3.0]), np.array([2.0, 0.0, 0.0]))
     assert got[0] == 0.5 and np.isnan(got[1]) and np.isnan(got[2])
 
 
-def test_set_overlap_by_hand():
-    A = sp.csr_matrix(np.array([[1, 1, 1, 0], [0, 0, 0, 0], [1, 0, 0, 0]], dtype=float))
-    B = sp.csr_matrix(np.array([[0, 1, 1, 1], [0, 0, 0, 0], [0, 0, 0, 0]], dtype=float))
-    ov = set_overlap(A, B)
-    assert ov["inter"].tolist() == [2.0, 0.0, 0.0]
-    assert ov["iou"][0] == pytest.approx(2 / 4)
-    assert ov["dice"][0] == pytest.approx(4 / 6)
-    assert ov["containment"][0] == pytest.approx(2 / 3)
-    assert np.isnan(ov["iou"][1]) and np.isnan(ov["dice"][1]) and np.isnan(ov["containment"][1])
-    assert ov["iou"][2] == 0.0 and np.isnan(ov["containment"][2])
+def test_hash_strings_is_stable_and_distinguishes():
+    h = hash_strings(np.array(["iphone", "iphone", "айфон", ""], dtype=object))
+    assert h.dtype == np.uint64 and h[0] == h[1] and len({int(x) for x in h}) == 3
+    # the same in every process and run: a store built anywhere holds the same numbers
+    assert int(hash_strings(["iphone"])[0]) == int.from_bytes(
+        __import__("hashlib").blake2b(b"iphone", digest_size=8).digest(), "little")
 
 
-def test_ngram_analyzer():
-    assert NgramAnalyzer(2)(["a", "b", "c"]) == ["a b", "b c"]
-    assert NgramAnalyzer(3)(["a", "b"]) == []
+def test_ngram_hashes_stay_within_documents():
+    sym = hash_strings(np.array(["a", "b", "c", "a", "b"], dtype=object))
+    doc, h = ngram_hashes(sym, np.array([3, 2]), 2)
+    assert doc.tolist() == [0, 0, 1]  # "a b", "b c" | "a b" (no bigram across the border)
+    assert h[0] == h[2] and h[0] != h[1]
+    assert len(ngram_hashes(sym, np.array([3, 2]), 4)[0]) == 0
+
+
+def test_tagged_sets_intersect_per_tag_by_hand():
+    # doc 0: {x, y} with tag 1 and {z} with tag 2; doc 1: {y} tag 1, {z} tag 2, {w} tag 1
+    x, y, z, w = hash_strings(np.array(["x", "y", "z", "w"], dtype=object))
+    doc = np.array([0, 0, 0, 1, 1, 1])
+    cols = np.concatenate([tagged_columns(np.array([x, y, y, w], np.uint64), 1)[[0, 1]],
+                           tagged_columns(np.array([z], np.uint64), 2),
+                           tagged_columns(np.array([y], np.uint64), 1),
+                           tagged_columns(np.array([z], np.uint64), 2),
+                           tagged_columns(np.array([w], np.uint64), 1)])
+    X = set_matrix(doc, np.concatenate([cols[:3], cols[3:]]), 3)
+    sizes = tag_counts(X)
+    assert sizes[0, 1] == 2 and sizes[0, 2] == 1 and sizes[1, 1] == 2 and sizes[2].sum() == 0
+    inter = shared_count(X[[0, 0, 2]], X[[1, 0, 1]], by_tag=True)
+    assert inter[0, 1] == 1 and inter[0, 2] == 1   # y and z shared
+    assert inter[1, 1] == 2 and inter[1, 2] == 1   # a listing with itself
+    assert inter[2].sum() == 0                     # an empty listing shares nothing
+    assert shared_count(X[[0]], X[[1]]).tolist() == [2.0]
+
+
+def test_intersect_and_pair_dot_by_hand():
+    A = sp.csr_matrix(np.array([[1, 2, 0, 0], [0, 0, 0, 5], [3, 0, 0, 0]], dtype=float))
+    B = sp.csr_matrix(np.array([[0, 4, 6, 0], [0, 0, 0, 7], [0, 0, 1, 0]], dtype=float))
+    rows, pa, pb = intersect(A, B)
+    assert rows.tolist() == [0, 1]
+    assert A.data[pa].tolist() == [2.0, 5.0] and B.data[pb].tolist() == [4.0, 7.0]
+    assert pair_dot(A, B).tolist() == [8.0, 35.0, 0.0]
 
 
 def test_symmetric_min_max_ignores_nan():

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from rapidfuzz import fuzz
 
-from dupsearch.features.category import CATEGORICAL, category_features
-from helpers import pair_batch
+from dupsearch.features.category import CATEGORICAL
+from helpers import category_features, pair_batch
 
 
 def cats(l1="", l2="", l3="", l4="", **extra):

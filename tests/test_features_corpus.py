@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from dupsearch.features.base import prepare_listings
-from dupsearch.features.corpus import BM25, CorpusStats, WordNgrams
-from helpers import DEFAULTS, field_pairs
+from dupsearch.features.corpus import BM25, CorpusFamily, WordNgrams
+from helpers import DEFAULTS, features_of, field_pairs
 
 TRAIN_TITLES = ["red apple", "green apple", "red car", "Red Apple"]  # the last repeats the first
 
@@ -19,7 +19,7 @@ TRAIN_TITLES = ["red apple", "green apple", "red car", "Red Apple"]  # the last 
 def train(titles=TRAIN_TITLES, fields=("title",), **extra):
     listings = pd.DataFrame([{**DEFAULTS, "item_id": str(i), "title": t, **extra}
                              for i, t in enumerate(titles)])
-    return CorpusStats(fields=fields).fit(prepare_listings(listings))
+    return CorpusFamily(fields=fields).fit(prepare_listings(listings))
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def stats():
 
 
 def titles(stats, *pairs):
-    return stats.transform(field_pairs("title", *pairs))
+    return features_of(stats, field_pairs("title", *pairs))
 
 
 # Distinct training titles: "red apple", "green apple", "red car" (N = 3, 2 words each).

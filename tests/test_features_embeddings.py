@@ -1,5 +1,5 @@
-"""Embedding similarity features on hand-made batches (pure functions), and the pipeline
-that attaches embeddings per listing (real encoders: TF-IDF+SVD, perceptual hashes)."""
+"""Embedding similarity features on hand-made stores, and the pipeline that encodes each
+listing once into the store (real encoders: TF-IDF+SVD, perceptual hashes)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dupsearch.features.embeddings import (
-    image_column,
-    image_set_features,
-    text_column,
-    text_embedding_features,
-    word_alignment_features,
-    words_column,
-)
+from dupsearch.features.embeddings import (ImageFamily, TextEmbeddingFamily, image_column, present_column,
+                                           text_column, words_column)
+from dupsearch.features.store import ListingStore, Ragged
 
 
 def unit(*v):
@@ -22,64 +17,91 @@ def unit(*v):
     return v / np.linalg.norm(v)
 
 
-def obj(values):
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
+def pairs_store(col, a, b, kind="dense"):
+    """A store whose rows 0..k-1 hold ``a`` and k..2k-1 hold ``b`` in column ``col``; pair i is
+    row i vs row k + i. Returns the store and both index orders."""
+    k = len(a)
+    values = list(a) + list(b)
+    store = ListingStore([str(i) for i in range(2 * k)])
+    if kind == "dense":
+        dim = next(len(v) for v in values if v is not None)
+        store.put(col, np.stack([np.zeros(dim, np.float32) if v is None else v for v in values]))
+        store.put(present_column(col), np.array([v is not None for v in values]))
+        if col.endswith("|proj"):
+            store.put(present_column(col.replace("|proj", "|text")), np.array([v is not None for v in values]))
+    else:
+        store.put(col, Ragged.from_list(values))
+    ia, ib = np.arange(k), np.arange(k, 2 * k)
+    return store, ia, ib
 
 
-def batch_of(col, a, b):
-    return pd.DataFrame({f"{col}_a": obj(a), f"{col}_b": obj(b)})
+def compare(family, store, ia, ib):
+    return pd.DataFrame(family._compare(store, ia, ib))
 
 
-def swapped(batch):
-    return batch.rename(columns=lambda c: c[:-2] + ("_b" if c.endswith("_a") else "_a"))
+def text_store(a, b):
+    store, ia, ib = pairs_store(text_column("enc", "text"), a, b)
+    other = pairs_store(text_column("enc", "title"), a, b)[0]
+    store.put(text_column("enc", "title"), other[text_column("enc", "title")])
+    store.put(present_column(text_column("enc", "title")), other[present_column(text_column("enc", "title"))])
+    return store, ia, ib
 
 
 def test_text_cosine_values_and_missing_sides():
-    col = text_column("enc", "text")
-    b = batch_of(col, [unit(1, 0), unit(1, 1), None, np.zeros(2, np.float32)],
-                 [unit(1, 0), unit(1, 0), unit(1, 0), unit(0, 1)])
-    f = text_embedding_features(b, "enc")["embeddings.enc.text_cosine"].to_numpy()
+    store, ia, ib = text_store([unit(1, 0), unit(1, 1), None, np.zeros(2, np.float32)],
+                               [unit(1, 0), unit(1, 0), unit(1, 0), unit(0, 1)])
+    fam = TextEmbeddingFamily(["enc"])
+    f = compare(fam, store, ia, ib)["embeddings.enc.text_cosine"].to_numpy()
     np.testing.assert_allclose(f[:2], [1.0, np.sqrt(0.5)], rtol=1e-6)
     assert np.isnan(f[2]) and np.isnan(f[3])  # no text / zero vector: undefined, not 0
-    g = text_embedding_features(swapped(b), "enc")["embeddings.enc.text_cosine"].to_numpy()
+    g = compare(fam, store, ib, ia)["embeddings.enc.text_cosine"].to_numpy()
     np.testing.assert_array_equal(np.isnan(f), np.isnan(g))
     np.testing.assert_allclose(f[:2], g[:2])
 
 
 def test_principal_component_agreement_features():
-    col = text_column("enc", "proj")
-    b = batch_of(col, [np.array([1.0, -2.0], np.float32), None], [np.array([3.0, 1.0], np.float32), unit(1, 0)])
-    f = text_embedding_features(b, "enc")
+    store, ia, ib = text_store([unit(1, 0), None], [unit(1, 0), unit(1, 0)])
+    proj, _, _ = pairs_store(text_column("enc", "proj"), [np.array([1.0, -2.0], np.float32), None],
+                             [np.array([3.0, 1.0], np.float32), unit(1, 0)])
+    store.put(text_column("enc", "proj"), proj[text_column("enc", "proj")])
+    fam = TextEmbeddingFamily(["enc"], components=2)
+    f = compare(fam, store, ia, ib)
     np.testing.assert_allclose(f.iloc[0][["embeddings.enc.pc0_product", "embeddings.enc.pc1_product",
                                           "embeddings.enc.pc0_absdiff", "embeddings.enc.pc1_absdiff"]]
                                .to_numpy(float), [3.0, -2.0, 2.0, 3.0])
-    assert f.iloc[1].isna().all()
-    pd.testing.assert_frame_equal(f, text_embedding_features(swapped(b), "enc"))
+    assert f.iloc[1][[c for c in f.columns if ".pc" in c]].isna().all()
+    pd.testing.assert_frame_equal(f, compare(fam, store, ib, ia))
 
 
 def test_word_alignment_is_directional_and_tta_averages_both_orders():
-    col = words_column("ft")
     x, y, z = unit(1, 0, 0), unit(0, 1, 0), unit(0, 0, 1)
     a = [np.stack([x, y]), np.stack([x]), np.zeros((0, 3), np.float32)]
     b = [np.stack([x, y]), np.stack([x, z]), np.stack([x])]
-    f = word_alignment_features(batch_of(col, a, b), "ft")
+    store, ia, ib = pairs_store(words_column("ft"), a, b, kind="ragged")
+    from dupsearch.features.embeddings import word_alignment
+    ab, ba = word_alignment(store[words_column("ft")], ia, ib)
+    tta, lo, hi = (ab + ba) / 2, np.fmin(ab, ba), np.fmax(ab, ba)
     # pair 2: A={x} is contained in B={x,z}: A->B = 1, B->A = (1 + 0) / 2
-    np.testing.assert_allclose(f["embeddings.ft.align_tta"].to_numpy()[:2], [1.0, 0.75])
-    np.testing.assert_allclose(f["embeddings.ft.align_min"].to_numpy()[:2], [1.0, 0.5])
-    np.testing.assert_allclose(f["embeddings.ft.align_max"].to_numpy()[:2], [1.0, 1.0])
-    assert f.iloc[2].isna().all()  # a listing without words
-    g = word_alignment_features(swapped(batch_of(col, a, b)), "ft")
-    pd.testing.assert_frame_equal(f, g)
+    np.testing.assert_allclose(tta[:2], [1.0, 0.75])
+    np.testing.assert_allclose(lo[:2], [1.0, 0.5])
+    np.testing.assert_allclose(hi[:2], [1.0, 1.0])
+    assert np.isnan(tta[2])  # a listing without words
+    ab2, ba2 = word_alignment(store[words_column("ft")], ib, ia)
+    np.testing.assert_allclose(ab2, ba, equal_nan=True)
+    np.testing.assert_allclose(ba2, ab, equal_nan=True)
+
+
+def image_features(col, a, b, metric="cosine", swap=False):
+    store, ia, ib = pairs_store(image_column(col), a, b, kind="ragged")
+    fam = ImageFamily([col], [metric])
+    return compare(fam, store, *((ib, ia) if swap else (ia, ib)))
 
 
 def test_image_set_summaries_cosine():
-    col = image_column("cnn")
     p, q, r = unit(1, 0), unit(0, 1), unit(1, 1)
     a = [np.stack([p, q]), np.stack([p]), None]
     b = [np.stack([q]), np.stack([r]), np.stack([p])]
-    f = image_set_features(batch_of(col, a, b), "cnn")
+    f = image_features("cnn", a, b)
     row = f.iloc[0]
     assert row["images.cnn.max"] == pytest.approx(1.0)
     assert row["images.cnn.mean"] == pytest.approx(0.5)
@@ -91,17 +113,16 @@ def test_image_set_summaries_cosine():
     assert f.iloc[1]["images.cnn.max"] == pytest.approx(np.sqrt(0.5))
     assert f.iloc[1]["images.cnn.n_above_0.9"] == 0
     assert f.iloc[2].isna().all()  # a listing without photos
-    pd.testing.assert_frame_equal(f, image_set_features(swapped(batch_of(col, a, b)), "cnn"))
+    pd.testing.assert_frame_equal(f, image_features("cnn", a, b, swap=True))
 
 
 def test_image_set_summaries_hamming():
-    col = image_column("ph")
     rng = np.random.default_rng(0)
     h1 = np.where(rng.random(64) > 0.5, 1, -1).astype(np.float32)
     h2 = h1.copy()
     h2[:3] *= -1  # 3 bits differ
     h3 = -h1  # every bit differs
-    f = image_set_features(batch_of(col, [np.stack([h1, h3])], [np.stack([h2])]), "ph", metric="hamming")
+    f = image_features("ph", [np.stack([h1, h3])], [np.stack([h2])], metric="hamming")
     row = f.iloc[0]
     assert row["images.ph.hamming_min"] == pytest.approx(3)
     assert row["images.ph.hamming_mean"] == pytest.approx((3 + 61) / 2)

@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dupsearch.features.lengths import length_features
-from helpers import field_pairs, pair_batch
+from helpers import field_pairs, length_features, pair_batch
 
 
 def titles(*pairs):

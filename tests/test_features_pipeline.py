@@ -155,7 +155,7 @@ def test_save_load_with_subset_of_families(tmp_path):
     p = FeaturePipeline(FeatureConfig(families=("price", "attributes"), batch_size=4)).fit(LISTINGS)
     out = p.transform(LISTINGS, PAIRS)
     assert {c.split(".")[0] for c in out.columns} == {"price", "attributes"}
-    assert p.corpus_ is None and p.categorical_features == []
+    assert [f.name for f in p.families_] == ["price", "attributes"] and p.categorical_features == []
     p.save(tmp_path)
     loaded = FeaturePipeline.load(tmp_path)
     assert loaded.config.families == ("price", "attributes") and loaded.config.batch_size == 4
@@ -173,5 +173,6 @@ def test_unknown_family_rejected():
 
 
 def test_unknown_item_id_in_pairs(pipeline):
-    with pytest.raises(KeyError, match="'404'"):
+    from dupsearch.errors import DataError
+    with pytest.raises(DataError, match="column 'item_id_b': pairs row 1 names item_id '404'"):
         pipeline.transform(LISTINGS, pd.DataFrame({"item_id_a": ["1"], "item_id_b": ["404"]}))

@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dupsearch.features.price import price_features
-from helpers import field_pairs
+from helpers import field_pairs, price_features
 
 
 def prices(*pairs):

@@ -6,15 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dupsearch.features.scripts import script_features
-from helpers import pair_batch
+from helpers import pair_batch, script_features
 
 
 def raw_batch(rows):
-    """A pair batch with raw columns: rows of (title a, title b, description a, description b)."""
-    ta, tb, da, db = zip(*rows)
-    return pd.DataFrame({"title_raw_a": ta, "title_raw_b": tb,
-                         "description_raw_a": da, "description_raw_b": db})
+    """A pair batch from rows of (title a, title b, description a, description b)."""
+    return pair_batch(*[({"title": ta, "description": da}, {"title": tb, "description": db})
+                        for ta, tb, da, db in rows])
 
 
 def test_values_by_hand():
@@ -62,10 +60,10 @@ def test_symmetric_in_the_pair_order():
     pd.testing.assert_frame_equal(ab, ba)
 
 
-def test_raw_columns_are_preferred_over_prepared_ones():
+def test_raw_text_is_read_not_the_cleaned_one():
     batch = raw_batch([("Прoдаю", "Продаю", "", "")])
-    batch["title_a"] = ["продаю"]
-    batch["title_b"] = ["продаю"]
+    # as if a homoglyph cleaner had fixed the title: the swap still counts
+    batch.prepared["title"] = "продаю"
     f = script_features(batch, fields=("title",)).iloc[0]
     assert f["scripts.title.mixed_share_max"] == 1.0
     assert "scripts.text.mixed_share_max" not in f.index  # one field: no combined text
@@ -85,6 +83,7 @@ def test_missing_values_and_empty_batch():
     f = script_features(raw_batch([(None, np.nan, "Кoт", None)])).iloc[0]
     assert np.isnan(f["scripts.title.mixed_share_min"])
     assert f["scripts.description.mixed_share_max"] == 1.0
-    empty = script_features(raw_batch([("", "", "", "")]).iloc[:0])
+    batch = raw_batch([("", "", "", "")])
+    empty = script_features(batch._replace(ia=batch.ia[:0], ib=batch.ib[:0]))
     assert len(empty) == 0
     assert "scripts.title.mixed_share_min" in empty.columns

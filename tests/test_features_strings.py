@@ -8,10 +8,10 @@ import pytest
 from rapidfuzz import fuzz
 from rapidfuzz.distance import JaroWinkler, LCSseq, Levenshtein
 
-from dupsearch.features.strings import MAX_CHARS, SCORERS, string_features
-from helpers import field_pairs, pair_batch
+from dupsearch.features.strings import MAX_CHARS, PARTIAL_CHARS, SCORERS
+from helpers import field_pairs, pair_batch, string_features
 
-ALL_SCORES = [*SCORERS, "common_prefix", "lcsseq_shorter"]
+ALL_SCORES = list(SCORERS)
 
 
 def titles(*pairs):
@@ -20,10 +20,12 @@ def titles(*pairs):
 
 def test_columns_per_field():
     f = string_features(pair_batch((dict(title="a"), dict(title="b"))))
-    for field in ("title", "description", "text", "attrs"):
+    for field in ("title", "description", "attrs"):
         for s in ALL_SCORES:
             assert f"strings.{field}.{s}" in f.columns
-    assert len(f.columns) == 4 * len(ALL_SCORES)
+    assert len(f.columns) == 3 * len(ALL_SCORES)
+    f = string_features(pair_batch((dict(title="a"), dict(title="b"))), fields=("text",))
+    assert len(f.columns) == len(ALL_SCORES)
 
 
 def test_identical_titles_score_one_everywhere():
@@ -92,6 +94,19 @@ def test_texts_are_cut_to_max_chars():
     cut = MAX_CHARS["title"]
     f = titles(("a" * cut + "b" * 50, "a" * cut + "c" * 80))
     assert f["strings.title.ratio"].iloc[0] == pytest.approx(1.0)
+
+
+def test_partial_ratio_reads_its_own_shorter_cut():
+    cut = PARTIAL_CHARS["description"]
+    assert cut < MAX_CHARS["description"]
+    # the same first `cut` characters, then different tails: partial_ratio sees only the heads
+    a, b = "x" * cut + " red leather sofa", "x" * cut + " blue glass table"
+    f = string_features(field_pairs("description", (a, b)), fields=("description",)).iloc[0]
+    assert f["strings.description.partial_ratio"] == pytest.approx(1.0)
+    assert f["strings.description.ratio"] < 1.0  # the other scores read all MAX_CHARS
+    wide = string_features(field_pairs("description", (a, b)), fields=("description",),
+                           partial_chars={"description": 600}).iloc[0]
+    assert wide["strings.description.partial_ratio"] < 1.0
 
 
 def test_symmetric_in_pair_order():

@@ -14,7 +14,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 import dupsearch
 from conftest import fast_config
-from dupsearch.errors import DataError, ModelNotFoundError, ModelVersionError
+from dupsearch.errors import DataError, ModelNotFoundError, ModelVersionError, NotFittedError
 from dupsearch.models import DuplicateMatcher
 from dupsearch.models.cv import choose_groups, group_folds, pair_components
 from dupsearch.models.metrics import best_f1_threshold, binary_metrics, f1_at, per_category_metrics
@@ -443,5 +443,5 @@ def test_predict_order_independent_and_edge_cases(fitted, market):
     p_perm = m.predict_proba(market.listings.sample(frac=1.0, random_state=1), market.test.iloc[perm])
     assert np.allclose(p_perm, p[perm], rtol=0, atol=1e-12)
     assert m.predict_proba(market.listings, market.test.iloc[:0]).shape == (0,)
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         DuplicateMatcher(fast_config()).predict_proba(market.listings, market.test)

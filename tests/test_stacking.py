@@ -40,6 +40,12 @@ def test_contrastive_image_model_is_stacked_out_of_fold(photo_market, tmp_path, 
         seen.append(set(zip(pairs["item_id_a"], pairs["item_id_b"])))
         return real(encode, lst, pairs)
     monkeypatch.setattr(stacking, "_photo_set_features", spy)
+    real_compare = stacking.LearnedFeatures.compare
+
+    def spy_compare(self, store, ia, ib):  # pairs scored by the final model, over the store
+        seen.append(set(zip(store.ids[ia], store.ids[ib])))
+        return real_compare(self, store, ia, ib)
+    monkeypatch.setattr(stacking.LearnedFeatures, "compare", spy_compare)
     m = DuplicateMatcher(config(image_model=TINY_IMAGE)).fit(listings, train, valid)
     assert "learned.image_contrastive.max" in m.feature_names
     rep = m.metrics_["stacking"]["image_model"]

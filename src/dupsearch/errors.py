@@ -30,3 +30,7 @@ class ModelVersionError(DupsearchError):
 
 class ModelNotFoundError(DupsearchError, FileNotFoundError):
     """A model (directory or pretrained weights) the user named is missing."""
+
+
+class NotFittedError(DupsearchError, ValueError):
+    """An estimator or feature family used before ``fit`` (or ``load``)."""

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from dupsearch.errors import DupsearchError
+from dupsearch.errors import DataError, DupsearchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Find duplicate listings: train, apply and measure a pairwise duplicate classifier.")
@@ -146,9 +146,16 @@ def _config(backend: Backend, n_models: int, folds: int, seed: int, config_file:
     from dupsearch.models import GBDTConfig, MatcherConfig
     if config_file:
         import tomllib
-        raw = (tomllib.loads(config_file.read_text()) if config_file.suffix == ".toml"
-               else json.loads(config_file.read_text()))
-        cfg = MatcherConfig.from_dict(raw)
+        try:
+            raw = (tomllib.loads(config_file.read_text()) if config_file.suffix == ".toml"
+                   else json.loads(config_file.read_text()))
+        except (OSError, ValueError) as e:  # tomllib.TOMLDecodeError and JSONDecodeError are ValueErrors
+            raise DataError(f"not a readable config ({e})", path=str(config_file)) from None
+        from dupsearch.config import ConfigError
+        try:
+            cfg = MatcherConfig.from_dict(raw)
+        except ConfigError as e:
+            raise ConfigError(f"{config_file}: {e}") from None
         # Encoders named on the command line win over the file's.
         if text_encoders or image_encoders:
             named = _features(text_encoders, image_encoders)

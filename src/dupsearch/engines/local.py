@@ -6,6 +6,8 @@ Output directory::
                                restart with other ones is refused instead of mixing results. The
                                clustering settings (threshold, max_component) are not part of it:
                                a rerun with another --threshold reuses every score and re-clusters
+    OUT/store/                 the listing store: every listing's per-listing work, once (memory-
+                               mapped by the scoring workers; reused by a rerun with the same model)
     OUT/candidates.parquet     every candidate pair (item ids, listing rows, proposing blockers),
                                in the order scoring reads them
     OUT/scores/part-NNNNN.parquet   scored batches: item_id_a, item_id_b, blockers, score
@@ -18,10 +20,10 @@ moment leaves only whole files. A restart reuses the candidates and every finish
 scores only the missing parts; the result is identical to an uninterrupted run.
 
 Memory stays bounded by the catalogue, not by the pairs: candidates are int64 row indices,
-scoring reads one batch at a time, and clustering holds one float per pair above threshold.
-Batches follow the candidates' order, which puts pairs of the same partition side by side, so
-a batch touches few distinct listings and the per-listing work of the feature families is
-shared by many pairs.
+scoring reads one batch at a time (``DuplicateMatcher.score(store, row_a, row_b)``, the one
+scoring path), and clustering holds one float per pair above threshold. Batches follow the
+candidates' order, which puts pairs of the same partition side by side, so a batch reads
+store rows that lie close together.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import os
 import resource
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -43,6 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dupsearch.atomic import atomic_write, atomic_write_text
+from dupsearch.config import DedupConfig
 from dupsearch.errors import DataError, DupsearchError
 
 log = logging.getLogger(__name__)
@@ -53,30 +56,14 @@ SCORES_DIR = "scores"
 CLUSTERS = "clusters.parquet"
 DUPLICATES = "duplicates.parquet"
 REPORT = "report.json"
+STORE_DIR = "store"
+STORE_CHUNKS = "store.chunks"
 METHODS = ("components", "center", "average")
 FORMAT_VERSION = 1
 
 
 class RunMismatchError(DupsearchError):
     """The output directory holds a run of other input or settings."""
-
-
-@dataclass
-class DedupConfig:
-    blockers: list[str] | None = None  # spec strings; None -> default_blocker_specs(listings)
-    batch_size: int = 20_000  # candidate pairs per scored part
-    threshold: float | None = None  # None -> the model's own (best-F1) threshold
-    max_component: int = 5000  # average-link: larger components fall back to CENTER
-    truth_column: str | None = "cluster_id"  # when present: blocking recall and cluster metrics
-    workers: int = 1  # scoring processes (fork); each scores whole parts and writes them itself
-
-    def __post_init__(self):
-        if self.workers < 1:
-            raise ValueError(f"workers must be >= 1, got {self.workers}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
 
 
 def peak_memory_mb(children: bool = False) -> float:
@@ -146,7 +133,7 @@ class DedupRun:
             self.config.blockers = default_blocker_specs(self.listings)
         return {"format": FORMAT_VERSION, "input_digest": self.input_digest,
                 "n_listings": int(len(self.listings)), "model_dir": str(self.model_dir.resolve()),
-                "model_digest": model_digest(self.model_dir),
+                "model_digest": self._model_digest(),
                 "blockers": list(self.config.blockers), "batch_size": self.config.batch_size}
 
     def _check_manifest(self) -> None:
@@ -229,6 +216,48 @@ class DedupRun:
     def _part_path(self, i: int) -> Path:
         return self.out / SCORES_DIR / f"part-{i:05d}.parquet"
 
+    def store(self, matcher):
+        """Every listing's per-listing work, once, saved in OUT/store (memory-mapped when reused;
+        a store of another model or other listings is rebuilt)."""
+        from dupsearch.features.store import ListingStore
+        path = self.out / STORE_DIR
+        want = {"pipeline": matcher.pipeline_.digest(), "model_digest": self._model_digest(),
+                "input_digest": self.input_digest, "n": int(len(self.listings))}
+        if path.is_dir():
+            try:
+                store = ListingStore.open(path)
+                if all(store.meta.get("dedup", {}).get(k) == v for k, v in want.items()):
+                    self.log(f"store: reusing {path}")
+                    self.report["store"] = {**store.meta.get("report", {}), "reused": True}
+                    return store
+            except DupsearchError:
+                pass
+        t0 = time.perf_counter()
+        chunks_dir = self.out / STORE_CHUNKS
+        chunks = _build_store_chunks(matcher, self.listings, chunks_dir, want, self.config.workers, self.progress)
+        build_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        ListingStore.concat_saved(chunks, path, meta={"dedup": want})
+        import shutil
+        shutil.rmtree(chunks_dir)  # written by this run (the chunk manifests say so), now in OUT/store
+        secs = time.perf_counter() - t0
+        size = sum(p.stat().st_size for p in path.iterdir())
+        report = {"listings": int(len(self.listings)), "build_seconds": round(build_s, 2),
+                  "concat_seconds": round(time.perf_counter() - t1, 2), "seconds": round(secs, 2),
+                  "workers": self.config.workers, "chunks": len(chunks), "bytes": int(size)}
+        self.report["store"] = {**report, "reused": False}
+        manifest = json.loads((path / "store.json").read_text())
+        manifest["meta"]["report"] = report
+        atomic_write_text(path / "store.json", json.dumps(manifest, indent=1, ensure_ascii=False))
+        self.log(f"store: {len(self.listings):,} listings in {secs:.1f} s ({size / 2**20:,.0f} MiB) -> {path}")
+        # Scoring reads the saved copy: memory-mapped pages that forked workers share.
+        return ListingStore.open(path)
+
+    def _model_digest(self) -> str:
+        if not hasattr(self, "_model_digest_value"):
+            self._model_digest_value = model_digest(self.model_dir)
+        return self._model_digest_value
+
     def score(self, candidates: pa.Table) -> None:
         from dupsearch.models import DuplicateMatcher
         n = candidates.num_rows
@@ -246,22 +275,18 @@ class DedupRun:
         t0 = time.perf_counter()
         matcher = DuplicateMatcher.load(self.model_dir)
         self.threshold = self.config.threshold if self.config.threshold is not None else float(matcher.threshold_)
-        rows = np.unique(np.concatenate([candidates.column("row_a").to_numpy(),
-                                         candidates.column("row_b").to_numpy()]))
-        # Prepare each listing once (homoglyph cleaning, normalisation, embeddings), not per batch.
-        prepared = _prepare(matcher, self.listings.iloc[rows], self.config.workers, self.progress)
+        store = self.store(matcher)
         prep_s = time.perf_counter() - t0
-        self.log(f"scores: prepared {len(rows):,} listings in {prep_s:.1f} s; scoring {len(todo)} of "
-                 f"{n_parts} parts of {bs:,} pairs")
+        self.log(f"scores: scoring {len(todo)} of {n_parts} parts of {bs:,} pairs")
         t1 = time.perf_counter()
         global _SCORING
-        _SCORING = (self, matcher, prepared, rows, candidates)
+        _SCORING = (self, matcher, store, candidates)
         workers = min(self.config.workers, len(todo))
         try:
             with _progress(self.progress, len(todo), "scoring candidate pairs") as advance:
                 if workers > 1:
                     import multiprocessing as mp
-                    # fork: the workers share the listings, prepared fields and model copy-on-write
+                    # fork: the workers share the model and the memory-mapped store
                     with mp.get_context("fork").Pool(workers) as pool:
                         counts = []
                         for rows_done in pool.imap_unordered(_score_part, todo):
@@ -381,57 +406,64 @@ class DedupRun:
         return self.report
 
 
-_PREPARING: tuple | None = None  # (matcher, listings) while worker processes prepare chunks
+_BUILDING: tuple | None = None  # (matcher, listings, chunks dir, identity) while workers build chunks
+STORE_CHUNK = 20_000  # listings per store chunk: bounds a worker's memory, not the catalogue's
 
 
-def _prepare_chunk(bounds: tuple[int, int]) -> pd.DataFrame:
-    matcher, listings = _PREPARING
-    return matcher.pipeline_.prepare(listings.iloc[bounds[0]:bounds[1]])
+def _build_chunk(bounds: tuple[int, int]) -> Path:
+    """Build the store of listings [start, end) and save it as a chunk (reused when a chunk of
+    the same rows, model and input is already there: an interrupted build resumes)."""
+    from dupsearch.features.store import ListingStore
+    matcher, listings, chunks_dir, want = _BUILDING
+    path = chunks_dir / f"chunk-{bounds[0]:012d}"
+    ident = {**want, "rows": list(bounds)}
+    if (path / "store.json").is_file():
+        try:
+            if ListingStore.open(path).meta.get("chunk") == ident:
+                return path
+        except DupsearchError:
+            pass
+    store = matcher.build_store(listings.iloc[bounds[0]:bounds[1]])
+    store.meta["chunk"] = ident
+    store.save(path)
+    return path
 
 
-def _prepare(matcher, listings: pd.DataFrame, workers: int, progress: bool) -> pd.DataFrame:
-    """``pipeline_.prepare`` over the listings, split across ``workers`` processes (fork)."""
+def _build_store_chunks(matcher, listings: pd.DataFrame, chunks_dir: Path, want: dict, workers: int,
+                        progress: bool) -> list[Path]:
+    """``matcher.build_store`` over the listings in chunks of STORE_CHUNK rows, in ``workers``
+    processes (fork), each chunk saved under ``chunks_dir``; returns the chunks in row order."""
     n = len(listings)
-    if workers <= 1 or n < 20_000:
-        return matcher.pipeline_.prepare(listings, progress=progress)
-    import multiprocessing as mp
-    global _PREPARING
-    _PREPARING = (matcher, listings)
-    step = -(-n // (workers * 4))  # a few chunks per worker evens out slow ones
-    bounds = [(s, min(s + step, n)) for s in range(0, n, step)]
+    bounds = [(s, min(s + STORE_CHUNK, n)) for s in range(0, n, STORE_CHUNK)] or [(0, 0)]
+    global _BUILDING
+    _BUILDING = (matcher, listings, chunks_dir, want)
+    paths = []
     try:
-        with _progress(progress, len(bounds), "preparing listings") as advance, \
-                mp.get_context("fork").Pool(workers) as pool:
-            parts = []
-            for part in pool.imap(_prepare_chunk, bounds):
-                parts.append(part)
-                advance()
+        with _progress(progress, len(bounds), "building the listing store") as advance:
+            if workers <= 1 or len(bounds) == 1:
+                for b in bounds:
+                    paths.append(_build_chunk(b))
+                    advance()
+            else:
+                import multiprocessing as mp
+                with mp.get_context("fork").Pool(workers) as pool:
+                    for path in pool.imap(_build_chunk, bounds):
+                        paths.append(path)
+                        advance()
     finally:
-        _PREPARING = None
-    return pd.concat(parts, ignore_index=True)
+        _BUILDING = None
+    return paths
 
 
-_SCORING: tuple | None = None  # (run, matcher, prepared, rows, candidates) while parts are scored
+_SCORING: tuple | None = None  # (run, matcher, store, candidates) while parts are scored
 
 
 def _score_part(i: int) -> int:
     """Score candidate part ``i`` and write it (atomically); runs in the main process or a worker."""
-    from dupsearch.models.ensemble import pair_categories
-    run, matcher, prepared, rows, candidates = _SCORING
+    run, matcher, store, candidates = _SCORING
     bs = run.config.batch_size
     part = candidates.slice(i * bs, bs)
-    pairs = pd.DataFrame({"item_id_a": part.column("item_id_a").to_pandas(),
-                          "item_id_b": part.column("item_id_b").to_pandas()})
-    # Only this batch's listings: the id lookup in join_pairs then costs the batch, not the catalogue.
-    need = np.unique(np.concatenate([part.column("row_a").to_numpy(), part.column("row_b").to_numpy()]))
-    sub = prepared.iloc[np.searchsorted(rows, need)]
-    X = matcher.pipeline_.transform(run.listings, pairs, prepared=sub)
-    if matcher.learned_ is not None:
-        L = matcher.learned_.transform(run.listings, sub, pairs)
-        X = pd.concat([X, L.set_axis(X.index)], axis=1)
-    cat = (pair_categories(run.listings, pairs, matcher.config.ensemble.category_column)
-           if matcher.combiner_ is not None else None)
-    p = matcher.predict_proba_features(X, cat).astype(np.float32)
+    p = matcher.score(store, part.column("row_a").to_numpy(), part.column("row_b").to_numpy()).astype(np.float32)
     out = pa.table({"item_id_a": part.column("item_id_a"), "item_id_b": part.column("item_id_b"),
                     "blockers": part.column("blockers"), "score": pa.array(p),
                     "row_a": part.column("row_a"), "row_b": part.column("row_b")})

@@ -1,22 +1,22 @@
-"""Pair batches and the sparse helpers every set-based feature family uses.
+"""Prepared listings and the hashing and sparse-row helpers every feature family uses.
 
-A *pair batch* is a pandas DataFrame with one row per pair and, for every
-prepared listing field ``f``, the columns ``f_a`` and ``f_b``. It carries
-everything a feature function needs, so the same function runs locally, in a
-worker process or inside Spark's ``mapInArrow`` with no hidden global state.
+Per listing (once): ``prepare_listings`` cleans and normalises the fields; ``hash_strings``
+gives stable 64-bit hashes of tokens and values (the same in every process, so a listing store
+built anywhere holds the same columns); ``set_matrix`` turns (listing, hashed n-gram) pairs
+into binary CSR rows. Per pair (vectorised over integer rows ``ia``, ``ib``): ``intersect``
+finds the entries two rows share, ``pair_sum`` adds them up per pair.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import HashingVectorizer
 
-from dupsearch.text.normalize import normalize_text, tokenize
+from dupsearch.text.normalize import normalize_text
 
 CATEGORY_COLUMNS = ["category_l1", "category_l2", "category_l3", "category_l4"]
 # Text fields of a prepared listing; ``text`` is title + description, ``all`` adds
@@ -24,15 +24,12 @@ CATEGORY_COLUMNS = ["category_l1", "category_l2", "category_l3", "category_l4"]
 TEXT_FIELDS = ["title", "description", "text", "attrs"]
 PREPARED_COLUMNS = (
     ["item_id", "title", "description", "title_raw", "description_raw", "text", "attrs", "attrs_key",
-     "all", "attributes", "price",
+     "all", "attributes", "price", "images",
      "n_images", "fill_rate"] + CATEGORY_COLUMNS
 )
 # Fields whose fill rate describes how complete a listing is (seed item 1).
 _FILL_FIELDS = ["title", "description", *CATEGORY_COLUMNS, "attributes", "price", "images"]
 
-# Hash width for binary n-gram sets: collisions at 2**22 are negligible for
-# listing-sized texts and no vocabulary has to be fitted or saved.
-HASH_FEATURES = 2**22
 
 
 def _missing(v: object) -> bool:
@@ -83,7 +80,8 @@ def prepare_listings(listings: pd.DataFrame, cleaner=None) -> pd.DataFrame:
         out[c] = [normalize_text(t) for t in col(c, "")]
     out["price"] = pd.to_numeric(col("price", np.nan), errors="coerce").to_numpy(dtype=float)
     images = col("images", None)
-    out["n_images"] = [len(x) if isinstance(x, (list, tuple, np.ndarray)) else 0 for x in images]
+    out["images"] = [[str(p) for p in x] if isinstance(x, (list, tuple, np.ndarray)) else [] for x in images]
+    out["n_images"] = [len(x) for x in out["images"]]
     filled = np.zeros(n)
     for f in _FILL_FIELDS:
         if f == "attributes":
@@ -98,43 +96,6 @@ def prepare_listings(listings: pd.DataFrame, cleaner=None) -> pd.DataFrame:
     return out
 
 
-def join_pairs(prepared: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
-    """Gather both sides of each pair into one batch (columns ``f_a``, ``f_b``)."""
-    index = pd.Index(prepared["item_id"])
-    ia = index.get_indexer(pairs["item_id_a"].astype(str))
-    ib = index.get_indexer(pairs["item_id_b"].astype(str))
-    if (ia < 0).any() or (ib < 0).any():
-        bad = np.flatnonzero((ia < 0) | (ib < 0))[0]
-        missing = pairs["item_id_a"].iloc[bad] if ia[bad] < 0 else pairs["item_id_b"].iloc[bad]
-        raise KeyError(f"pair row {bad + 1} names item_id {missing!r} that is not among the listings")
-    # Every prepared column travels, embedding columns included (see features.embeddings).
-    cols = [c for c in prepared.columns if c != "item_id"]
-    a = prepared[cols].iloc[ia].reset_index(drop=True).add_suffix("_a")
-    b = prepared[cols].iloc[ib].reset_index(drop=True).add_suffix("_b")
-    return pd.concat([a, b], axis=1)
-
-
-def sides(batch: pd.DataFrame, field: str) -> tuple[np.ndarray, np.ndarray]:
-    return batch[f"{field}_a"].to_numpy(dtype=object), batch[f"{field}_b"].to_numpy(dtype=object)
-
-
-def encode_sides(a: np.ndarray, b: np.ndarray, encode: Callable[[np.ndarray], sp.csr_matrix]
-                 ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """Encode each *distinct* value once, then gather rows for both sides."""
-    n = len(a)
-    uniq, inv = np.unique(np.concatenate([a, b]).astype(str), return_inverse=True)
-    X = sp.csr_matrix(encode(uniq))
-    return X[inv[:n]], X[inv[n:]]
-
-
-def rowwise_dot(A: sp.spmatrix, B: sp.spmatrix) -> np.ndarray:
-    return np.asarray(A.multiply(B).sum(axis=1)).ravel()
-
-
-def row_nnz(A: sp.csr_matrix) -> np.ndarray:
-    return np.diff(A.indptr).astype(float)
-
-
 def safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """num / den with NaN where den == 0 (undefined, e.g. both texts empty)."""
     num = np.asarray(num, dtype=float)
@@ -144,82 +105,7 @@ def safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return out
 
 
-def set_overlap(A: sp.csr_matrix, B: sp.csr_matrix) -> dict[str, np.ndarray]:
-    """IoU, Dice and containment of two binary set matrices, row by row."""
-    inter = rowwise_dot(A, B)
-    na, nb = row_nnz(A), row_nnz(B)
-    return {
-        "iou": safe_div(inter, na + nb - inter),
-        "dice": safe_div(2 * inter, na + nb),
-        "containment": safe_div(inter, np.minimum(na, nb)),
-        "inter": inter,
-    }
-
-
-_NGRAM_MOD = np.uint64(2**31 - 1)  # column space of hashed n-gram sets (fits int32 indices)
 _NGRAM_MUL = np.uint64(1_000_003)
-
-
-def ngram_set_matrix(ids: np.ndarray, lengths: np.ndarray, order: int) -> sp.csr_matrix:
-    """Binary sets of n-grams (rows = documents) from a flat array of symbol ids.
-
-    `ids` holds the symbols (token ids, or character code points) of every document
-    one after another, `lengths` how many belong to each. The n-grams are hashed
-    with a rolling polynomial over the whole array at once, so no Python loop runs
-    per document or per n-gram. Hashes are only compared within one batch.
-    """
-    n_docs = len(lengths)
-    m = len(ids) - order + 1
-    if m <= 0:
-        return sp.csr_matrix((n_docs, int(_NGRAM_MOD)), dtype=np.float32)
-    doc_of = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
-    sym = ids.astype(np.uint64) + np.uint64(1)
-    h = np.zeros(m, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for k in range(order):  # wraps modulo 2**64 by design
-            h = h * _NGRAM_MUL + sym[k:k + m]
-    within = doc_of[:m] == doc_of[order - 1:order - 1 + m]
-    rows = doc_of[:m][within].astype(np.uint64)
-    cols = h[within] % _NGRAM_MOD
-    key = np.unique(rows * _NGRAM_MOD + cols)
-    rows, cols = (key // _NGRAM_MOD).astype(np.int64), (key % _NGRAM_MOD).astype(np.int64)
-    return sp.csr_matrix((np.ones(len(key), dtype=np.float32), (rows, cols)),
-                         shape=(n_docs, int(_NGRAM_MOD)))
-
-
-def token_ids(token_lists: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
-    """Flat batch-local token ids and per-document token counts."""
-    vocab: dict[str, int] = {}
-    flat = [vocab.setdefault(t, len(vocab)) for toks in token_lists for t in toks]
-    return np.asarray(flat, dtype=np.int64), np.fromiter(map(len, token_lists), dtype=np.int64,
-                                                         count=len(token_lists))
-
-
-def char_codes(texts) -> tuple[np.ndarray, np.ndarray]:
-    """Flat code points of texts padded with a space each side (word-boundary n-grams)."""
-    padded = [f" {t} " if t else "" for t in texts]
-    codes = np.frombuffer("".join(padded).encode("utf-32-le"), dtype=np.uint32)
-    return codes.astype(np.int64), np.fromiter(map(len, padded), dtype=np.int64, count=len(padded))
-
-
-class NgramAnalyzer:
-    """Word n-grams of a pre-tokenized document (picklable, unlike a lambda)."""
-
-    def __init__(self, n: int):
-        self.n = n
-
-    def __call__(self, tokens: list[str]) -> list[str]:
-        n = self.n
-        return [" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
-
-
-def binary_hasher(analyzer: Callable) -> HashingVectorizer:
-    return HashingVectorizer(analyzer=analyzer, n_features=HASH_FEATURES, binary=True,
-                             norm=None, alternate_sign=False, dtype=np.float32)
-
-
-def tokenized(texts: Iterable[str]) -> list[list[str]]:
-    return [tokenize(t) for t in texts]
 
 
 def symmetric(name: str, x_ab: np.ndarray, x_ba: np.ndarray) -> dict[str, np.ndarray]:
@@ -229,3 +115,115 @@ def symmetric(name: str, x_ab: np.ndarray, x_ba: np.ndarray) -> dict[str, np.nda
     test-time augmentation buys, at no extra cost.
     """
     return {f"{name}_min": np.fmin(x_ab, x_ba), f"{name}_max": np.fmax(x_ab, x_ba)}
+
+
+# ---- stable hashing and set rows (per listing) -------------------------------------------
+# Columns of hashed set rows: a 28-bit hash and a 3-bit tag (n-gram order, token class), so the
+# sets of one field live in one CSR matrix and one intersection serves every order.
+TAG_BITS = 3
+SET_HASH_MOD = np.uint64(2**28 - 1)
+SET_COLUMNS = 2**31 - 1
+
+
+def hash_strings(values) -> np.ndarray:
+    """Stable 64-bit hash of each string (blake2b; the same in every process and run).
+    Each distinct value is hashed once."""
+    values = np.asarray(values, dtype=object)
+    if not len(values):
+        return np.zeros(0, np.uint64)
+    codes, uniq = pd.factorize(values)
+    h = np.fromiter((int.from_bytes(hashlib.blake2b(str(u).encode("utf-8"), digest_size=8).digest(), "little")
+                     for u in uniq), np.uint64, count=len(uniq))
+    return h[codes]
+
+
+def ngram_hashes(sym: np.ndarray, lengths: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """(document, hash) of every n-gram of ``order`` symbols, from the symbols of all documents
+    one after another (``lengths`` per document); a rolling polynomial, no loop per document."""
+    n_docs = len(lengths)
+    m = len(sym) - order + 1
+    if m <= 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
+    doc_of = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
+    sym = sym.astype(np.uint64)
+    h = np.zeros(m, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(order):  # wraps modulo 2**64 by design
+            h = h * _NGRAM_MUL + sym[k:k + m] + np.uint64(1)
+    within = doc_of[:m] == doc_of[order - 1:order - 1 + m]
+    return doc_of[:m][within], h[within]
+
+
+def tagged_columns(h: np.ndarray, tag: int) -> np.ndarray:
+    return (((h % SET_HASH_MOD).astype(np.int64)) << TAG_BITS) | int(tag)
+
+
+def sorted_unique(x: np.ndarray) -> np.ndarray:
+    """np.unique by sorting (numpy 2's hash-based unique is several times slower on ints)."""
+    x = np.sort(x, kind="stable" if x.dtype == object else None)
+    if len(x) < 2:
+        return x
+    return x[np.r_[True, x[1:] != x[:-1]]]
+
+
+def set_matrix(doc: np.ndarray, cols: np.ndarray, n_docs: int) -> sp.csr_matrix:
+    """Binary CSR rows (one per document) of the distinct columns each document has."""
+    key = sorted_unique(doc.astype(np.int64) * SET_COLUMNS + cols.astype(np.int64))
+    doc, cols = key // SET_COLUMNS, key % SET_COLUMNS
+    indptr = np.zeros(n_docs + 1, np.int64)
+    np.cumsum(np.bincount(doc, minlength=n_docs), out=indptr[1:])
+    # int8 ones: a set row is its indices; the smallest data keeps row gathers cheap
+    return sp.csr_matrix((np.ones(len(key), np.int8), cols.astype(np.int32), indptr),
+                         shape=(n_docs, SET_COLUMNS))
+
+
+def tag_counts(X: sp.csr_matrix) -> np.ndarray:
+    """(rows, 2**TAG_BITS) number of entries of each tag in each row."""
+    rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+    k = 1 << TAG_BITS
+    return np.bincount(rows * k + (X.indices & (k - 1)), minlength=X.shape[0] * k).reshape(-1, k).astype(float)
+
+
+def flat_tokens(token_lists: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """All tokens one after another (object array) and the number per document."""
+    flat = np.fromiter((t for toks in token_lists for t in toks), dtype=object,
+                       count=sum(map(len, token_lists)))
+    return flat, np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
+
+
+# ---- pair work (vectorised over row indices) --------------------------------------------
+def _with_data(X: sp.csr_matrix, data: np.ndarray) -> sp.csr_matrix:
+    return sp.csr_matrix((data, X.indices, X.indptr), shape=X.shape, copy=False)
+
+
+def intersect(A: sp.csr_matrix, B: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Entries that row i of A and row i of B share: (row, position in A.data, position in
+    B.data). Two sparse element-wise products (merges of sorted rows, in C)."""
+    pos_a = _with_data(A, np.arange(1, A.nnz + 1, dtype=np.float64)).multiply(_with_data(B, np.ones(B.nnz)))
+    pos_b = _with_data(A, np.ones(A.nnz)).multiply(_with_data(B, np.arange(1, B.nnz + 1, dtype=np.float64)))
+    pos_a, pos_b = sp.csr_matrix(pos_a), sp.csr_matrix(pos_b)
+    rows = np.repeat(np.arange(A.shape[0]), np.diff(pos_a.indptr))
+    return rows, pos_a.data.astype(np.int64) - 1, pos_b.data.astype(np.int64) - 1
+
+
+def shared_count(A: sp.csr_matrix, B: sp.csr_matrix, by_tag: bool = False) -> np.ndarray:
+    """Entries row i of A and row i of B share; with ``by_tag`` a (rows, 2**TAG_BITS) array."""
+    if A.dtype != np.int8 or B.dtype != np.int8:  # not binary set rows (set_matrix): make them so
+        A, B = _with_data(A, np.ones(A.nnz, np.int8)), _with_data(B, np.ones(B.nnz, np.int8))
+    C = sp.csr_matrix(A.multiply(B))
+    if not by_tag:
+        return np.diff(C.indptr).astype(float)
+    return tag_counts(C)
+
+
+def pair_dot(A: sp.csr_matrix, B: sp.csr_matrix) -> np.ndarray:
+    """Row-wise dot products of two equally long stacks of rows."""
+    return np.asarray(sp.csr_matrix(A.multiply(B)).sum(axis=1)).ravel().astype(float)
+
+
+def pair_sum(rows: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
+    return np.bincount(rows, weights=weights, minlength=n).astype(float)
+
+
+def nan_where(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
+    return np.where(mask, np.nan, values)

@@ -12,7 +12,8 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
-from dupsearch.features.base import encode_sides, rowwise_dot, safe_div, sides, symmetric
+from dupsearch.features.base import hash_strings, intersect, ngram_hashes, pair_dot, pair_sum, safe_div, symmetric
+from dupsearch.features.family import Family
 from dupsearch.text.normalize import tokenize
 
 FIELDS = ("title", "description", "text", "attrs", "all")
@@ -36,6 +37,87 @@ class Words:
 
 def _cut(texts):
     return [t[:CHAR_CUT] for t in texts]
+
+
+class HashedVocabulary:
+    """A fitted vectorizer's vocabulary keyed by the same rolling hashes the store computes
+    (``features.base.ngram_hashes``), so counting a listing's terms is a sorted lookup over
+    all listings at once instead of a Python analyzer per text."""
+
+    def __init__(self, hashes: np.ndarray, cols: np.ndarray, size: int):
+        self.hashes, self.cols, self.size = hashes, cols.astype(np.int64), size
+        self._index = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_index": None}
+
+    @classmethod
+    def of_words(cls, vocabulary: dict[str, int]) -> "HashedVocabulary":
+        """Word unigrams ("tok") and bigrams ("tok tok") over stable token hashes."""
+        terms = list(vocabulary)
+        parts = [t.split(" ") for t in terms]
+        return cls._build(terms, vocabulary, parts, lambda ps: hash_strings(np.array(ps, dtype=object)))
+
+    @classmethod
+    def of_chars(cls, vocabulary: dict[str, int]) -> "HashedVocabulary":
+        """Character n-grams over code points."""
+        terms = list(vocabulary)
+        return cls._build(terms, vocabulary, [list(t) for t in terms],
+                          lambda cs: np.frombuffer("".join(cs).encode("utf-32-le"), np.uint32).astype(np.uint64))
+
+    @classmethod
+    def _build(cls, terms, vocabulary, parts, symbols) -> "HashedVocabulary":
+        hashes, cols = [], []
+        for k in sorted({len(p) for p in parts}):
+            idx = [i for i, p in enumerate(parts) if len(p) == k]
+            sym = symbols([x for i in idx for x in parts[i]])
+            _, h = ngram_hashes(sym, np.full(len(idx), k, np.int64), k)
+            hashes.append(h)
+            cols.append(np.array([vocabulary[terms[i]] for i in idx], np.int64))
+        if not hashes:
+            return cls(np.zeros(0, np.uint64), np.zeros(0, np.int64), len(vocabulary))
+        return cls(np.concatenate(hashes), np.concatenate(cols), len(vocabulary))
+
+    def counts(self, doc: np.ndarray, h: np.ndarray, n_docs: int) -> sp.csr_matrix:
+        """Term counts (CSR, sorted indices) of documents from their n-gram hashes; terms
+        outside the vocabulary are dropped, as a fitted vectorizer does."""
+        if getattr(self, "_index", None) is None:
+            self._index = pd.Index(self.hashes)  # a hash table: faster than searchsorted here
+        pos = self._index.get_indexer(h) if len(h) else np.zeros(0, np.int64)
+        hit = pos >= 0
+        # COO -> CSR sums the repeated (document, term) entries: the counts
+        X = sp.csr_matrix((np.ones(int(hit.sum())), (doc[hit], self.cols[pos[hit]])), shape=(n_docs, self.size))
+        X.sum_duplicates()
+        return X
+
+
+def tfidf_rows(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
+    """What a fitted ``TfidfVectorizer(sublinear_tf=True)`` gives for these term counts:
+    (1 + log tf) * idf, each row L2-normalised."""
+    X = counts.copy()
+    X.data = (np.log(X.data) + 1) * idf[X.indices]
+    rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+    norm = np.sqrt(np.bincount(rows, X.data * X.data, minlength=X.shape[0]))
+    X.data /= np.where(norm > 0, norm, 1)[rows]
+    return X.astype(np.float32)
+
+
+def char_wb_hashes(texts, ngram_range=(2, 4)) -> tuple[np.ndarray, np.ndarray]:
+    """(document, hash) of the ``char_wb`` n-grams of each text (every n-gram of each word
+    padded with one space each side, for n in the range up to the padded word's length), as
+    scikit-learn's analyzer makes them."""
+    words = [t.split() for t in texts]
+    n_words = np.fromiter(map(len, words), np.int64, count=len(words))
+    flat = [w for ws in words for w in ws]
+    word_doc = np.repeat(np.arange(len(texts), dtype=np.int64), n_words)
+    lengths = np.fromiter(map(len, flat), np.int64, count=len(flat)) + 2
+    codes = np.frombuffer("".join(f" {w} " for w in flat).encode("utf-32-le"), np.uint32).astype(np.uint64)
+    docs, hashes = [], []
+    for n in range(ngram_range[0], ngram_range[1] + 1):
+        w, h = ngram_hashes(codes, lengths, n)
+        docs.append(word_doc[w])
+        hashes.append(h)
+    return np.concatenate(docs), np.concatenate(hashes)
 
 
 class BM25:
@@ -71,13 +153,24 @@ class BM25:
         return q
 
 
-class CorpusStats:
-    """Fitted TF-IDF (word, char) and BM25 per text field."""
+class CorpusFamily(Family):
+    """Fitted TF-IDF (word, char) and BM25 per text field.
 
-    def __init__(self, fields=FIELDS):
+    Per listing (once): the TF-IDF rows (L2-normalised), the BM25 document weights, their sum
+    (the listing's score against itself) and the IDF mass of its words. Per pair: row-wise dot
+    products, and one sparse intersection of the BM25 rows for everything else."""
+
+    name = "corpus"
+
+    def __init__(self, fields=FIELDS, char_fields=CHAR_FIELDS):
+        super().__init__()
         self.fields = tuple(fields)
+        self.char_fields = tuple(char_fields)
 
-    def fit(self, prepared: pd.DataFrame) -> "CorpusStats":
+    def settings(self) -> dict:
+        return {"fields": list(self.fields), "char_fields": list(self.char_fields)}
+
+    def _fit(self, prepared: pd.DataFrame) -> None:
         self.word_, self.char_, self.bm25_ = {}, {}, {}
         for f in self.fields:
             texts = prepared[f].astype(str).drop_duplicates().tolist()
@@ -86,47 +179,69 @@ class CorpusStats:
                 continue  # field empty everywhere (e.g. no descriptions): no features for it
             self.word_[f] = TfidfVectorizer(analyzer=WordNgrams(), sublinear_tf=True,
                                             dtype=np.float32).fit(texts)
-            if f in CHAR_FIELDS:
+            if f in self.char_fields:
                 self.char_[f] = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), lowercase=False,
                                                 sublinear_tf=True, dtype=np.float32).fit(_cut(texts))
             self.bm25_[f] = BM25().fit(texts)
-        return self
+        self._vocabularies()
 
-    def transform(self, batch: pd.DataFrame) -> pd.DataFrame:
+    def _vocabularies(self) -> None:
+        self.word_vocab_ = {f: HashedVocabulary.of_words(v.vocabulary_) for f, v in self.word_.items()}
+        self.char_vocab_ = {f: HashedVocabulary.of_chars(v.vocabulary_) for f, v in self.char_.items()}
+        self.bm25_vocab_ = {f: HashedVocabulary.of_words(b.vectorizer.vocabulary_) for f, b in self.bm25_.items()}
+
+    def listing_state(self, builder):
+        out = {}
+        n = builder.n
+        for f in self.word_:
+            sym, lengths = builder.token_hashes(f)
+            d1, h1 = ngram_hashes(sym, lengths, 1)
+            d2, h2 = ngram_hashes(sym, lengths, 2)
+            counts = self.word_vocab_[f].counts(np.concatenate([d1, d2]), np.concatenate([h1, h2]), n)
+            out[f"corpus.{f}.word"] = tfidf_rows(counts, self.word_[f].idf_)
+            if f in self.char_:
+                vec = self.char_[f]
+                d, h = char_wb_hashes(_cut(builder.texts(f)), vec.ngram_range)
+                out[f"corpus.{f}.char"] = tfidf_rows(self.char_vocab_[f].counts(d, h, n), vec.idf_)
+            bm = self.bm25_[f]
+            D = bm.weights_from_counts(self.bm25_vocab_[f].counts(d1, h1, n))
+            D.sort_indices()
+            out[f"corpus.{f}.bm25"] = D
+            self_score = np.asarray(D.sum(axis=1), dtype=np.float64).ravel()
+            # float64 sums: a listing whose words are all shared has exactly 0 unmatched IDF mass
+            Q = sp.csr_matrix((np.ones(D.nnz), D.indices, D.indptr), shape=D.shape)
+            chars = np.fromiter(map(len, builder.texts(f)), np.float64, count=n)
+            out[f"corpus.{f}.stats"] = np.stack([self_score, Q @ bm.idf_.astype(np.float64), chars], axis=1)
+        return out
+
+    def _compare(self, store, ia, ib):
         out: dict[str, np.ndarray] = {}
+        n = len(ia)
         for f in self.fields:
             if f not in self.word_:
                 continue
-            a, b = sides(batch, f)
-            empty = np.array([not x or not y for x, y in zip(a, b)])
-            A, B = encode_sides(a, b, self.word_[f].transform)
-            out[f"corpus.{f}.tfidf_word_cosine"] = np.where(empty, np.nan, rowwise_dot(A, B))
+            si = np.asarray(store[f"corpus.{f}.stats"])  # self score, IDF mass, characters
+            empty = (si[ia, 2] == 0) | (si[ib, 2] == 0)
+            W = store[f"corpus.{f}.word"]
+            out[f"corpus.{f}.tfidf_word_cosine"] = np.where(empty, np.nan, pair_dot(W[ia], W[ib]))
             if f in self.char_:
-                A, B = encode_sides(a, b, lambda u, v=self.char_[f]: v.transform(_cut(u)))
-                out[f"corpus.{f}.tfidf_char_cosine"] = np.where(empty, np.nan, rowwise_dot(A, B))
-            bm = self.bm25_[f]
-            # One count matrix per distinct text gives both the BM25 document weights and
-            # the query term sets.
-            uniq, inv = np.unique(np.concatenate([a, b]).astype(str), return_inverse=True)
-            tf = sp.csr_matrix(bm.vectorizer.transform(uniq), dtype=np.float32)
-            D = bm.weights_from_counts(tf)
-            Q = tf.copy()
-            Q.data[:] = 1.0
-            n = len(a)
-            Da, Db, Qa, Qb = D[inv[:n]], D[inv[n:]], Q[inv[:n]], Q[inv[n:]]
-            ab, ba = rowwise_dot(Qb, Da), rowwise_dot(Qa, Db)  # B's words against A, and back
-            # Normalized by each query's score against itself, so long texts do not dominate.
-            self_a, self_b = rowwise_dot(Qa, Da), rowwise_dot(Qb, Db)
+                C = store[f"corpus.{f}.char"]
+                out[f"corpus.{f}.tfidf_char_cosine"] = np.where(empty, np.nan, pair_dot(C[ia], C[ib]))
+            D = store[f"corpus.{f}.bm25"]
+            Da, Db = D[ia], D[ib]
+            rows, pa, pb = intersect(Da, Db)
+            ab = pair_sum(rows, Da.data[pa], n)  # B's words scored against A as a document
+            ba = pair_sum(rows, Db.data[pb], n)
+            shared = pair_sum(rows, self.bm25_[f].idf_[Da.indices[pa]].astype(np.float64), n)
+            self_a, self_b, wa, wb = si[ia, 0], si[ib, 0], si[ia, 1], si[ib, 1]
             for k, v in symmetric(f"corpus.{f}.bm25", ab, ba).items():
                 out[k] = np.where(empty, np.nan, v)
+            # Normalized by each query's score against itself, so long texts do not dominate.
             for k, v in symmetric(f"corpus.{f}.bm25_norm", safe_div(ab, self_b), safe_div(ba, self_a)).items():
                 out[k] = np.where(empty, np.nan, v)
             # IDF mass of the words one listing has and the other lacks: a learned,
             # general form of anti-words ("professional" vs "standard", "mac" vs "win").
-            idf = bm.idf_
-            wa, wb = Qa @ idf, Qb @ idf
-            shared = Qa.multiply(Qb) @ idf
             out[f"corpus.{f}.idf_jaccard"] = np.where(empty, np.nan, safe_div(shared, wa + wb - shared))
             for k, v in symmetric(f"corpus.{f}.idf_unmatched", wa - shared, wb - shared).items():
                 out[k] = np.where(empty, np.nan, v)
-        return pd.DataFrame(out, index=None)
+        return out

@@ -3,28 +3,38 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
-from dupsearch.features.base import safe_div, sides
-from dupsearch.text.normalize import TOKEN_RE
+from dupsearch.features.base import safe_div
+from dupsearch.features.family import Family
 
-
-def _counts(a: np.ndarray, b: np.ndarray):
-    uniq, inv = np.unique(np.concatenate([a, b]).astype(str), return_inverse=True)
-    chars = np.fromiter((len(s) for s in uniq), dtype=float, count=len(uniq))
-    toks = np.fromiter((len(TOKEN_RE.findall(s)) for s in uniq), dtype=float, count=len(uniq))
-    n = len(a)
-    return chars[inv[:n]], chars[inv[n:]], toks[inv[:n]], toks[inv[n:]]
+FIELDS = ("title", "description", "text", "attrs")
 
 
-def length_features(batch: pd.DataFrame, fields=("title", "description", "text", "attrs")
-                    ) -> pd.DataFrame:
-    out: dict[str, np.ndarray] = {}
-    for field in fields:
-        a, b = sides(batch, field)
-        ca, cb, ta, tb = _counts(a, b)
-        for unit, x, y in (("chars", ca, cb), ("tokens", ta, tb)):
-            out[f"lengths.{field}.{unit}_ratio"] = safe_div(np.minimum(x, y), np.maximum(x, y))
-            out[f"lengths.{field}.{unit}_diff"] = np.abs(x - y)
-            out[f"lengths.{field}.{unit}_min"] = np.minimum(x, y)
-    return pd.DataFrame(out)
+class LengthFamily(Family):
+    name = "lengths"
+
+    def __init__(self, fields=FIELDS):
+        super().__init__()
+        self.fields = tuple(fields)
+
+    def settings(self) -> dict:
+        return {"fields": list(self.fields)}
+
+    def listing_state(self, builder):
+        out = {}
+        for field in self.fields:
+            chars = np.fromiter(map(len, builder.texts(field)), float, count=builder.n)
+            toks = builder.token_hashes(field)[1].astype(float)
+            out[f"lengths.{field}"] = np.stack([chars, toks], axis=1)
+        return out
+
+    def _compare(self, store, ia, ib):
+        out: dict[str, np.ndarray] = {}
+        for field in self.fields:
+            L = np.asarray(store[f"lengths.{field}"])
+            for j, unit in enumerate(("chars", "tokens")):
+                x, y = L[ia, j], L[ib, j]
+                out[f"lengths.{field}.{unit}_ratio"] = safe_div(np.minimum(x, y), np.maximum(x, y))
+                out[f"lengths.{field}.{unit}_diff"] = np.abs(x - y)
+                out[f"lengths.{field}.{unit}_min"] = np.minimum(x, y)
+        return out

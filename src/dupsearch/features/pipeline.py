@@ -1,86 +1,69 @@
-"""The feature pipeline: fit corpus statistics on training listings, then turn
-batches of pairs into a feature table. Fitted state lives in this object and is
-saved into the model directory."""
+"""The feature pipeline: fit the families on training listings, build a listing store (every
+listing's work once), then compare pairs of store rows into a feature table. Fitted state
+lives in this object and is saved into the model directory."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from dupsearch.features.antiwords import antiword_features
-from dupsearch.features.attributes import AttributeStats
-from dupsearch.features.base import CATEGORY_COLUMNS, join_pairs, prepare_listings
-from dupsearch.features.category import CATEGORICAL, category_features
-from dupsearch.features.corpus import CorpusStats
-from dupsearch.features.embeddings import (
-    image_column,
-    image_set_features,
-    text_column,
-    text_embedding_features,
-    word_alignment_features,
-    words_column,
-)
-from dupsearch.features.lengths import length_features
-from dupsearch.features.price import price_features
-from dupsearch.features.scripts import script_features
-from dupsearch.features.sets import set_features
-from dupsearch.features.strings import string_features
+from dupsearch.config import FAMILY_NAMES, FeatureConfig
+from dupsearch.features.antiwords import AntiwordFamily
+from dupsearch.features.attributes import AttributeFamily
+from dupsearch.features.base import CATEGORY_COLUMNS, prepare_listings
+from dupsearch.features.category import CATEGORICAL, CategoryFamily
+from dupsearch.features.corpus import CorpusFamily
+from dupsearch.features.embeddings import (ImageFamily, TextEmbeddingFamily, image_column, present_column,
+                                           text_column, words_column)
+from dupsearch.features.family import Family, StoreBuilder
+from dupsearch.features.lengths import LengthFamily
+from dupsearch.features.price import PriceFamily
+from dupsearch.features.scripts import ScriptFamily
+from dupsearch.features.sets import SetFamily
+from dupsearch.features.store import ListingStore, Ragged
+from dupsearch.features.strings import StringFamily
 
-# Stateless families: pure functions of a pair batch.
-STATELESS: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
-    "category": category_features,
-    "strings": string_features,
-    "sets": set_features,
-    "antiwords": antiword_features,
-    "lengths": length_features,
-    "price": price_features,
-    "scripts": script_features,
+# Families built from their settings alone (``FeatureConfig.family_settings``), in output order.
+FAMILIES: dict[str, type[Family]] = {
+    "category": CategoryFamily,
+    "strings": StringFamily,
+    "sets": SetFamily,
+    "antiwords": AntiwordFamily,
+    "lengths": LengthFamily,
+    "price": PriceFamily,
+    "scripts": ScriptFamily,
+    "corpus": CorpusFamily,
+    "attributes": AttributeFamily,
 }
-FITTED = ("corpus", "attributes")
 # Families driven by the configured encoders; they add nothing when no encoder is named.
 ENCODED = ("embeddings", "images")
-ALL_FAMILIES = tuple(STATELESS) + FITTED + ENCODED
+ALL_FAMILIES = FAMILY_NAMES
+assert ALL_FAMILIES == tuple(FAMILIES) + ENCODED
 ENCODER_DIR = "encoders"
 TEXT_CHARS = 2000  # characters of "title | category | description" given to a text encoder
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class FeatureConfig:
-    families: tuple[str, ...] = ALL_FAMILIES
-    batch_size: int = 20_000
-    # Undo Cyrillic/Latin look-alike swaps before text features (seed item 7).
-    clean_homoglyphs: bool = True
-    # Encoder specs (see dupsearch.encoders.parse_spec), e.g. ("minilm", "fasttext") and
-    # ("phash", "colorhist", "timm:resnet50?checkpoint=/models/resnet50.safetensors").
-    # Photo encoders default to the model-free ones (core dependencies, ~1,000+ photos/s); they
-    # are switched off at fit time when no training listing has a photo.
-    text_encoders: tuple[str, ...] = ()
-    image_encoders: tuple[str, ...] = ("phash", "dhash", "colorhist")
-    max_words: int = 48  # words per listing in the FastText word alignment
-    # Principal directions of each text encoder's listing embeddings (fitted on the training
-    # listings): per direction, the product and absolute difference of the two projections, so
-    # the booster can learn which kinds of meaning must agree. 0: cosine only.
-    embedding_components: int = 0
-    max_photos: int = 10  # photos per listing compared
-
-    def __post_init__(self):
-        self.families = tuple(self.families)
-        self.text_encoders = tuple(self.text_encoders)
-        self.image_encoders = tuple(self.image_encoders)
-        unknown = set(self.families) - set(ALL_FAMILIES)
-        if unknown:
-            raise ValueError(f"unknown feature families {sorted(unknown)}; known: {list(ALL_FAMILIES)}")
+def make_family(name: str, settings: dict | None = None) -> Family:
+    """A family by name with its settings; an unknown setting is an error naming it."""
+    import inspect
+    cls = FAMILIES[name]
+    allowed = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    unknown = set(settings or {}) - allowed
+    if unknown:
+        raise ValueError(f"feature family {name!r} has no setting {sorted(unknown)[0]!r}; "
+                         f"its settings: {sorted(allowed)}")
+    return cls(**(settings or {}))
 
 
 def _has_photos(listings: pd.DataFrame) -> bool:
@@ -97,28 +80,39 @@ def embedding_text(prepared: pd.DataFrame) -> list[str]:
 
 
 class FeaturePipeline:
-    """fit(listings) -> transform(listings, pairs) -> feature DataFrame."""
+    """fit(listings) -> build_store(listings) -> compare(store, ia, ib) -> feature DataFrame."""
 
     def __init__(self, config: FeatureConfig | None = None):
         self.config = config or FeatureConfig()
         self.cleaner_ = None
-        self.corpus_: CorpusStats | None = None
-        self.attributes_: AttributeStats | None = None
+        self.families_: list[Family] = []
         self.text_encoders_: list = []
         self.image_encoders_: list = []
         self.feature_names_: list[str] | None = None
         self.components_: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.encoder_stats_: dict[str, dict] = {}
         self.photo_report_: dict = {"photos": 0, "unreadable": 0, "examples": []}
-        self.family_columns_: dict[str, list[str]] = {}
         self._cache = None
 
     @property
     def categorical_features(self) -> list[str]:
         return [c for c in CATEGORICAL if self.feature_names_ and c in self.feature_names_]
 
+    @property
+    def family_columns_(self) -> dict[str, list[str]]:
+        """Which columns each family makes (ablations drop them)."""
+        out: dict[str, list[str]] = {}
+        for fam in self.families_:
+            out.setdefault(fam.name, []).extend(fam.columns_ or [])
+        return out
+
     def _uses(self, family: str) -> bool:
         return family in self.config.families
+
+    def check_fitted(self) -> None:
+        if self.feature_names_ is None:
+            from dupsearch.errors import NotFittedError
+            raise NotFittedError("this FeaturePipeline is not fitted: call fit() or FeaturePipeline.load()")
 
     def fit(self, listings: pd.DataFrame, progress: bool = False) -> "FeaturePipeline":
         if self.config.clean_homoglyphs:
@@ -126,10 +120,6 @@ class FeaturePipeline:
             texts = pd.concat([listings["title"], listings.get("description", pd.Series(dtype=object))])
             self.cleaner_ = HomoglyphCleaner().fit(texts.dropna().astype(str).tolist())
         prepared = prepare_listings(listings, self.cleaner_)
-        if "corpus" in self.config.families:
-            self.corpus_ = CorpusStats().fit(prepared)
-        if "attributes" in self.config.families:
-            self.attributes_ = AttributeStats().fit(prepared)
         self._make_encoders()
         if self.image_encoders_ and not _has_photos(listings):
             log.info("no training listing has photos: image encoders %s switched off",
@@ -153,6 +143,27 @@ class FeaturePipeline:
                 # top-k right singular vectors of the centred embeddings
                 _, _, vt = np.linalg.svd(E - mean, full_matrices=False)
                 self.components_[enc.name] = (mean.astype(np.float32), vt[:k].astype(np.float32))
+        self.families_ = []
+        for name in self.config.families:
+            if name in FAMILIES:
+                fam = make_family(name, self.config.family_settings.get(name))
+                fam._fit(prepared)
+            elif name == "embeddings" and self.text_encoders_:
+                fam = TextEmbeddingFamily([e.name for e in self.text_encoders_],
+                                          [e.name for e in self.text_encoders_ if hasattr(e, "encode_words")],
+                                          self.config.embedding_components)
+            elif name == "images" and self.image_encoders_:
+                fam = ImageFamily([e.name for e in self.image_encoders_], [e.metric for e in self.image_encoders_],
+                                  self.config.max_photos)
+            else:
+                continue
+            self.families_.append(fam)
+        # Output columns are fixed now: whatever each family gives on two training listings.
+        probe = self.build_store(listings.iloc[:2] if len(listings) >= 2 else pd.concat([listings] * 2),
+                                 unique_ids=False)
+        for fam in self.families_:
+            fam.columns_ = list(fam._compare(probe, np.array([0]), np.array([1])))
+        self.feature_names_ = [c for fam in self.families_ for c in fam.columns_]
         return self
 
     def _make_encoders(self) -> None:
@@ -189,41 +200,30 @@ class FeaturePipeline:
             st["items_per_second"] = round(st["encoded"] / st["encode_seconds"], 1)
         return out
 
-    def attach_embeddings(self, prepared: pd.DataFrame, listings: pd.DataFrame,
-                          progress: bool = False) -> pd.DataFrame:
-        """Add the per-listing embedding columns the pair features read (each listing once)."""
-        if not (self.text_encoders_ or self.image_encoders_):
-            return prepared
-        prepared = prepared.copy()
+    def _embedding_state(self, prepared: pd.DataFrame, progress: bool) -> dict:
+        """Store columns of the encoders: each listing's texts and photos encoded once."""
+        out: dict = {}
         if self.text_encoders_:
             texts = embedding_text(prepared)
             titles = prepared["title"].tolist()
             for enc in self.text_encoders_:
-                for field, items in (("text", texts), ("title", titles)):
-                    emb = self._encode(enc, items, progress)
-                    empty = np.array([not t for t in items])
-                    col = list(emb)
-                    for i in np.flatnonzero(empty):
-                        col[i] = None
-                    prepared[text_column(enc.name, field)] = col
-                    if field == "text" and enc.name in self.components_:
+                for field_, items in (("text", texts), ("title", titles)):
+                    emb = self._encode(enc, items, progress).astype(np.float32)
+                    present = np.array([bool(t) for t in items], dtype=bool)
+                    col = text_column(enc.name, field_)
+                    out[col], out[present_column(col)] = emb, present
+                    if field_ == "text" and enc.name in self.components_:
                         mean, comps = self.components_[enc.name]
-                        proj = (emb - mean) @ comps.T
-                        prepared[text_column(enc.name, "proj")] = [None if c is None else r
-                                                                  for c, r in zip(col, proj)]
+                        out[text_column(enc.name, "proj")] = ((emb - mean) @ comps.T).astype(np.float32)
                 if hasattr(enc, "encode_words"):
                     words = enc.encode_words(prepared["text"].tolist(), max_words=self.config.max_words)
-                    prepared[words_column(enc.name)] = [w.astype(np.float16) for w in words]
+                    out[words_column(enc.name)] = Ragged.from_list(words, enc.dim, np.float16)
         if self.image_encoders_:
-            by_id = listings.drop_duplicates("item_id").set_index(listings["item_id"].drop_duplicates().astype(str))
-            paths = by_id["images"].reindex(prepared["item_id"]) if "images" in by_id else \
-                pd.Series([[]] * len(prepared))
-            photo_lists = [[str(x) for x in v][:self.config.max_photos]
-                           if isinstance(v, (list, tuple, np.ndarray)) else [] for v in paths]
+            photo_lists = [list(v)[:self.config.max_photos] for v in prepared["images"]]
             for enc in self.image_encoders_:
-                rows = self._photo_embeddings(enc, photo_lists, progress)
-                prepared[image_column(enc.name)] = rows
-        return prepared
+                out[image_column(enc.name)] = Ragged.from_list(self._photo_embeddings(enc, photo_lists, progress),
+                                                               enc.dim)
+        return out
 
     def _photo_embeddings(self, enc, photo_lists: list[list[str]], progress: bool) -> list[np.ndarray]:
         """(photos, dim) matrix per listing; unreadable photos are counted, reported and left out."""
@@ -260,70 +260,66 @@ class FeaturePipeline:
             out.append(np.stack(rows) if rows else None)
         return out
 
-    def transform_batch(self, batch: pd.DataFrame) -> pd.DataFrame:
-        """Features of one joined pair batch (see ``features.base.join_pairs``)."""
-        parts, family_of = [], []
-        for fam in self.config.families:
-            if fam in STATELESS:
-                parts.append(STATELESS[fam](batch))
-            elif fam == "corpus":
-                parts.append(self.corpus_.transform(batch))
-            elif fam == "attributes":
-                parts.append(self.attributes_.transform(batch))
-            elif fam == "embeddings":
-                for enc in self.text_encoders_:
-                    parts.append(text_embedding_features(batch, enc.name))
-                    family_of.append(fam)
-                    if f"{words_column(enc.name)}_a" in batch:
-                        parts.append(word_alignment_features(batch, enc.name))
-                        family_of.append(fam)
-                continue
-            elif fam == "images":
-                for enc in self.image_encoders_:
-                    parts.append(image_set_features(batch, enc.name, enc.metric))
-                    family_of.append(fam)
-                continue
-            family_of.append(fam)
-        families: dict[str, list[str]] = {}
-        for fam, part in zip(family_of, parts):
-            families.setdefault(fam, []).extend(part.columns)
-        self.family_columns_ = families  # which columns each family made (ablations drop them)
-        out = pd.concat([p.reset_index(drop=True) for p in parts], axis=1)
-        if self.feature_names_ is not None:
-            out = out.reindex(columns=self.feature_names_)
-        return out
+    # ---- the listing store ----------------------------------------------------------
+    def prepare(self, listings: pd.DataFrame) -> pd.DataFrame:
+        """Prepared (cleaned, normalised) listings."""
+        return prepare_listings(listings, self.cleaner_)
 
-    def prepare(self, listings: pd.DataFrame, pairs: pd.DataFrame | None = None,
-                progress: bool = False, embeddings: bool = True) -> pd.DataFrame:
-        """Prepared (cleaned, normalized) listings that `pairs` name (all when None), with the
-        embedding columns unless ``embeddings=False``."""
-        sub = listings
-        if pairs is not None:
-            needed = pd.unique(pd.concat([pairs["item_id_a"], pairs["item_id_b"]]).astype(str))
-            sub = listings[listings["item_id"].astype(str).isin(needed)]
-        prepared = prepare_listings(sub, self.cleaner_)
-        return self.attach_embeddings(prepared, sub, progress=progress) if embeddings else prepared
+    def build_store(self, listings: pd.DataFrame, progress: bool = False, unique_ids: bool = True) -> ListingStore:
+        """Every listing's per-listing work, once: a ListingStore with one row per listing (in order)."""
+        if not self.families_:
+            self.check_fitted()
+        builder = StoreBuilder(self.prepare(listings))
+        store = builder.store()
+        store.meta["pipeline"] = self.digest()
+        if unique_ids:
+            store.rows(store.ids[:1])  # a repeated item_id is an error here, not a silent mix-up
+        for fam in self.families_:
+            for name, col in fam.listing_state(builder).items():
+                store.put(name, col)
+        for name, col in self._embedding_state(builder.prepared, progress).items():
+            store.put(name, col)
+        return store
 
-    def transform(self, listings: pd.DataFrame, pairs: pd.DataFrame, progress: bool = False,
-                  prepared: pd.DataFrame | None = None) -> pd.DataFrame:
-        if prepared is None and len(pairs):  # prepare_listings fails on an empty frame
-            prepared = self.prepare(listings, pairs, progress=progress)
+    def digest(self) -> str:
+        """Identity of the fitted state: stores built by equal pipelines can be appended."""
+        import hashlib
+        h = hashlib.sha256(json.dumps({"config": asdict(self.config), "features": self.feature_names_,
+                                       "families": [[f.name, f.settings()] for f in self.families_]},
+                                      sort_keys=True, default=str).encode())
+        return h.hexdigest()[:16]
+
+    def compare(self, store: ListingStore, ia: np.ndarray, ib: np.ndarray, progress: bool = False) -> pd.DataFrame:
+        """Features of the pairs of store rows (ia[k], ib[k]), in ``feature_names_`` order."""
+        self.check_fitted()
+        ia, ib = np.asarray(ia, np.int64), np.asarray(ib, np.int64)
         bs = self.config.batch_size
-        starts = range(0, len(pairs), bs)
-        chunks = []
+        starts = range(0, len(ia), bs)
         it = starts
-        if progress and len(pairs) > bs:
+        if progress and len(ia) > bs:
             from rich.progress import track
-            it = track(starts, description=f"features for {len(pairs):,} pairs")
+            it = track(starts, description=f"features for {len(ia):,} pairs")
+        chunks = []
         for s in it:
-            batch = join_pairs(prepared, pairs.iloc[s:s + bs])
-            chunks.append(self.transform_batch(batch))
+            cols: dict[str, np.ndarray] = {}
+            for fam in self.families_:
+                cols.update(fam.compare(store, ia[s:s + bs], ib[s:s + bs]))
+            chunks.append(pd.DataFrame(cols))
         if not chunks:
-            return pd.DataFrame(columns=self.feature_names_ or [])
-        out = pd.concat(chunks, ignore_index=True)
-        if self.feature_names_ is None:
-            self.feature_names_ = list(out.columns)
-        return out
+            return pd.DataFrame({c: pd.Series(dtype=object if c in CATEGORICAL else float)
+                                 for c in self.feature_names_})
+        out = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
+        return out[self.feature_names_]
+
+    def transform(self, listings: pd.DataFrame, pairs: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
+        """Features of id pairs: a store of the listings the pairs name, then ``compare``."""
+        self.check_fitted()
+        if len(pairs) == 0:
+            return self.compare(ListingStore([]), np.zeros(0, np.int64), np.zeros(0, np.int64))
+        store = self.build_store(listings_for(listings, pairs), progress=progress)
+        ia = store.rows(pairs["item_id_a"], column="item_id_a")
+        ib = store.rows(pairs["item_id_b"], column="item_id_b")
+        return self.compare(store, ia, ib, progress=progress)
 
     def save(self, directory: Path) -> None:
         directory = Path(directory)
@@ -332,7 +328,7 @@ class FeaturePipeline:
         for enc in self.text_encoders_ + self.image_encoders_:
             enc.save(directory / ENCODER_DIR / enc.name)
         from dupsearch.atomic import atomic_write
-        state = {"config": asdict(self.config), "corpus": self.corpus_, "attributes": self.attributes_,
+        state = {"config": asdict(self.config), "families": self.families_,
                  "feature_names": self.feature_names_, "components": self.components_,
                  # the encoders in use (image encoders are dropped at fit when there were no photos)
                  "encoders": {"text": [e.name for e in self.text_encoders_],
@@ -345,7 +341,7 @@ class FeaturePipeline:
         with open(directory / "feature_pipeline.pkl", "rb") as fh:
             state = pickle.load(fh)
         self = cls(FeatureConfig(**state["config"]))
-        self.corpus_, self.attributes_ = state["corpus"], state["attributes"]
+        self.families_ = state["families"]
         self.feature_names_ = state["feature_names"]
         self.components_ = state.get("components", {})
         if self.config.clean_homoglyphs:
@@ -357,3 +353,10 @@ class FeaturePipeline:
             self.text_encoders_ = [load_encoder(directory / ENCODER_DIR / n) for n in active["text"]]
             self.image_encoders_ = [load_encoder(directory / ENCODER_DIR / n) for n in active["image"]]
         return self
+
+
+def listings_for(listings: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    """The listings that ``pairs`` name (each once)."""
+    needed = pd.unique(pd.concat([pairs["item_id_a"], pairs["item_id_b"]]).astype(str))
+    ids = listings["item_id"].astype(str)
+    return listings[ids.isin(needed) & ~ids.duplicated()]

@@ -1,55 +1,78 @@
-"""Set overlaps of word and character n-grams (seed items 2 and 8), as sparse matrices.
+"""Set overlaps of word and character n-grams (seed items 2 and 8).
 
-Each distinct text is hashed once into a binary n-gram row; overlaps of the two
-sides are row-wise products, so the cost is linear in the number of n-grams.
+Per listing (once, in the store): one binary CSR row per field holding every hashed word n-gram
+(orders 1..7, each order a tag in the column) and character trigram (tag 0), and the size of each
+set. Per pair: one sparse intersection per field counts the shared n-grams of every order at
+once; IoU, Dice and containment follow from the counts and the sizes.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
-from dupsearch.features.base import (char_codes, ngram_set_matrix, set_overlap, sides, token_ids,
-                                     tokenized)
+from dupsearch.features.base import (ngram_hashes, safe_div, set_matrix, shared_count, tag_counts,
+                                     tagged_columns)
+from dupsearch.features.family import Family
 
+FIELDS = ("title", "description", "text", "attrs")
 # Word n-gram orders per field: 1..7 where texts are long enough to have them.
-WORD_NGRAMS = {"title": range(1, 4), "description": range(1, 8), "text": range(1, 8),
-               "attrs": range(1, 3)}
+WORD_NGRAMS = {"title": (1, 2, 3), "description": tuple(range(1, 8)), "text": tuple(range(1, 8)),
+               "attrs": (1, 2)}
 CHAR_NGRAM = 3
+CHAR_TAG = 0
 
 
-class CharNgrams:
-    """Character n-grams of a text with word boundaries padded by spaces."""
-
-    def __init__(self, n: int):
-        self.n = n
-
-    def __call__(self, text: str) -> list[str]:
-        s = f" {text} "
-        n = self.n
-        return list({s[i:i + n] for i in range(len(s) - n + 1)}) if len(text) else []
+def char_codes(texts) -> tuple[np.ndarray, np.ndarray]:
+    """Flat code points of texts padded with a space each side (word-boundary n-grams)."""
+    padded = [f" {t} " if t else "" for t in texts]
+    codes = np.frombuffer("".join(padded).encode("utf-32-le"), dtype=np.uint32)
+    return codes.astype(np.uint64), np.fromiter(map(len, padded), dtype=np.int64, count=len(padded))
 
 
-def set_features(batch: pd.DataFrame, fields=("title", "description", "text", "attrs")
-                 ) -> pd.DataFrame:
-    out: dict[str, np.ndarray] = {}
-    for field in fields:
-        a, b = sides(batch, field)
-        orders = WORD_NGRAMS.get(field, range(1, 4))
-        # Tokenize each distinct text once and reuse the tokens for every n.
-        uniq, inv = np.unique(np.concatenate([a, b]).astype(str), return_inverse=True)
-        ids, lengths = token_ids(tokenized(uniq))
-        n = len(a)
-        for order in orders:
-            X = ngram_set_matrix(ids, lengths, order)
-            ov = set_overlap(X[inv[:n]], X[inv[n:]])
-            out[f"sets.{field}.word{order}_iou"] = ov["iou"]
-            if order == 1:
-                out[f"sets.{field}.word1_dice"] = ov["dice"]
-                out[f"sets.{field}.word1_containment"] = ov["containment"]
-                out[f"sets.{field}.word1_common"] = ov["inter"]
-        X = ngram_set_matrix(*char_codes(uniq), CHAR_NGRAM)
-        ov = set_overlap(X[inv[:n]], X[inv[n:]])
-        for k in ("iou", "dice", "containment"):
-            out[f"sets.{field}.char{CHAR_NGRAM}_{k}"] = ov[k]
-    return pd.DataFrame(out)
+class SetFamily(Family):
+    name = "sets"
+
+    def __init__(self, fields=FIELDS, word_ngrams: dict | None = None):
+        super().__init__()
+        self.fields = tuple(fields)
+        self.word_ngrams = {k: tuple(v) for k, v in {**WORD_NGRAMS, **(word_ngrams or {})}.items()}
+
+    def settings(self) -> dict:
+        return {"fields": list(self.fields), "word_ngrams": {k: list(v) for k, v in self.word_ngrams.items()}}
+
+    def listing_state(self, builder):
+        out = {}
+        for field in self.fields:
+            sym, lengths = builder.token_hashes(field)
+            docs, cols = [], []
+            for order in self.word_ngrams.get(field, (1, 2, 3)):
+                d, h = ngram_hashes(sym, lengths, order)
+                docs.append(d)
+                cols.append(tagged_columns(h, order))
+            d, h = ngram_hashes(*char_codes(builder.texts(field)), CHAR_NGRAM)
+            docs.append(d)
+            cols.append(tagged_columns(h, CHAR_TAG))
+            X = set_matrix(np.concatenate(docs), np.concatenate(cols), builder.n)
+            out[f"sets.{field}"] = X
+            out[f"sets.{field}.sizes"] = tag_counts(X)
+        return out
+
+    def _compare(self, store, ia, ib):
+        out: dict[str, np.ndarray] = {}
+        for field in self.fields:
+            X = store[f"sets.{field}"]
+            sizes = np.asarray(store[f"sets.{field}.sizes"])
+            inter = shared_count(X[ia], X[ib], by_tag=True)
+            na, nb = sizes[ia], sizes[ib]
+            for order in self.word_ngrams.get(field, (1, 2, 3)):
+                i, a, b = inter[:, order], na[:, order], nb[:, order]
+                out[f"sets.{field}.word{order}_iou"] = safe_div(i, a + b - i)
+                if order == 1:
+                    out[f"sets.{field}.word1_dice"] = safe_div(2 * i, a + b)
+                    out[f"sets.{field}.word1_containment"] = safe_div(i, np.minimum(a, b))
+                    out[f"sets.{field}.word1_common"] = i
+            i, a, b = inter[:, CHAR_TAG], na[:, CHAR_TAG], nb[:, CHAR_TAG]
+            out[f"sets.{field}.char{CHAR_NGRAM}_iou"] = safe_div(i, a + b - i)
+            out[f"sets.{field}.char{CHAR_NGRAM}_dice"] = safe_div(2 * i, a + b)
+            out[f"sets.{field}.char{CHAR_NGRAM}_containment"] = safe_div(i, np.minimum(a, b))
+        return out

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -26,45 +25,14 @@ import numpy as np
 import pandas as pd
 
 from dupsearch.models.blend import learn_blend_weights
-from dupsearch.models.calibration import CALIBRATION_METHODS, CategoryCalibrator, prior_shift
+from dupsearch.config import EnsembleConfig  # noqa: F401  (settings live in dupsearch.config)
+from dupsearch.models.calibration import CategoryCalibrator, prior_shift
 from dupsearch.models.metrics import binary_metrics
 
 log = logging.getLogger(__name__)
 
 NO_CATEGORY = "(none)"
 PER_CATEGORY = ("category", "automl_category")
-BLEND_MODES = ("learned", "equal")
-
-
-@dataclass
-class EnsembleConfig:
-    per_category: bool = False        # a booster per top-level category, blended with the general one
-    category_column: str = "category_l1"  # the pair's category is that of its first listing
-    min_category_pairs: int = 300     # smaller categories use the general model only
-    min_category_positives: int = 30
-    automl: bool = False              # LightAutoML over all pairs as another component
-    automl_per_category: bool = False  # and per category (the seed found this did not help)
-    automl_params: dict = field(default_factory=dict)  # models.automl.AutoMLConfig settings
-    blend: str = "learned"            # "learned" on out-of-fold scores, or "equal" weights
-    align: bool = True                # prior-shift the per-category scores to the general prior
-    calibrate: str = "none"           # "none", "platt" or "isotonic", per category, on OOF scores
-
-    def __post_init__(self):
-        if self.blend not in BLEND_MODES:
-            raise ValueError(f"unknown blend {self.blend!r}; choose one of {BLEND_MODES}")
-        if self.calibrate not in CALIBRATION_METHODS:
-            raise ValueError(f"unknown calibrate {self.calibrate!r}; choose one of {CALIBRATION_METHODS}")
-
-    @property
-    def components(self) -> list[str]:
-        out = ["general"]
-        if self.per_category:
-            out.append("category")
-        if self.automl:
-            out.append("automl")
-            if self.automl_per_category:
-                out.append("automl_category")
-        return out
 
 
 def pair_categories(listings: pd.DataFrame, pairs: pd.DataFrame, column: str = "category_l1") -> np.ndarray:

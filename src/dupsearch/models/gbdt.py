@@ -4,28 +4,13 @@ found best: learning rate 0.1, no class weights) or LightGBM."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-BACKENDS = ("catboost", "lightgbm")
+from dupsearch.config import GBDTConfig  # noqa: F401  (settings live in dupsearch.config)
 
-
-@dataclass
-class GBDTConfig:
-    backend: str = "catboost"
-    learning_rate: float = 0.1
-    max_iterations: int = 3000
-    early_stopping_rounds: int = 200
-    depth: int = 6
-    threads: int = -1
-    params: dict = field(default_factory=dict)  # extra backend-specific parameters
-
-    def __post_init__(self):
-        if self.backend not in BACKENDS:
-            raise ValueError(f"unknown backend {self.backend!r}; choose one of {BACKENDS}")
 
 
 class GBDTModel:

@@ -8,7 +8,7 @@ import logging
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 
@@ -17,14 +17,16 @@ import pandas as pd
 
 import dupsearch
 from dupsearch.atomic import atomic_directory
-from dupsearch.errors import DataError, ModelNotFoundError, ModelVersionError
-from dupsearch.features import FeatureConfig, FeaturePipeline
+from dupsearch.errors import DataError, ModelNotFoundError, ModelVersionError, NotFittedError
+from dupsearch.features import FeaturePipeline, ListingStore
+from dupsearch.features.pipeline import listings_for
 from dupsearch.models.cv import choose_groups, group_folds
-from dupsearch.models.ensemble import (CategoryModels, Combiner, EnsembleConfig, align_rows,
+from dupsearch.models.ensemble import (NO_CATEGORY, CategoryModels, Combiner, align_rows,
                                        component_report, cross_fitted_combination, fill_fallbacks,
-                                       pair_categories, row_priors)
-from dupsearch.models.gbdt import GBDTConfig, GBDTModel
-from dupsearch.models.stacking import LearnedFeatures, StackingConfig
+                                       row_priors)
+from dupsearch.config import MatcherConfig
+from dupsearch.models.gbdt import GBDTModel
+from dupsearch.models.stacking import LearnedFeatures
 from dupsearch.models.metrics import binary_metrics
 
 log = logging.getLogger(__name__)
@@ -32,35 +34,8 @@ log = logging.getLogger(__name__)
 KEY_DEPENDENCIES = ("numpy", "pandas", "scipy", "scikit-learn", "rapidfuzz", "catboost",
                     "lightgbm", "pyarrow")
 MANIFEST = "manifest.json"
+PAIR_CATEGORY = "pair_category"  # store column: the category the ensemble's per-category models use
 ENSEMBLE = "ensemble.json"
-
-
-@dataclass
-class MatcherConfig:
-    gbdt: GBDTConfig = field(default_factory=GBDTConfig)
-    features: FeatureConfig = field(default_factory=FeatureConfig)
-    n_models: int = 3      # boosters with different seeds, averaged: steadier than one
-    cv_folds: int = 5      # used when no validation pairs are given
-    seed: int = 0
-    # Models trained on the labelled pairs (cross-encoder), stacked as out-of-fold features.
-    stacking: StackingConfig = field(default_factory=StackingConfig)
-    # Per-category and AutoML components, their blend, alignment and calibration.
-    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
-    # Transitive-chain enlargement of the training pairs (models.enlarge.EnlargeConfig
-    # settings, e.g. {}); None: off. Applied inside each CV fold's training part only.
-    enlarge: dict | None = None
-
-    def __post_init__(self):
-        if self.enlarge is not None and self.stacking.enabled:
-            raise ValueError("enlarge and stacking cannot be combined yet: the stacked models' scores of "
-                             "the added pairs would come from models that saw the pairs they derive from")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "MatcherConfig":
-        d = dict(d)
-        return cls(gbdt=GBDTConfig(**d.pop("gbdt", {})), features=FeatureConfig(**d.pop("features", {})),
-                   stacking=StackingConfig(**d.pop("stacking", {})),
-                   ensemble=EnsembleConfig(**d.pop("ensemble", {})), **d)
 
 
 def dependency_versions() -> dict[str, str]:
@@ -114,12 +89,62 @@ class DuplicateMatcher:
     def feature_names(self) -> list[str]:
         return list(self.feature_names_ or self.pipeline_.feature_names_)
 
-    def features(self, listings: pd.DataFrame, pairs: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
-        X = self.pipeline_.transform(listings, pairs, progress=progress)
-        if self.learned_ is not None and len(pairs):
-            L = self.learned_.transform(listings, self.pipeline_.prepare(listings, pairs, embeddings=False), pairs)
-            X = pd.concat([X, L.set_axis(X.index)], axis=1)
+    def check_fitted(self) -> None:
+        if self.pipeline_ is None:
+            raise NotFittedError("this DuplicateMatcher is not fitted: call fit() or DuplicateMatcher.load()")
+
+    # ---- the one scoring path ----------------------------------------------------------
+    def build_store(self, listings: pd.DataFrame, progress: bool = False) -> ListingStore:
+        """Every listing's per-listing work, once: the feature families' columns, the pair
+        category the ensemble reads, and the stacked models' texts and photo embeddings."""
+        self.check_fitted()
+        store = self.pipeline_.build_store(listings, progress=progress)
+        self._add_matcher_state(store, listings)
+        return store
+
+    def _add_matcher_state(self, store: ListingStore, listings: pd.DataFrame) -> None:
+        col = self.config.ensemble.category_column
+        raw = listings[col] if col in listings else pd.Series([""] * len(listings))
+        cat = raw.fillna("").astype(str).str.strip().to_numpy(dtype=object)
+        cat[cat == ""] = NO_CATEGORY
+        store.put(PAIR_CATEGORY, cat)
+        if self.learned_ is not None:
+            encoder = getattr(self.learned_, "image_encoder_", None)
+            encode = (lambda items: self.pipeline_._encode(encoder, items, False)) if encoder is not None else None
+            for name, value in self.learned_.listing_state(self.pipeline_.prepare(listings), encode).items():
+                store.put(name, value)
+
+    def store_features(self, store: ListingStore, ia: np.ndarray, ib: np.ndarray,
+                       progress: bool = False) -> pd.DataFrame:
+        """The feature table of the pairs of store rows (ia[k], ib[k]): families, then stacked models."""
+        self.check_fitted()
+        X = self.pipeline_.compare(store, ia, ib, progress=progress)
+        if self.learned_ is not None and len(ia):
+            X = pd.concat([X, self.learned_.compare(store, np.asarray(ia), np.asarray(ib)).set_axis(X.index)], axis=1)
         return X
+
+    def score(self, store: ListingStore, ia: np.ndarray, ib: np.ndarray, progress: bool = False) -> np.ndarray:
+        """Duplicate probability of the pairs of store rows (ia[k], ib[k]): the one scoring path
+        behind predict, evaluate, bench, dedup and the stacked models."""
+        self.check_fitted()
+        ia, ib = np.asarray(ia, np.int64), np.asarray(ib, np.int64)
+        if len(ia) == 0:
+            return np.zeros(0)
+        cat = np.asarray(store[PAIR_CATEGORY])[ia] if self.combiner_ is not None else None
+        return self.predict_proba_features(self.store_features(store, ia, ib, progress=progress), cat)
+
+    def pair_store(self, listings: pd.DataFrame, pairs: pd.DataFrame,
+                   progress: bool = False) -> tuple[ListingStore, np.ndarray, np.ndarray]:
+        """A store of the listings ``pairs`` names and the pairs as store rows."""
+        store = self.build_store(listings_for(listings, pairs), progress=progress)
+        return (store, store.rows(pairs["item_id_a"], column="item_id_a"),
+                store.rows(pairs["item_id_b"], column="item_id_b"))
+
+    def features(self, listings: pd.DataFrame, pairs: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
+        """The feature table of id pairs (a store of their listings, then ``store_features``)."""
+        self.check_fitted()
+        store, ia, ib = self.pair_store(listings, pairs, progress)
+        return self.store_features(store, ia, ib, progress=progress)
 
     def training_features(self, listings: pd.DataFrame, pairs: pd.DataFrame, progress: bool = False):
         """Fit the feature pipeline (and the stacked learned matchers) on the training pairs;
@@ -128,25 +153,28 @@ class DuplicateMatcher:
         y = _labels(pairs, "training")
         t0 = time.perf_counter()
         # Corpus statistics come from the training listings only.
-        train_ids = set(pairs["item_id_a"].astype(str)) | set(pairs["item_id_b"].astype(str))
-        self.pipeline_ = FeaturePipeline(cfg.features).fit(
-            listings[listings["item_id"].astype(str).isin(train_ids)], progress=progress)
+        train = listings_for(listings, pairs)
+        self.pipeline_ = FeaturePipeline(cfg.features).fit(train, progress=progress)
+        self.learned_ = None
         timings = {"feature_fit_seconds": time.perf_counter() - t0}
         t0 = time.perf_counter()
-        X = self.pipeline_.transform(listings, pairs, progress=progress)
+        store, ia, ib = self.pair_store(listings, pairs, progress)
+        timings["store_seconds"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        X = self.pipeline_.compare(store, ia, ib, progress=progress)
+        timings["compare_seconds"] = time.perf_counter() - t1
         timings["feature_seconds"] = time.perf_counter() - t0
-        self.learned_ = None
         if cfg.stacking.enabled:
             # Out-of-fold scores through the booster's own grouped folds (see models.stacking).
             t0 = time.perf_counter()
             folds, _ = group_folds(pairs, y, cfg.stacking.folds or cfg.cv_folds, cfg.seed)
             self.learned_ = LearnedFeatures(cfg.stacking)
-            L = self.learned_.fit_transform(listings, self.pipeline_.prepare(listings, pairs, embeddings=False),
-                                            pairs, y, folds, progress=progress)
+            L = self.learned_.fit_transform(listings, self.pipeline_.prepare(train), pairs, y, folds,
+                                            progress=progress)
             X = pd.concat([X, L.set_axis(X.index)], axis=1)
             timings["learned_seconds"] = time.perf_counter() - t0
         self.feature_names_ = list(X.columns)
-        return X, y, pair_categories(listings, pairs, cfg.ensemble.category_column), timings
+        return X, y, np.asarray(store[PAIR_CATEGORY])[ia], timings
 
     def fit(self, listings: pd.DataFrame, pairs: pd.DataFrame, valid_pairs: pd.DataFrame | None = None,
             progress: bool = False) -> "DuplicateMatcher":
@@ -163,7 +191,9 @@ class DuplicateMatcher:
             self._fit_with_cv(listings, pairs, X, y, cat, metrics)
         metrics["threshold"] = self.threshold_
         metrics["feature_fit_seconds"] = t_fit
-        metrics["feature_seconds"] = feature_seconds  # transform of the training pairs
+        metrics["feature_seconds"] = feature_seconds  # store of the training listings + compare of the pairs
+        metrics["store_seconds"] = timings["store_seconds"]
+        metrics["compare_seconds"] = timings["compare_seconds"]
         metrics["pairs_per_second_features"] = len(pairs) / feature_seconds if feature_seconds else None
         metrics["train_seconds"] = time.perf_counter() - t1
         if self.pipeline_.encoder_stats_:
@@ -197,9 +227,9 @@ class DuplicateMatcher:
         new = new.reset_index(drop=True)
         if not len(new):
             return X_tr, y_tr, c_tr, rep
-        X_new = self.pipeline_.transform(listings, new)
-        X_new = X_new.reindex(columns=X.columns)
-        c_new = pair_categories(listings, new, self.config.ensemble.category_column)
+        store, ia, ib = self.pair_store(listings, new)
+        X_new = self.pipeline_.compare(store, ia, ib).reindex(columns=X.columns)
+        c_new = np.asarray(store[PAIR_CATEGORY])[ia]
         return (pd.concat([X_tr, X_new], ignore_index=True), np.concatenate([y_tr, new["label"].to_numpy(int)]),
                 np.concatenate([c_tr, c_new]), rep)
 
@@ -338,8 +368,9 @@ class DuplicateMatcher:
     def _fit_with_validation(self, listings, pairs, X, y, cat, valid_pairs, metrics, progress) -> None:
         cfg = self.config
         yv = _labels(valid_pairs, "validation")
-        Xv = self.features(listings, valid_pairs, progress=progress)
-        cv_ = pair_categories(listings, valid_pairs, cfg.ensemble.category_column)
+        store, ia, ib = self.pair_store(listings, valid_pairs, progress)
+        Xv = self.store_features(store, ia, ib, progress=progress)
+        cv_ = np.asarray(store[PAIR_CATEGORY])[ia]
         never = pd.Index(pair_keys(valid_pairs)) if cfg.enlarge is not None else None
         X_tr, y_tr, c_tr, rep = self._enlarged(listings, pairs, X, y, cat, np.arange(len(y)), never=never)
         # Validation rows only steer early stopping (per category too) and the combination.
@@ -385,17 +416,17 @@ class DuplicateMatcher:
             return np.mean([m.predict_proba(X) for m in self.models_], axis=0)
         if cat is None:
             raise ValueError("this model combines per-category scores: pass the pairs' categories "
-                             "(models.ensemble.pair_categories)")
+                             "(or score pairs with DuplicateMatcher.score)")
         return self.combiner_.transform(self._scores(self.parts_, X, np.asarray(cat, dtype=object), self.prior_),
                                         np.asarray(cat, dtype=object))
 
     def predict_proba(self, listings: pd.DataFrame, pairs: pd.DataFrame, progress: bool = False) -> np.ndarray:
-        if self.pipeline_ is None:
-            raise RuntimeError("this DuplicateMatcher is not fitted: call fit() or DuplicateMatcher.load()")
+        """Duplicate probability of id pairs: a store of their listings, then ``score``."""
+        self.check_fitted()
         if len(pairs) == 0:
             return np.zeros(0)
-        cat = pair_categories(listings, pairs, self.config.ensemble.category_column)
-        return self.predict_proba_features(self.features(listings, pairs, progress=progress), cat)
+        store, ia, ib = self.pair_store(listings, pairs, progress)
+        return self.score(store, ia, ib, progress=progress)
 
     def predict(self, listings: pd.DataFrame, pairs: pd.DataFrame) -> np.ndarray:
         return (self.predict_proba(listings, pairs) >= self.threshold_).astype(int)

@@ -12,53 +12,48 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from dupsearch.atomic import atomic_write_text
+from dupsearch.config import StackingConfig  # noqa: F401  (settings live in dupsearch.config)
 
 CROSS_ENCODER_FEATURE = "learned.cross_encoder.score"
 CROSS_ENCODER_DIR = "cross_encoder"
 IMAGE_MODEL_DIR = "image_model"
 IMAGE_MODEL_NAME = "image_contrastive"
+LEARNED_TEXT = "learned.text"  # store columns (see LearnedFeatures.listing_state)
+LEARNED_PHOTOS = "img|learned"
 
 
-@dataclass
-class StackingConfig:
-    # Settings of `models.cross_encoder.CrossEncoderConfig` (e.g. {"model": "minilm",
-    # "epochs": 1}); None: no cross-encoder.
-    cross_encoder: dict | None = None
-    # Settings of `models.image_contrastive.ContrastiveConfig` (e.g. {"backbone": "resnet18",
-    # "image_size": 96}); None: no contrastive photo model.
-    image_model: dict | None = None
-    # Folds of the out-of-fold scores; None: the matcher's cv_folds (the booster's folds).
-    folds: int | None = None
+def photo_sets(encode, photo_lists: list[list[str]]):
+    """Each listing's photos encoded (each distinct photo once) as a Ragged (photos, dim)."""
+    from dupsearch.features.store import Ragged
+    paths = sorted({p for ps in photo_lists for p in ps})
+    emb = encode(paths) if paths else np.zeros((0, 1), np.float32)
+    row = {p: emb[k] for k, p in enumerate(paths)}
+    return Ragged.from_list([np.stack([row[p] for p in ps]) if ps else None for ps in photo_lists],
+                            emb.shape[1] if len(paths) else None)
 
-    @property
-    def enabled(self) -> bool:
-        return self.cross_encoder is not None or self.image_model is not None
+
+def _photo_lists(listings: pd.DataFrame, ids) -> list[list[str]]:
+    photos = listings.drop_duplicates("item_id").set_index(listings["item_id"].drop_duplicates().astype(str))["images"]
+    return [[str(p) for p in v] if isinstance(v, (list, tuple, np.ndarray)) else [] for v in photos.reindex(ids)]
 
 
 def _photo_set_features(encode, listings: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
     """Photo-set similarity summaries (as `features.embeddings.image_set_features`) under a
-    learned image model; each photo encoded once."""
-    from dupsearch.features.embeddings import image_column, image_set_features
-    photos = listings.drop_duplicates("item_id").set_index(listings["item_id"].drop_duplicates().astype(str))["images"]
+    learned image model, for pairs of item ids (training: out-of-fold models)."""
+    from dupsearch.features.embeddings import image_set_features
     ids = pd.unique(pd.concat([pairs["item_id_a"], pairs["item_id_b"]]).astype(str))
-    lists = {i: [str(p) for p in (photos.get(i) if isinstance(photos.get(i), (list, tuple, np.ndarray)) else [])]
-             for i in ids}
-    paths = sorted({p for ps in lists.values() for p in ps})
-    emb = encode(paths) if paths else np.zeros((0, 1), np.float32)
-    row = {p: emb[k] for k, p in enumerate(paths)}
-    per_listing = {i: (np.stack([row[p] for p in ps]) if ps else None) for i, ps in lists.items()}
-    col = image_column(IMAGE_MODEL_NAME)
-    batch = pd.DataFrame({f"{col}_a": pd.Series([per_listing[str(i)] for i in pairs["item_id_a"]], dtype=object),
-                          f"{col}_b": pd.Series([per_listing[str(i)] for i in pairs["item_id_b"]], dtype=object)})
-    out = image_set_features(batch, IMAGE_MODEL_NAME)
-    return out.rename(columns=lambda c: "learned." + c.removeprefix("images."))
+    sets = photo_sets(encode, _photo_lists(listings, ids))
+    index = pd.Index(ids)
+    ia = index.get_indexer(pairs["item_id_a"].astype(str))
+    ib = index.get_indexer(pairs["item_id_b"].astype(str))
+    return pd.DataFrame(image_set_features(sets, ia, ib, f"learned.{IMAGE_MODEL_NAME}"))
 
 
 def _texts(prepared: pd.DataFrame, pairs: pd.DataFrame) -> tuple[list[str], list[str]]:
@@ -74,6 +69,7 @@ class LearnedFeatures:
         self.config = config
         self.cross_encoder_ = None
         self.image_encode_ = None  # photos -> unit rows, from the final contrastive model
+        self.image_encoder_ = None  # the same as an Encoder, once loaded (goes through the cache)
         self.report_: dict = {}
 
     def _ce_config(self):
@@ -126,15 +122,27 @@ class LearnedFeatures:
                                        "oof_pr_auc_max_similarity": alone["pr_auc"]}
         return oof.reset_index(drop=True)
 
-    def transform(self, listings: pd.DataFrame, prepared: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    def listing_state(self, prepared: pd.DataFrame, encode_photos=None) -> dict:
+        """Store columns of the stacked models: each listing's pair text and learned photo
+        embeddings, once (``encode_photos``: the embedding cache's encoder when given)."""
         out = {}
         if self.cross_encoder_ is not None:
-            a, b = _texts(prepared, pairs)
-            out[CROSS_ENCODER_FEATURE] = self.cross_encoder_.predict_proba(a, b)
-        frame = pd.DataFrame(out)
+            from dupsearch.models.cross_encoder import pair_text
+            out[LEARNED_TEXT] = np.array(pair_text(prepared), dtype=object)
         if self.image_encode_ is not None:
-            frame = pd.concat([frame, _photo_set_features(self.image_encode_, listings, pairs)], axis=1)
-        return frame
+            lists = [[str(p) for p in v] for v in prepared["images"]]
+            out[LEARNED_PHOTOS] = photo_sets(encode_photos or self.image_encode_, lists)
+        return out
+
+    def compare(self, store, ia: np.ndarray, ib: np.ndarray) -> pd.DataFrame:
+        out = {}
+        if self.cross_encoder_ is not None:
+            texts = store[LEARNED_TEXT]
+            out[CROSS_ENCODER_FEATURE] = self.cross_encoder_.predict_proba(list(texts[ia]), list(texts[ib]))
+        if self.image_encode_ is not None:
+            from dupsearch.features.embeddings import image_set_features
+            out.update(image_set_features(store[LEARNED_PHOTOS], ia, ib, f"learned.{IMAGE_MODEL_NAME}"))
+        return pd.DataFrame(out, index=range(len(ia)))
 
     def save(self, directory: Path) -> None:
         directory = Path(directory)
@@ -157,5 +165,6 @@ class LearnedFeatures:
         if self.config.image_model is not None:
             # the saved folder is a timm:DIR image encoder (same embeddings as the trainer's)
             from dupsearch.encoders import make_encoder
-            self.image_encode_ = make_encoder(f"timm:{(directory / IMAGE_MODEL_DIR).resolve()}", "image").encode
+            self.image_encoder_ = make_encoder(f"timm:{(directory / IMAGE_MODEL_DIR).resolve()}", "image")
+            self.image_encode_ = self.image_encoder_.encode
         return self

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 import numpy as np
 
@@ -89,23 +90,36 @@ def is_size(token: str) -> bool:
     return bool(m) and m.group(2) in UNITS
 
 
+@lru_cache(maxsize=1 << 20)
+def _token_class(t: str) -> tuple[str, str | None, str | None, str | None]:
+    """(kind, number, size, code) of one token; cached: tokens repeat across listings."""
+    if is_number(t):
+        return "number", t.replace(",", "."), None, t if is_model_code(t) else None
+    if is_size(t):
+        return "size", re.match(r"^\d+(?:[.,]\d+)?", t).group(0).replace(",", "."), t.replace(",", "."), None
+    if is_model_code(t):
+        return "code", None, None, compact(t)
+    return "", None, None, None
+
+
 def split_tokens(tokens: list[str]) -> dict[str, list[str]]:
     """Distinguishing token classes used by the anti-word and code features."""
     numbers, codes, sizes, colours, negations = [], [], [], [], []
     for i, t in enumerate(tokens):
-        if is_number(t):
+        kind, number, size, code = _token_class(t)
+        if kind == "number":
             # "16 gb" written apart is a size as well.
             nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
             if nxt in UNITS:
-                sizes.append(t.replace(",", ".") + nxt)
-            numbers.append(t.replace(",", "."))
-            if is_model_code(t):  # long digit runs are part numbers ("388504") as well
-                codes.append(t)
-        elif is_size(t):
-            sizes.append(t.replace(",", "."))
-            numbers.append(re.match(r"^\d+(?:[.,]\d+)?", t).group(0).replace(",", "."))
-        elif is_model_code(t):
-            codes.append(compact(t))
+                sizes.append(number + nxt)
+            numbers.append(number)
+            if code is not None:  # long digit runs are part numbers ("388504") as well
+                codes.append(code)
+        elif kind == "size":
+            sizes.append(size)
+            numbers.append(number)
+        elif kind == "code":
+            codes.append(code)
         if t in COLOURS:
             colours.append(t)
         elif t in NEGATIONS:

@@ -1,0 +1,119 @@
+"""The feature family protocol.
+
+A family is an object with its own settings (``__init__``), fitted state (attributes ending in
+``_``) and three steps:
+
+- ``fit(prepared)``: corpus statistics from the training listings (most families have none);
+- ``listing_state(builder)``: the columns it adds to the listing store, computed once per
+  listing from the prepared fields (``builder`` shares tokenisation between families);
+- ``compare(store, ia, ib)``: its feature columns for the pairs (ia[k], ib[k]) of store rows,
+  vectorised over the index arrays.
+
+The output columns are fixed at fit (``columns_``); a family used before fit raises
+``NotFittedError``. Families hold no global state, so the same object runs in a worker process,
+in a Spark executor or inside the service.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from dupsearch.errors import NotFittedError
+from dupsearch.features.base import CATEGORY_COLUMNS, flat_tokens, hash_strings
+from dupsearch.text.normalize import tokenize
+
+
+# Prepared fields every store holds as they are (families read them without state of their own).
+BASE_STRINGS = ("title", "description", "title_raw", "description_raw", "text", "attrs", "all",
+                *CATEGORY_COLUMNS)
+BASE_NUMBERS = ("price", "n_images", "fill_rate")
+
+
+class StoreBuilder:
+    """The prepared listings a store is built from, with per-field tokens shared by families."""
+
+    def __init__(self, prepared: pd.DataFrame):
+        self.prepared = prepared.reset_index(drop=True)
+        self.n = len(self.prepared)
+        self._tokens: dict[str, list[list[str]]] = {}
+        self._hashes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def store(self):
+        """A listing store holding the prepared fields that families read directly."""
+        from dupsearch.features.store import ListingStore
+        store = ListingStore(self.prepared["item_id"].astype(str).to_numpy(dtype=object))
+        for c in BASE_STRINGS:
+            store.put(c, self.prepared[c].astype(str).to_numpy(dtype=object))
+        for c in BASE_NUMBERS:
+            store.put(c, self.prepared[c].to_numpy(dtype=float))
+        return store
+
+    def texts(self, field: str) -> list[str]:
+        return self.prepared[field].astype(str).tolist()
+
+    def tokens(self, field: str) -> list[list[str]]:
+        if field not in self._tokens:
+            self._tokens[field] = [tokenize(t) for t in self.texts(field)]
+        return self._tokens[field]
+
+    def token_hashes(self, field: str) -> tuple[np.ndarray, np.ndarray]:
+        """Stable hashes of the field's tokens, all listings one after another, and counts."""
+        if field not in self._hashes:
+            flat, lengths = flat_tokens(self.tokens(field))
+            self._hashes[field] = (hash_strings(flat), lengths)
+        return self._hashes[field]
+
+
+class Family:
+    """Base class of the feature families (see the module doc)."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self):
+        self.columns_: list[str] | None = None
+
+    # -- to override
+    def _fit(self, prepared: pd.DataFrame) -> None:
+        """Fit corpus statistics (nothing for most families)."""
+
+    def listing_state(self, builder: StoreBuilder) -> dict:
+        """Store columns (name -> array / CSR / Ragged) this family reads in ``compare``."""
+        return {}
+
+    def _compare(self, store, ia: np.ndarray, ib: np.ndarray) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    # -- public
+    @property
+    def fitted(self) -> bool:
+        return self.columns_ is not None
+
+    def fit(self, prepared: pd.DataFrame) -> "Family":
+        """Fit on prepared training listings; fixes the output columns."""
+        self._fit(prepared)
+        # The columns are whatever compare gives on two training listings.
+        probe = StoreBuilder(prepared.iloc[:2] if len(prepared) >= 2 else pd.concat([prepared] * 2))
+        store = probe.store()
+        for k, v in self.listing_state(probe).items():
+            store.put(k, v)
+        self.columns_ = list(self._compare(store, np.array([0]), np.array([1])))
+        return self
+
+    def check_fitted(self) -> None:
+        if self.columns_ is None:
+            raise NotFittedError(f"the {self.name!r} feature family is not fitted: call fit() first "
+                                 "(or load a fitted pipeline)")
+
+    def compare(self, store, ia: np.ndarray, ib: np.ndarray) -> dict[str, np.ndarray]:
+        """Feature columns (in ``columns_`` order) of the pairs of store rows (ia[k], ib[k])."""
+        self.check_fitted()
+        ia, ib = np.asarray(ia, np.int64), np.asarray(ib, np.int64)
+        out = self._compare(store, ia, ib)
+        return {c: out[c] for c in self.columns_}
+
+    def settings(self) -> dict:
+        """The family's settings (its ``__init__`` arguments), for reports and the model config."""
+        return {}

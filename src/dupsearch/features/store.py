@@ -1,0 +1,425 @@
+"""ListingStore: everything per listing that any feature family needs, computed once.
+
+A store has integer rows, one per listing, and four kinds of columns:
+
+- ``strings``: cleaned text fields (object arrays; Arrow/Parquet on disk, converted on first use);
+- ``dense``: numbers per listing, ``(n,)`` or ``(n, d)`` (lengths, prices, counts, embeddings);
+- ``sparse``: CSR rows per listing (hashed n-gram sets, TF-IDF / BM25 rows, attribute codes);
+- ``ragged``: a variable number of dense rows per listing (photo embeddings, word vectors), as
+  ``offsets`` (n + 1,) and ``rows`` (m, d).
+
+Every column is a function of one listing and the fitted pipeline alone (hashes are stable, no
+batch-local vocabulary), so ``a.append(b)`` equals a store built from the listings of ``a`` and
+``b`` together, and a store built in a worker process, a Spark executor or the service holds the
+same numbers. Pair work reads rows by integer index: ``family.compare(store, ia, ib)``.
+
+On disk (``save`` / ``open``): ``store.json`` (column kinds, shapes, pipeline digest),
+``strings.arrow`` (Arrow IPC, uncompressed) and one ``.npy`` file per array, all opened
+memory-mapped, so worker processes share the pages and a store of a million listings opens in
+well under a second; no pickle. String columns of an opened store are ``StringColumn`` views:
+indexing with row arrays gives the strings of those rows only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import scipy.sparse as sp
+
+from dupsearch.errors import DataError, DupsearchError
+
+STORE_FORMAT = 1
+STORE_FILE = "store.json"
+STRINGS_FILE = "strings.arrow"
+KINDS = ("strings", "dense", "sparse", "ragged")
+
+
+class Ragged:
+    """A variable number of ``d``-dim rows per listing: listing i owns rows[offsets[i]:offsets[i+1]]."""
+
+    def __init__(self, offsets: np.ndarray, rows: np.ndarray):
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        self.rows = rows if rows.ndim == 2 else rows.reshape(len(rows), -1)
+
+    @classmethod
+    def from_list(cls, mats: list, dim: int | None = None, dtype=np.float32) -> "Ragged":
+        counts = np.fromiter((0 if m is None else len(m) for m in mats), np.int64, count=len(mats))
+        offsets = np.zeros(len(mats) + 1, np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        present = [np.asarray(m, dtype=dtype) for m in mats if m is not None and len(m)]
+        if present:
+            rows = np.concatenate(present).astype(dtype, copy=False)
+        else:
+            rows = np.zeros((0, dim or 1), dtype)
+        return cls(offsets, rows)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def pad(self, idx: np.ndarray, max_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of listings ``idx`` as a dense ``(len(idx), R, d)`` float32 array and its
+        ``(len(idx), R)`` mask, gathered in one fancy index (no loop over listings)."""
+        idx = np.asarray(idx, np.int64)
+        cnt = self.counts[idx]
+        R = int(cnt.max()) if len(cnt) else 0
+        if max_rows is not None:
+            R = min(R, max_rows)
+        R = max(R, 1)
+        cnt = np.minimum(cnt, R)
+        d = self.rows.shape[1]
+        out = np.zeros((len(idx), R, d), np.float32)
+        mask = np.arange(R)[None, :] < cnt[:, None]
+        if mask.any():
+            pi, ri = np.nonzero(mask)
+            out[pi, ri] = self.rows[self.offsets[idx][pi] + ri]
+        return out, mask
+
+    def concat(self, other: "Ragged") -> "Ragged":
+        parts = [np.asarray(r) for r in (self.rows, other.rows) if len(r)]
+        rows = np.concatenate(parts) if parts else np.asarray(self.rows)
+        return Ragged(np.concatenate([self.offsets, other.offsets[1:] + self.offsets[-1]]), rows)
+
+    def take(self, idx: np.ndarray) -> "Ragged":
+        idx = np.asarray(idx, np.int64)
+        cnt = self.counts[idx]
+        offsets = np.zeros(len(idx) + 1, np.int64)
+        np.cumsum(cnt, out=offsets[1:])
+        src = np.repeat(self.offsets[idx], cnt) + (np.arange(offsets[-1]) - np.repeat(offsets[:-1], cnt))
+        return Ragged(offsets, np.asarray(self.rows)[src])
+
+
+class StringColumn:
+    """A string column of a store opened from disk: a memory-mapped Arrow array; ``col[idx]``
+    gives the strings of rows ``idx`` as an object array (only those become Python strings)."""
+
+    def __init__(self, array: pa.ChunkedArray):
+        self.array = array
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def __getitem__(self, idx) -> np.ndarray:
+        idx = np.asarray(idx)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        out = np.empty(len(idx), dtype=object)
+        out[:] = self.array.take(pa.array(idx, pa.int64())).to_pylist()
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.empty(len(self), dtype=object)
+        out[:] = self.array.to_pylist()
+        return out if dtype is None else out.astype(dtype)
+
+    def __iter__(self):
+        return iter(self.array.to_pylist())
+
+
+class ListingStore:
+    """Per-listing state of a fitted feature pipeline over a listings table (see module doc).
+
+    Build one with ``FeaturePipeline.build_store(listings)`` (or ``DuplicateMatcher.build_store``),
+    save it with ``save(dir)`` and open it memory-mapped with ``ListingStore.open(dir)``.
+    """
+
+    def __init__(self, item_ids: Iterable, meta: dict | None = None):
+        self.ids = np.asarray(pd.Series(list(item_ids) if not isinstance(item_ids, np.ndarray) else item_ids,
+                                        dtype=object).astype(str).to_numpy(dtype=object))
+        self.meta = dict(meta or {})
+        self.strings: dict[str, np.ndarray] = {}
+        self.dense: dict[str, np.ndarray] = {}
+        self.sparse: dict[str, sp.csr_matrix] = {}
+        self.ragged: dict[str, Ragged] = {}
+        self._arrow: pa.Table | None = None  # string columns of a store opened from disk
+        self._index: pd.Index | None = None
+
+    # ---- columns --------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def n(self) -> int:
+        return len(self.ids)
+
+    def put(self, name: str, value) -> None:
+        """Add a column; its kind follows from the value's type."""
+        if isinstance(value, Ragged):
+            kind, store = "ragged", self.ragged
+        elif sp.issparse(value):
+            value = sp.csr_matrix(value)
+            value.sort_indices()
+            kind, store = "sparse", self.sparse
+        else:
+            value = np.asarray(value)
+            kind, store = ("strings", self.strings) if value.dtype == object else ("dense", self.dense)
+        if (len(value) if kind != "sparse" else value.shape[0]) != self.n:
+            raise ValueError(f"column {name!r} has {len(value)} rows, the store {self.n}")
+        for other in KINDS:
+            if other != kind:
+                getattr(self, other).pop(name, None)
+        store[name] = value
+
+    def get(self, name: str):
+        for kind in KINDS:
+            col = getattr(self, kind)
+            if name in col:
+                return col[name]
+        if self._arrow is not None and name in self._arrow.column_names:
+            col = StringColumn(self._arrow.column(name))
+            self.strings[name] = col
+            return col
+        raise KeyError(f"the listing store has no column {name!r}")
+
+    __getitem__ = get
+
+    def __contains__(self, name: str) -> bool:
+        return any(name in getattr(self, k) for k in KINDS) or (
+            self._arrow is not None and name in self._arrow.column_names)
+
+    def columns(self) -> dict[str, str]:
+        out = {}
+        names = list(self.strings) + ([c for c in self._arrow.column_names if c != "item_id"]
+                                      if self._arrow is not None else [])
+        for name in names:
+            out[name] = "strings"
+        for kind in KINDS[1:]:
+            for name in getattr(self, kind):
+                out[name] = kind
+        return out
+
+    # ---- rows -----------------------------------------------------------------------
+    def rows(self, item_ids, what: str = "pairs", column: str = "item_id") -> np.ndarray:
+        """Row of each item id; an id that is not in the store is a DataError naming it."""
+        if self._index is None:
+            self._index = pd.Index(self.ids)
+            if not self._index.is_unique:
+                dup = self._index[self._index.duplicated()][0]
+                raise DataError(f"item_id {dup!r} occurs twice in the listing store", column="item_id")
+        ids = pd.Series(item_ids).astype(str).to_numpy(dtype=object)
+        r = self._index.get_indexer(ids)
+        if (r < 0).any():
+            bad = int(np.flatnonzero(r < 0)[0])
+            raise DataError(f"{what} row {bad + 1} names item_id {ids[bad]!r} that is not among the listings",
+                            column=column)
+        return r.astype(np.int64)
+
+    def take(self, idx: np.ndarray) -> "ListingStore":
+        """A store of the listings at rows ``idx`` (in that order)."""
+        idx = np.asarray(idx, np.int64)
+        out = ListingStore(self.ids[idx], self.meta)
+        for name, kind in self.columns().items():
+            col = self.get(name)
+            out.put(name, col.take(idx) if kind == "ragged" else col[idx])
+        return out
+
+    def frame(self, idx: np.ndarray | None = None) -> pd.DataFrame:
+        """The string and 1-D number columns as a DataFrame (what stacked models read)."""
+        idx = np.arange(self.n) if idx is None else np.asarray(idx, np.int64)
+        data = {"item_id": self.ids[idx]}
+        for name, kind in self.columns().items():
+            if kind == "strings" or (kind == "dense" and self.dense[name].ndim == 1):
+                data[name] = self.get(name)[idx]
+        return pd.DataFrame(data)
+
+    def append(self, other: "ListingStore") -> "ListingStore":
+        """This store followed by ``other``'s rows: equal to a store built from both tables at once."""
+        if self.meta.get("pipeline") != other.meta.get("pipeline"):
+            raise DupsearchError("cannot append a listing store built by another feature pipeline")
+        mine, theirs = self.columns(), other.columns()
+        if mine != theirs:
+            raise DupsearchError(f"cannot append a listing store with other columns "
+                                 f"({sorted(set(mine) ^ set(theirs))})")
+        out = ListingStore(np.concatenate([self.ids, other.ids]), self.meta)
+        for name, kind in mine.items():
+            a, b = self.get(name), other.get(name)
+            if kind == "sparse":
+                col = sp.vstack([a, b], format="csr")
+            elif kind == "ragged":
+                col = a.concat(b)
+            else:
+                col = np.concatenate([np.asarray(a), np.asarray(b)])
+            out.put(name, col)
+        return out
+
+    # ---- disk -----------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the store as a directory (atomically: a half-written store never appears)."""
+        from dupsearch.atomic import atomic_directory
+        path = Path(path)
+        with atomic_directory(path) as tmp:
+            strings = {"item_id": pa.array(self.ids.astype(str), pa.string())}
+            manifest = {"format": STORE_FORMAT, "n": self.n, "meta": self.meta, "columns": {}}
+            for i, (name, kind) in enumerate(self.columns().items()):
+                col = self.get(name)
+                entry: dict = {"kind": kind}
+                if kind == "strings":
+                    strings[name] = pa.array([str(x) for x in col], pa.string())
+                elif kind == "dense":
+                    entry["file"] = f"c{i:03d}.npy"
+                    np.save(tmp / entry["file"], np.ascontiguousarray(col))
+                elif kind == "sparse":
+                    entry["shape"] = list(col.shape)
+                    entry["files"] = {}
+                    for part in ("indptr", "indices", "data"):
+                        entry["files"][part] = f"c{i:03d}.{part}.npy"
+                        np.save(tmp / entry["files"][part], getattr(col, part))
+                else:
+                    entry["files"] = {"offsets": f"c{i:03d}.offsets.npy", "rows": f"c{i:03d}.rows.npy"}
+                    np.save(tmp / entry["files"]["offsets"], col.offsets)
+                    np.save(tmp / entry["files"]["rows"], np.ascontiguousarray(col.rows))
+                manifest["columns"][name] = entry
+            _write_strings(tmp / STRINGS_FILE, pa.table(strings))
+            (tmp / STORE_FILE).write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
+        return path
+
+    @classmethod
+    def open(cls, path: str | Path, mmap: bool = True) -> "ListingStore":
+        """Open a saved store; arrays are memory-mapped (pages load when rows are read)."""
+        path = Path(path)
+        mf = path / STORE_FILE
+        if not mf.is_file():
+            raise DupsearchError(f"{path} is not a dupsearch listing store (no {STORE_FILE})")
+        try:
+            manifest = json.loads(mf.read_text())
+        except (OSError, ValueError) as e:
+            raise DataError(f"unreadable listing store manifest ({e})", path=str(mf)) from None
+        if manifest.get("format") != STORE_FORMAT:
+            raise DupsearchError(f"{path} holds listing store format {manifest.get('format')}; "
+                                 f"this dupsearch reads format {STORE_FORMAT}: build it again")
+        mode = "r" if mmap else None
+        load = lambda f: np.load(path / f, mmap_mode=mode, allow_pickle=False)  # noqa: E731
+        table = pa.ipc.open_file(pa.memory_map(str(path / STRINGS_FILE))).read_all()
+        self = cls(table.column("item_id").to_numpy(zero_copy_only=False), manifest.get("meta"))
+        self._arrow = table
+        for name, e in manifest["columns"].items():
+            if e["kind"] == "dense":
+                self.dense[name] = load(e["file"])
+            elif e["kind"] == "sparse":
+                f = e["files"]
+                self.sparse[name] = sp.csr_matrix((load(f["data"]), load(f["indices"]), load(f["indptr"])),
+                                                  shape=tuple(e["shape"]), copy=False)
+            elif e["kind"] == "ragged":
+                f = e["files"]
+                self.ragged[name] = Ragged(load(f["offsets"]), load(f["rows"]))
+        if self.n != manifest["n"]:
+            raise DataError(f"holds {self.n} listings, its manifest says {manifest['n']}", path=str(path))
+        return self
+
+    @staticmethod
+    def concat_saved(parts: list[str | Path], path: str | Path, meta: dict | None = None) -> Path:
+        """Write the saved stores ``parts`` one after another as one saved store at ``path``,
+        column by column into memory-mapped files: memory stays bounded by one part's column
+        however large the result (a catalogue's chunks, built in parallel)."""
+        from dupsearch.atomic import atomic_directory
+        parts = [Path(p) for p in parts]
+        if not parts:
+            raise ValueError("concat_saved needs at least one store")
+        manifests = [json.loads((p / STORE_FILE).read_text()) for p in parts]
+        first = manifests[0]
+        for p, m in zip(parts, manifests):
+            if {k: v["kind"] for k, v in m["columns"].items()} != {k: v["kind"] for k, v in first["columns"].items()} \
+                    or m["meta"].get("pipeline") != first["meta"].get("pipeline"):
+                raise DupsearchError(f"cannot concatenate {p}: other columns or another feature pipeline")
+        counts = [m["n"] for m in manifests]
+        n = int(sum(counts))
+        load = lambda p, f: np.load(p / f, mmap_mode="r", allow_pickle=False)  # noqa: E731
+        with atomic_directory(Path(path)) as tmp:
+            tables = [pa.ipc.open_file(pa.memory_map(str(p / STRINGS_FILE))) for p in parts]
+            with pa.OSFile(str(tmp / STRINGS_FILE), "wb") as sink, \
+                    pa.ipc.new_file(sink, tables[0].schema) as writer:
+                for t in tables:
+                    for i in range(t.num_record_batches):
+                        writer.write_batch(t.get_batch(i))
+            out_cols = {}
+            for name, e in first["columns"].items():
+                kind = e["kind"]
+                entry = {k: v for k, v in e.items() if k not in ("file", "files", "shape")}
+                if kind == "strings":
+                    out_cols[name] = entry
+                    continue
+                if kind == "dense":
+                    arrays = [load(p, m["columns"][name]["file"]) for p, m in zip(parts, manifests)]
+                    entry["file"] = e["file"]
+                    _concat_into(tmp / e["file"], arrays)
+                elif kind == "sparse":
+                    fs = [m["columns"][name]["files"] for m in manifests]
+                    entry["files"], entry["shape"] = e["files"], [n, e["shape"][1]]
+                    indices = [load(p, f["indices"]) for p, f in zip(parts, fs)]
+                    # one index dtype for indices and indptr (scipy would copy mixed ones to int64)
+                    small = sum(len(a) for a in indices) < 2**31 and all(a.dtype == np.int32 for a in indices)
+                    idx = np.int32 if small else np.int64
+                    _concat_into(tmp / e["files"]["indices"], indices, idx)
+                    _concat_into(tmp / e["files"]["data"], [load(p, f["data"]) for p, f in zip(parts, fs)])
+                    _concat_offsets(tmp / e["files"]["indptr"], [load(p, f["indptr"]) for p, f in zip(parts, fs)], idx)
+                else:
+                    fs = [m["columns"][name]["files"] for m in manifests]
+                    entry["files"] = e["files"]
+                    rows = [load(p, f["rows"]) for p, f in zip(parts, fs)]
+                    nonempty = [r for r in rows if len(r)] or rows[:1]
+                    _concat_into(tmp / e["files"]["rows"], nonempty)
+                    _concat_offsets(tmp / e["files"]["offsets"], [load(p, f["offsets"]) for p, f in zip(parts, fs)])
+                out_cols[name] = entry
+            manifest = {"format": STORE_FORMAT, "n": n, "meta": {**first["meta"], **(meta or {})}, "columns": out_cols}
+            (tmp / STORE_FILE).write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
+        return Path(path)
+
+    def equals(self, other: "ListingStore") -> bool:
+        """Same ids and the same values in every column (for tests and checks)."""
+        if not np.array_equal(self.ids, other.ids) or self.columns() != other.columns():
+            return False
+        for name, kind in self.columns().items():
+            a, b = self.get(name), other.get(name)
+            if kind == "sparse":
+                if a.shape != b.shape or (a != b).nnz:
+                    return False
+            elif kind == "ragged":
+                if not (np.array_equal(a.offsets, b.offsets) and np.array_equal(np.asarray(a.rows), np.asarray(b.rows))):
+                    return False
+            elif kind == "strings":
+                if not np.array_equal(np.asarray(a).astype(str), np.asarray(b).astype(str)):
+                    return False
+            elif not np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True):
+                return False
+        return True
+
+
+def _concat_into(path: Path, arrays: list[np.ndarray], dtype=None) -> None:
+    """Arrays stacked along the first axis into a new .npy file, one array in memory at a time."""
+    shape = (int(sum(len(a) for a in arrays)), *arrays[0].shape[1:])
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype or arrays[0].dtype, shape=shape)
+    at = 0
+    for a in arrays:
+        out[at:at + len(a)] = a
+        at += len(a)
+    out.flush()
+    del out
+
+
+def _concat_offsets(path: Path, offsets: list[np.ndarray], dtype=np.int64) -> None:
+    """CSR indptr / ragged offsets of parts laid one after another (each shifted by the rows before)."""
+    total = 1 + int(sum(len(o) - 1 for o in offsets))
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(total,))
+    at, base = 0, 0
+    out[0] = 0
+    for o in offsets:
+        out[at + 1:at + len(o)] = np.asarray(o[1:], np.int64) + base
+        at += len(o) - 1
+        base += int(o[-1])
+    out.flush()
+    del out
+
+
+def _write_strings(path: Path, table: pa.Table) -> None:
+    """String columns as an uncompressed Arrow IPC file (memory-mappable), in batches of 64k rows."""
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        for batch in table.to_batches(max_chunksize=65_536):
+            writer.write_batch(batch)
