@@ -108,6 +108,13 @@ def locality_order(listings: pd.DataFrame) -> np.ndarray:
     return rank
 
 
+def scoring_order(listings: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Order of candidate pairs (rows a, b) for scoring: by the locality rank of their first
+    listing, so a batch reads store rows that lie close together."""
+    rank = locality_order(listings)
+    return np.lexsort((rank[b], np.minimum(rank[a], rank[b])))
+
+
 @dataclass
 class DedupRun:
     """One dedup run into ``out``; ``run()`` does (or resumes) every stage."""
@@ -179,8 +186,7 @@ class DedupRun:
         blockers = [make_blocker(s) for s in self.config.blockers]
         t0 = time.perf_counter()
         cands = candidate_pairs(self.listings, blockers, progress=self.progress)
-        rank = locality_order(self.listings)
-        order = np.lexsort((rank[cands.b], rank[cands.a] if False else np.minimum(rank[cands.a], rank[cands.b])))
+        order = scoring_order(self.listings, cands.a, cands.b)
         a, b = cands.a[order], cands.b[order]
         ids = pa.array(self.ids, type=pa.string())
         labels = cands.labels(cands.mask[order])
@@ -434,7 +440,9 @@ def _build_store_chunks(matcher, listings: pd.DataFrame, chunks_dir: Path, want:
     """``matcher.build_store`` over the listings in chunks of STORE_CHUNK rows, in ``workers``
     processes (fork), each chunk saved under ``chunks_dir``; returns the chunks in row order."""
     n = len(listings)
-    bounds = [(s, min(s + STORE_CHUNK, n)) for s in range(0, n, STORE_CHUNK)] or [(0, 0)]
+    # a few chunks per worker even out the last round; at most STORE_CHUNK listings each
+    step = max(min(STORE_CHUNK, -(-n // (4 * workers))), 2_000)
+    bounds = [(s, min(s + step, n)) for s in range(0, n, step)] or [(0, 0)]
     global _BUILDING
     _BUILDING = (matcher, listings, chunks_dir, want)
     paths = []
