@@ -12,9 +12,8 @@ from __future__ import annotations
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from dupsearch.features.base import (flat_tokens, hash_strings, safe_div, set_matrix, shared_count,
-                                     tag_counts, tagged_columns)
-from dupsearch.features.family import Family
+from dupsearch.features.base import flat_tokens, hash_strings, safe_div, shared_count, tagged_columns
+from dupsearch.features.family import FieldFamily, tagged_overlap, tagged_set_state
 from dupsearch.text.normalize import split_tokens
 
 CLASSES = ("number", "code", "size", "colour", "negation")
@@ -22,15 +21,9 @@ CODE = CLASSES.index("code")
 FIELDS = ("title", "all")
 
 
-class AntiwordFamily(Family):
+class AntiwordFamily(FieldFamily):
     name = "antiwords"
-
-    def __init__(self, fields=FIELDS):
-        super().__init__()
-        self.fields = tuple(fields)
-
-    def settings(self) -> dict:
-        return {"fields": list(self.fields)}
+    FIELDS = FIELDS
 
     def listing_state(self, builder):
         out = {}
@@ -44,20 +37,16 @@ class AntiwordFamily(Family):
                 flat, lengths = flat_tokens([s[cls] for s in split])
                 docs.append(np.repeat(np.arange(builder.n, dtype=np.int64), lengths))
                 cols.append(tagged_columns(hash_strings(flat), tag))
-            X = set_matrix(np.concatenate(docs), np.concatenate(cols), builder.n)
-            out[f"antiwords.{field}"] = X
-            out[f"antiwords.{field}.sizes"] = tag_counts(X)
+            out.update(tagged_set_state(builder.n, f"antiwords.{field}", np.concatenate(docs), np.concatenate(cols)))
             out[f"antiwords.{field}.codes"] = np.array([" ".join(sorted(set(s["code"]))) for s in split], dtype=object)
         return out
 
     def _compare(self, store, ia, ib):
         out: dict[str, np.ndarray] = {}
         for field in self.fields:
-            X = store[f"antiwords.{field}"]
-            sizes = np.asarray(store[f"antiwords.{field}.sizes"])
-            inter = shared_count(X[ia], X[ib], by_tag=True)
+            inter, size_a, size_b = tagged_overlap(store, f"antiwords.{field}", ia, ib)
             for tag, cls in enumerate(CLASSES):
-                i, na, nb = inter[:, tag], sizes[ia, tag], sizes[ib, tag]
+                i, na, nb = inter[:, tag], size_a[:, tag], size_b[:, tag]
                 only_a, only_b = na - i, nb - i
                 p = f"antiwords.{field}.{cls}"
                 out[f"{p}_one_side"] = only_a + only_b
@@ -69,7 +58,7 @@ class AntiwordFamily(Family):
             # Codes that differ by a suffix ("lds4821ww" / "lds4821wh") are near misses, not conflicts.
             codes = store[f"antiwords.{field}.codes"]
             ca, cb = codes[ia].tolist(), codes[ib].tolist()
-            both = (sizes[ia, CODE] > 0) & (sizes[ib, CODE] > 0)
+            both = (size_a[:, CODE] > 0) & (size_b[:, CODE] > 0)
             fuzzy = process.cpdist(ca, cb, scorer=fuzz.token_set_ratio, workers=-1) / 100.0
             out[f"antiwords.{field}.code_fuzzy"] = np.where(both, fuzzy, np.nan)
         if "title" in self.fields and "all" in self.fields:

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
 from dupsearch.features.base import hash_strings, intersect, ngram_hashes, pair_dot, pair_sum, safe_div, symmetric
-from dupsearch.features.family import Family
+from dupsearch.features.family import FieldFamily
 from dupsearch.text.normalize import tokenize
 
 FIELDS = ("title", "description", "text", "attrs", "all")
@@ -153,7 +153,7 @@ class BM25:
         return q
 
 
-class CorpusFamily(Family):
+class CorpusFamily(FieldFamily):
     """Fitted TF-IDF (word, char) and BM25 per text field.
 
     Per listing (once): the TF-IDF rows (L2-normalised), the BM25 document weights, their sum
@@ -161,14 +161,14 @@ class CorpusFamily(Family):
     products, and one sparse intersection of the BM25 rows for everything else."""
 
     name = "corpus"
+    FIELDS = FIELDS
 
-    def __init__(self, fields=FIELDS, char_fields=CHAR_FIELDS):
-        super().__init__()
-        self.fields = tuple(fields)
+    def __init__(self, fields=None, char_fields=CHAR_FIELDS):
+        super().__init__(fields)
         self.char_fields = tuple(char_fields)
 
     def settings(self) -> dict:
-        return {"fields": list(self.fields), "char_fields": list(self.char_fields)}
+        return {**super().settings(), "char_fields": list(self.char_fields)}
 
     def _fit(self, prepared: pd.DataFrame) -> None:
         self.word_, self.char_, self.bm25_ = {}, {}, {}

@@ -32,6 +32,20 @@ BASE_STRINGS = ("title", "description", "title_raw", "description_raw", "text", 
 BASE_NUMBERS = ("price", "n_images", "fill_rate")
 
 
+def tagged_set_state(builder_n: int, name: str, doc: np.ndarray, cols: np.ndarray) -> dict:
+    """A family's tagged set rows (``features.base.set_matrix``) and the size of each tag per row."""
+    from dupsearch.features.base import set_matrix, tag_counts
+    X = set_matrix(doc, cols, builder_n)
+    return {name: X, f"{name}.sizes": tag_counts(X)}
+
+
+def tagged_overlap(store, name: str, ia: np.ndarray, ib: np.ndarray):
+    """Per tag: entries the two rows of each pair share, and each side's size (see tagged_set_state)."""
+    from dupsearch.features.base import shared_count
+    X, sizes = store[name], np.asarray(store[f"{name}.sizes"])
+    return shared_count(X[ia], X[ib], by_tag=True), sizes[ia], sizes[ib]
+
+
 class StoreBuilder:
     """The prepared listings a store is built from, with per-field tokens shared by families."""
 
@@ -117,3 +131,16 @@ class Family:
     def settings(self) -> dict:
         """The family's settings (its ``__init__`` arguments), for reports and the model config."""
         return {}
+
+
+class FieldFamily(Family):
+    """A family computed on each of some text fields (its ``fields`` setting; ``FIELDS`` by default)."""
+
+    FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, fields=None):
+        super().__init__()
+        self.fields = tuple(self.FIELDS if fields is None else fields)
+
+    def settings(self) -> dict:
+        return {"fields": list(self.fields)}

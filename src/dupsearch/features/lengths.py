@@ -5,20 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from dupsearch.features.base import safe_div
-from dupsearch.features.family import Family
+from dupsearch.features.family import FieldFamily
 
 FIELDS = ("title", "description", "text", "attrs")
 
 
-class LengthFamily(Family):
+class LengthFamily(FieldFamily):
     name = "lengths"
 
-    def __init__(self, fields=FIELDS):
-        super().__init__()
-        self.fields = tuple(fields)
-
-    def settings(self) -> dict:
-        return {"fields": list(self.fields)}
+    FIELDS = FIELDS
 
     def listing_state(self, builder):
         out = {}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from dupsearch.features.base import safe_div
-from dupsearch.features.family import Family
+from dupsearch.features.family import FieldFamily
 from dupsearch.text.homoglyphs import script_counts
 
 FIELDS = ("title", "description")
@@ -29,15 +29,10 @@ def _family(out: dict, field: str, wa, ma, wb, mb) -> None:
     out[f"scripts.{field}.mixed_share_diff"] = np.abs(sa - sb)
 
 
-class ScriptFamily(Family):
+class ScriptFamily(FieldFamily):
     name = "scripts"
 
-    def __init__(self, fields=FIELDS):
-        super().__init__()
-        self.fields = tuple(fields)
-
-    def settings(self) -> dict:
-        return {"fields": list(self.fields)}
+    FIELDS = FIELDS
 
     def listing_state(self, builder):
         out = {}

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dupsearch.features.base import (ngram_hashes, safe_div, set_matrix, shared_count, tag_counts,
-                                     tagged_columns)
-from dupsearch.features.family import Family
+from dupsearch.features.base import ngram_hashes, safe_div, tagged_columns
+from dupsearch.features.family import FieldFamily, tagged_overlap, tagged_set_state
 
 FIELDS = ("title", "description", "text", "attrs")
 # Word n-gram orders per field: 1..7 where texts are long enough to have them.
@@ -29,16 +28,17 @@ def char_codes(texts) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.uint64), np.fromiter(map(len, padded), dtype=np.int64, count=len(padded))
 
 
-class SetFamily(Family):
+class SetFamily(FieldFamily):
     name = "sets"
 
-    def __init__(self, fields=FIELDS, word_ngrams: dict | None = None):
-        super().__init__()
-        self.fields = tuple(fields)
+    FIELDS = FIELDS
+
+    def __init__(self, fields=None, word_ngrams: dict | None = None):
+        super().__init__(fields)
         self.word_ngrams = {k: tuple(v) for k, v in {**WORD_NGRAMS, **(word_ngrams or {})}.items()}
 
     def settings(self) -> dict:
-        return {"fields": list(self.fields), "word_ngrams": {k: list(v) for k, v in self.word_ngrams.items()}}
+        return {**super().settings(), "word_ngrams": {k: list(v) for k, v in self.word_ngrams.items()}}
 
     def listing_state(self, builder):
         out = {}
@@ -52,18 +52,13 @@ class SetFamily(Family):
             d, h = ngram_hashes(*char_codes(builder.texts(field)), CHAR_NGRAM)
             docs.append(d)
             cols.append(tagged_columns(h, CHAR_TAG))
-            X = set_matrix(np.concatenate(docs), np.concatenate(cols), builder.n)
-            out[f"sets.{field}"] = X
-            out[f"sets.{field}.sizes"] = tag_counts(X)
+            out.update(tagged_set_state(builder.n, f"sets.{field}", np.concatenate(docs), np.concatenate(cols)))
         return out
 
     def _compare(self, store, ia, ib):
         out: dict[str, np.ndarray] = {}
         for field in self.fields:
-            X = store[f"sets.{field}"]
-            sizes = np.asarray(store[f"sets.{field}.sizes"])
-            inter = shared_count(X[ia], X[ib], by_tag=True)
-            na, nb = sizes[ia], sizes[ib]
+            inter, na, nb = tagged_overlap(store, f"sets.{field}", ia, ib)
             for order in self.word_ngrams.get(field, (1, 2, 3)):
                 i, a, b = inter[:, order], na[:, order], nb[:, order]
                 out[f"sets.{field}.word{order}_iou"] = safe_div(i, a + b - i)

@@ -13,7 +13,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import JaroWinkler, LCSseq, Levenshtein, Prefix
 
-from dupsearch.features.family import Family
+from dupsearch.features.family import FieldFamily
 
 # "text" (title + description) is left out by default: its nine scores cost as much as the
 # description's and bought nothing the title's and description's do not (BENCHMARKS, "what each
@@ -33,17 +33,18 @@ def _cpdist(a, b, scorer) -> np.ndarray:
     return process.cpdist(a, b, scorer=scorer, workers=-1).astype(float)
 
 
-class StringFamily(Family):
+class StringFamily(FieldFamily):
     name = "strings"
 
-    def __init__(self, fields=FIELDS, max_chars: dict | None = None, partial_chars: dict | None = None):
-        super().__init__()
-        self.fields = tuple(fields)
+    FIELDS = FIELDS
+
+    def __init__(self, fields=None, max_chars: dict | None = None, partial_chars: dict | None = None):
+        super().__init__(fields)
         self.max_chars = {**MAX_CHARS, **(max_chars or {})}
         self.partial_chars = {**PARTIAL_CHARS, **(partial_chars or {})}
 
     def settings(self) -> dict:
-        return {"fields": list(self.fields), "max_chars": self.max_chars, "partial_chars": self.partial_chars}
+        return {**super().settings(), "max_chars": self.max_chars, "partial_chars": self.partial_chars}
 
     def listing_state(self, builder):
         out = {}
