@@ -197,3 +197,14 @@ def test_saved_chunks_concatenate_to_the_whole_store(fitted, tmp_path):
     assert whole.equals(pipe.build_store(listings))
     ia, ib = whole.rows(pairs["item_id_a"]), whole.rows(pairs["item_id_b"])
     pd.testing.assert_frame_equal(pipe.compare(whole, ia, ib), pipe.transform(listings, pairs))
+
+
+def test_a_damaged_store_is_one_error_naming_the_file(fitted, tmp_path):
+    listings, _, _, pipe = fitted
+    path = pipe.build_store(listings).save(tmp_path / "store")
+    victim = next(p for p in sorted(path.glob("*.npy")))
+    victim.write_bytes(b"not an array")
+    with pytest.raises(DataError, match=victim.name):
+        ListingStore.open(path)
+    with pytest.raises(Exception, match="not a dupsearch listing store"):
+        ListingStore.open(tmp_path)

@@ -123,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="print the table of saved --json results and exit")
     args = ap.parse_args(argv)
     if args.markdown:
+        missing = [str(p) for p in args.markdown if not p.is_file()]
+        if missing:
+            ap.error(f"--markdown: no such file {missing[0]}")
         print(markdown([json.loads(p.read_text()) for p in args.markdown]))
         return 0
     try:

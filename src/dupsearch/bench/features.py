@@ -166,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="print the BENCHMARKS tables of a saved --json result and exit")
     args = ap.parse_args(argv)
     if args.markdown:
+        if not args.markdown.is_file():
+            ap.error(f"--markdown: no such file {args.markdown}")
         print(markdown(json.loads(args.markdown.read_text())))
         return 0
     if args.n < 100:

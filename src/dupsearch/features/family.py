@@ -16,6 +16,7 @@ in a Spark executor or inside the service.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import numpy as np
@@ -81,7 +82,7 @@ class StoreBuilder:
         return self._hashes[field]
 
 
-class Family:
+class Family(ABC):
     """Base class of the feature families (see the module doc)."""
 
     name: ClassVar[str] = ""
@@ -97,8 +98,9 @@ class Family:
         """Store columns (name -> array / CSR / Ragged) this family reads in ``compare``."""
         return {}
 
+    @abstractmethod
     def _compare(self, store, ia: np.ndarray, ib: np.ndarray) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+        """The family's columns for the pairs of store rows (ia[k], ib[k])."""
 
     # -- public
     @property

@@ -296,8 +296,17 @@ class ListingStore:
             raise DupsearchError(f"{path} holds listing store format {manifest.get('format')}; "
                                  f"this dupsearch reads format {STORE_FORMAT}: build it again")
         mode = "r" if mmap else None
-        load = lambda f: np.load(path / f, mmap_mode=mode, allow_pickle=False)  # noqa: E731
-        table = pa.ipc.open_file(pa.memory_map(str(path / STRINGS_FILE))).read_all()
+
+        def load(f: str) -> np.ndarray:
+            try:
+                return np.load(path / f, mmap_mode=mode, allow_pickle=False)
+            except (OSError, ValueError) as e:
+                raise DataError(f"unreadable listing store array ({e})", path=str(path / f)) from None
+
+        try:
+            table = pa.ipc.open_file(pa.memory_map(str(path / STRINGS_FILE))).read_all()
+        except (OSError, pa.ArrowInvalid) as e:
+            raise DataError(f"unreadable listing store strings ({e})", path=str(path / STRINGS_FILE)) from None
         self = cls(table.column("item_id").to_numpy(zero_copy_only=False), manifest.get("meta"))
         self._arrow = table
         for name, e in manifest["columns"].items():
