@@ -41,7 +41,7 @@ def _cut(texts):
 
 class HashedVocabulary:
     """A fitted vectorizer's vocabulary keyed by the same rolling hashes the store computes
-    (``features.base.ngram_hashes``), so counting a listing's terms is a sorted lookup over
+    (``features.base.ngram_hashes``), so counting a listing's terms is one hash-table lookup over
     all listings at once instead of a Python analyzer per text."""
 
     def __init__(self, hashes: np.ndarray, cols: np.ndarray, size: int):
@@ -135,10 +135,6 @@ class BM25:
         self.avgdl_ = float(tf.sum() / max(n_docs, 1)) or 1.0
         return self
 
-    def doc_weights(self, texts) -> sp.csr_matrix:
-        """Per-term BM25 weight of each text seen as a document."""
-        return self.weights_from_counts(self.vectorizer.transform(texts))
-
     def weights_from_counts(self, tf: sp.spmatrix) -> sp.csr_matrix:
         tf = sp.csr_matrix(tf, dtype=np.float32)
         dl = np.asarray(tf.sum(axis=1)).ravel()
@@ -147,10 +143,6 @@ class BM25:
         data = tf.data * (self.k1 + 1) / (tf.data + norm[rows]) * self.idf_[tf.indices]
         return sp.csr_matrix((data, tf.indices, tf.indptr), shape=tf.shape)
 
-    def query_terms(self, texts) -> sp.csr_matrix:
-        q = sp.csr_matrix(self.vectorizer.transform(texts), dtype=np.float32)
-        q.data[:] = 1.0
-        return q
 
 
 class CorpusFamily(FieldFamily):
