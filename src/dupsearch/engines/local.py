@@ -245,7 +245,10 @@ class DedupRun:
         t1 = time.perf_counter()
         ListingStore.concat_saved(chunks, path, meta={"dedup": want})
         import shutil
-        shutil.rmtree(chunks_dir)  # written by this run (the chunk manifests say so), now in OUT/store
+        for chunk in chunks:  # only the chunks this run built or verified (their manifests name it)
+            shutil.rmtree(chunk)
+        if chunks_dir.is_dir() and not any(chunks_dir.iterdir()):
+            chunks_dir.rmdir()
         secs = time.perf_counter() - t0
         size = sum(p.stat().st_size for p in path.iterdir())
         report = {"listings": int(len(self.listings)), "build_seconds": round(build_s, 2),
