@@ -226,3 +226,24 @@ def test_metric_validation(metrics):
         metrics(PRED, TRUTH.where(TRUTH.index != 3))
     with pytest.raises(TypeError, match="pandas Series"):
         metrics(PRED.to_numpy(), TRUTH)
+
+
+def test_one_graph_from_rows_gives_each_method_s_labels():
+    # what dedup does: rows of a catalogue's ids, the graph built once for the three methods
+    from dupsearch.cluster.graph import cluster_graph, graph_from_rows
+    rng = np.random.default_rng(3)
+    ids = np.array([f"x{i}" for i in rng.permutation(60)], dtype=object)
+    ra, rb = rng.integers(0, 60, 150), rng.integers(0, 60, 150)
+    keep = ra != rb
+    ra, rb = ra[keep], rb[keep]
+    s = rng.random(len(ra))
+    got = cluster_graph(graph_from_rows(ids, ra, rb, s, 0.5), 0.5, max_component=8)
+    a, b = ids[ra], ids[rb]
+    want = {"components": connected_components_clusters(a, b, s, 0.5, all_ids=ids),
+            "center": center_clusters(a, b, s, 0.5, all_ids=ids),
+            "average": average_link_clusters(a, b, s, 0.5, all_ids=ids, max_component=8)}
+    for method in want:
+        pd.testing.assert_series_equal(got[method], want[method])
+    assert got["average"].attrs["report"]["fallback_components"] >= 0
+    with pytest.raises(DataError, match="more than once"):
+        graph_from_rows(np.array(["a", "a"], dtype=object), [0], [1], [0.9], 0.5)

@@ -182,7 +182,10 @@ def test_predict_and_dedup_give_identical_scores(tmp_path, market):
     np.testing.assert_array_equal(parts["score"].to_numpy(), p.astype(np.float32))
     # the store dedup saved is the one score() read: reopening it scores the same again
     store = ListingStore.open(tmp_path / "dd" / "store")
-    again = m.score(store, parts["row_a"].to_numpy(), parts["row_b"].to_numpy())
+    # (its rows are the listings in locality order, not the input's: row_a/row_b are input rows)
+    ia, ib = store.rows(parts["item_id_a"], column="item_id_a"), store.rows(parts["item_id_b"], column="item_id_b")
+    assert sorted(store.ids) == sorted(market.listings["item_id"].astype(str))
+    again = m.score(store, ia, ib)
     np.testing.assert_array_equal(parts["score"].to_numpy(), again.astype(np.float32))
 
 

@@ -113,10 +113,12 @@ def generated_workload(n: int, seed: int = 1, train_seed: int = 7, n_train: int 
     train = generate_marketplace(n_train, seed=train_seed).listings
     listings = generate_marketplace(n, seed=seed).listings.reset_index(drop=True)
     pipe = FeaturePipeline(FeatureConfig()).fit(train)
+    from dupsearch.engines.local import locality_order, scoring_order
+    # as dedup does: listings (store rows) in locality order, pairs in the order dedup scores them
+    listings = listings.iloc[np.argsort(locality_order(listings))].reset_index(drop=True)
     c = candidate_pairs(listings, [make_blocker(s) for s in default_blocker_specs(listings)])
     log(f"generated market: {n:,} listings, {len(c.a):,} candidate pairs (default blockers)")
-    from dupsearch.engines.local import scoring_order
-    order = scoring_order(listings, c.a, c.b)  # the order dedup scores them in
+    order = scoring_order(np.arange(len(listings)), c.a, c.b)
     return pipe, listings, c.a[order], c.b[order]
 
 

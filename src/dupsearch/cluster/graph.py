@@ -52,13 +52,7 @@ def _id_array(values, name: str) -> np.ndarray:
     return arr.astype(str)
 
 
-def _build_graph(ids_a, ids_b, scores, threshold: float, all_ids=None) -> _Graph:
-    a = _id_array(ids_a, "id_a")
-    b = _id_array(ids_b, "id_b")
-    s = np.asarray(scores, dtype=np.float64).ravel()
-    if not (len(a) == len(b) == len(s)):
-        raise ValueError(f"ids_a, ids_b and scores must have the same length; got {len(a)}, "
-                         f"{len(b)} and {len(s)}")
+def _check_scores(s: np.ndarray, threshold: float) -> None:
     if not np.isfinite(threshold) or not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be in [0, 1]; got {threshold!r}")
     bad = np.isnan(s)
@@ -69,9 +63,39 @@ def _build_graph(ids_a, ids_b, scores, threshold: float, all_ids=None) -> _Graph
     if bad.any():
         raise DataError(f"{int(bad.sum())} scores outside [0, 1] (first: {s[np.argmax(bad)]!r} at "
                         f"position {int(np.argmax(bad))})", column=SCORE_COLUMN)
+
+
+def _build_graph(ids_a, ids_b, scores, threshold: float, all_ids=None) -> _Graph:
+    a = _id_array(ids_a, "id_a")
+    b = _id_array(ids_b, "id_b")
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if not (len(a) == len(b) == len(s)):
+        raise ValueError(f"ids_a, ids_b and scores must have the same length; got {len(a)}, "
+                         f"{len(b)} and {len(s)}")
+    _check_scores(s, threshold)
     extra = _id_array(all_ids, "all_ids") if all_ids is not None else np.empty(0, dtype=str)
     ids, codes = np.unique(np.concatenate([a, b, extra]), return_inverse=True)
     ca, cb = codes[:len(a)].astype(np.int64), codes[len(a):2 * len(a)].astype(np.int64)
+    return _edges(ids, ca, cb, s)
+
+
+def graph_from_rows(ids, rows_a, rows_b, scores, threshold: float) -> _Graph:
+    """The graph of pairs given as positions in ``ids`` (distinct item ids, every node): the ids
+    are sorted once, with no string work per pair (what a catalogue's dedup passes on)."""
+    ids = _id_array(ids, "all_ids")
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    _check_scores(s, threshold)
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    same = np.flatnonzero(sorted_ids[1:] == sorted_ids[:-1])
+    if len(same):
+        raise DataError(f"item id {sorted_ids[same[0]]!r} appears more than once", column="all_ids")
+    node = np.empty(len(ids), np.int64)
+    node[order] = np.arange(len(ids))
+    return _edges(sorted_ids, node[np.asarray(rows_a, np.int64)], node[np.asarray(rows_b, np.int64)], s)
+
+
+def _edges(ids: np.ndarray, ca: np.ndarray, cb: np.ndarray, s: np.ndarray) -> _Graph:
     u, v = np.minimum(ca, cb), np.maximum(ca, cb)
     # A self-pair says nothing about grouping; a pair listed twice (either order) keeps its
     # highest score so that every method sees one weight per pair.
@@ -112,6 +136,13 @@ def connected_components_clusters(ids_a, ids_b, scores, threshold: float,
     """
     graph = _build_graph(ids_a, ids_b, scores, threshold, all_ids)
     return _as_series(graph, _components(graph, threshold))
+
+
+def cluster_graph(graph: _Graph, threshold: float, max_component: int = 5000) -> dict[str, pd.Series]:
+    """The three methods' labels over one graph (built once: see ``graph_from_rows``)."""
+    return {"components": _as_series(graph, _components(graph, threshold)),
+            "center": _as_series(graph, _center_raw_labels(graph, threshold)),
+            "average": _average_link(graph, threshold, max_component)}
 
 
 def _center_raw_labels(graph: _Graph, threshold: float) -> np.ndarray:
@@ -164,9 +195,12 @@ def average_link_clusters(ids_a, ids_b, scores, threshold: float, all_ids=None,
     with more than `max_component` items (the dense distance matrix grows as its square)
     is clustered with CENTER instead; `labels.attrs["report"]` counts these.
     """
+    return _average_link(_build_graph(ids_a, ids_b, scores, threshold, all_ids), threshold, max_component)
+
+
+def _average_link(graph: _Graph, threshold: float, max_component: int) -> pd.Series:
     if max_component < 2:
         raise ValueError(f"max_component must be at least 2; got {max_component!r}")
-    graph = _build_graph(ids_a, ids_b, scores, threshold, all_ids)
     component = _components(graph, threshold)
     n_components = int(component.max()) + 1 if graph.n else 0
     size = np.bincount(component, minlength=n_components)

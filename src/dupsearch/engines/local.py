@@ -108,10 +108,10 @@ def locality_order(listings: pd.DataFrame) -> np.ndarray:
     return rank
 
 
-def scoring_order(listings: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def scoring_order(rank: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Order of candidate pairs (rows a, b) for scoring: by the locality rank of their first
-    listing, so a batch reads store rows that lie close together."""
-    rank = locality_order(listings)
+    listing, then of their second. The store holds the listings in rank order, so a batch
+    reads store rows that lie close together (pages a catalogue larger than memory keeps)."""
     return np.lexsort((rank[b], np.minimum(rank[a], rank[b])))
 
 
@@ -132,6 +132,8 @@ class DedupRun:
         self.out = Path(self.out)
         self.model_dir = Path(self.model_dir)
         self.ids = self.listings["item_id"].astype(str).to_numpy(dtype=object)
+        # store row of each listing: the store keeps listings in locality order (see scoring_order)
+        self.store_rows = locality_order(self.listings)
 
     # -- manifest
     def _manifest(self) -> dict:
@@ -186,7 +188,7 @@ class DedupRun:
         blockers = [make_blocker(s) for s in self.config.blockers]
         t0 = time.perf_counter()
         cands = candidate_pairs(self.listings, blockers, progress=self.progress)
-        order = scoring_order(self.listings, cands.a, cands.b)
+        order = scoring_order(self.store_rows, cands.a, cands.b)
         a, b = cands.a[order], cands.b[order]
         ids = pa.array(self.ids, type=pa.string())
         labels = cands.labels(cands.mask[order])
@@ -228,7 +230,7 @@ class DedupRun:
         from dupsearch.features.store import ListingStore
         path = self.out / STORE_DIR
         want = {"pipeline": matcher.pipeline_.digest(), "model_digest": self._model_digest(),
-                "input_digest": self.input_digest, "n": int(len(self.listings))}
+                "input_digest": self.input_digest, "n": int(len(self.listings)), "row_order": "locality"}
         if path.is_dir():
             try:
                 store = ListingStore.open(path)
@@ -240,7 +242,8 @@ class DedupRun:
                 pass
         t0 = time.perf_counter()
         chunks_dir = self.out / STORE_CHUNKS
-        chunks = _build_store_chunks(matcher, self.listings, chunks_dir, want, self.config.workers, self.progress)
+        in_order = self.listings.iloc[np.argsort(self.store_rows)]
+        chunks = _build_store_chunks(matcher, in_order, chunks_dir, want, self.config.workers, self.progress)
         build_s = time.perf_counter() - t0
         t1 = time.perf_counter()
         ListingStore.concat_saved(chunks, path, meta={"dedup": want})
@@ -338,8 +341,8 @@ class DedupRun:
         return empty.select(list(columns)) if columns else empty
 
     def cluster(self) -> pd.DataFrame:
-        from dupsearch.cluster import (average_link_clusters, bcubed_metrics, center_clusters,
-                                       connected_components_clusters, pairwise_metrics)
+        from dupsearch.cluster import bcubed_metrics, pairwise_metrics
+        from dupsearch.cluster.graph import cluster_graph, graph_from_rows
         t0 = time.perf_counter()
         scores = self.read_scores(["row_a", "row_b", "score"])
         if not hasattr(self, "threshold"):
@@ -365,12 +368,9 @@ class DedupRun:
         comp = connected_components(coo_matrix((np.ones(int(above.sum()), np.int8), (ra[above], rb[above])),
                                                shape=(n, n)), directed=False)[1]
         inside = comp[ra] == comp[rb]
-        a, b, s = self.ids[ra[inside]], self.ids[rb[inside]], s[inside]
+        graph = graph_from_rows(self.ids, ra[inside], rb[inside], s[inside], thr)
         del scores, ra, rb
-        labels = {"components": connected_components_clusters(a, b, s, thr, all_ids=self.ids),
-                  "center": center_clusters(a, b, s, thr, all_ids=self.ids),
-                  "average": average_link_clusters(a, b, s, thr, all_ids=self.ids,
-                                                   max_component=self.config.max_component)}
+        labels = cluster_graph(graph, thr, max_component=self.config.max_component)
         frame = pd.DataFrame({"item_id": pd.array(self.ids, dtype="str")})
         summary = {"threshold": thr, "pairs_scored": n_scored, "pairs_above_threshold": n_above,
                    "methods": {}}
@@ -474,7 +474,8 @@ def _score_part(i: int) -> int:
     run, matcher, store, candidates = _SCORING
     bs = run.config.batch_size
     part = candidates.slice(i * bs, bs)
-    p = matcher.score(store, part.column("row_a").to_numpy(), part.column("row_b").to_numpy()).astype(np.float32)
+    rows = run.store_rows
+    p = matcher.score(store, rows[part.column("row_a").to_numpy()], rows[part.column("row_b").to_numpy()]).astype(np.float32)
     out = pa.table({"item_id_a": part.column("item_id_a"), "item_id_b": part.column("item_id_b"),
                     "blockers": part.column("blockers"), "score": pa.array(p),
                     "row_a": part.column("row_a"), "row_b": part.column("row_b")})

@@ -65,8 +65,8 @@ class AntiwordFamily(FieldFamily):
             # A code in one title found anywhere in the other listing (title, text, attributes).
             T, ALL = store["antiwords.title"], store["antiwords.all"]
             nta = np.asarray(store["antiwords.title.sizes"])[:, CODE]
-            ab_hit = safe_div(shared_count(T[ia], ALL[ib], by_tag=True)[:, CODE], nta[ia])
-            ba_hit = safe_div(shared_count(T[ib], ALL[ia], by_tag=True)[:, CODE], nta[ib])
+            ab_hit = safe_div(shared_count(T, ALL, ia, ib, by_tag=True)[:, CODE], nta[ia])
+            ba_hit = safe_div(shared_count(T, ALL, ib, ia, by_tag=True)[:, CODE], nta[ib])
             out["antiwords.title_code_in_other_min"] = np.fmin(ab_hit, ba_hit)
             out["antiwords.title_code_in_other_max"] = np.fmax(ab_hit, ba_hit)
         return out

@@ -97,10 +97,10 @@ class AttributeFamily(Family):
     def _compare(self, store, ia, ib):
         n = len(ia)
         V = store["attributes.values"]
-        Va, Vb = V[ia], V[ib]
-        rows, pa, pb = intersect(Va, Vb)
-        equal = Va.data[pa] == Vb.data[pb]
-        na, nb = np.diff(Va.indptr).astype(float), np.diff(Vb.indptr).astype(float)
+        rows, pa, pb = intersect(V, V, ia, ib)
+        data, indptr = np.asarray(V.data), np.asarray(V.indptr)
+        equal = data[pa] == data[pb]
+        na, nb = (indptr[ia + 1] - indptr[ia]).astype(float), (indptr[ib + 1] - indptr[ib]).astype(float)
         n_common = pair_sum(rows, np.ones(len(rows)), n)
         n_equal = pair_sum(rows, equal.astype(float), n)
         out = {
@@ -116,7 +116,7 @@ class AttributeFamily(Family):
         # (all listings when the sides differ, so (A, B) == (B, A), or when it is unknown).
         cat = np.asarray(store["attributes.category"])
         pc = np.where(cat[ia] == cat[ib], cat[ia], self.global_code_)
-        keys = Va.indices[pa].astype(np.int64)
+        keys = np.asarray(V.indices)[pa].astype(np.int64)
         ec = pc[rows]
         w = np.full(len(rows), np.nan)
         t = np.zeros(len(rows))

@@ -192,33 +192,23 @@ def flat_tokens(token_lists: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---- pair work (vectorised over row indices) --------------------------------------------
-def _with_data(X: sp.csr_matrix, data: np.ndarray) -> sp.csr_matrix:
-    return sp.csr_matrix((data, X.indices, X.indptr), shape=X.shape, copy=False)
+def intersect(A: sp.csr_matrix, B: sp.csr_matrix, ia=None, ib=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Entries that row ia[k] of A and row ib[k] of B share (every row in order when None):
+    (k, position in A.data, position in B.data), from one compiled merge of the sorted rows."""
+    from dupsearch.features import kernels
+    return kernels.intersect(A, B, ia, ib)
 
 
-def intersect(A: sp.csr_matrix, B: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Entries that row i of A and row i of B share: (row, position in A.data, position in
-    B.data). Two sparse element-wise products (merges of sorted rows, in C)."""
-    pos_a = _with_data(A, np.arange(1, A.nnz + 1, dtype=np.float64)).multiply(_with_data(B, np.ones(B.nnz)))
-    pos_b = _with_data(A, np.ones(A.nnz)).multiply(_with_data(B, np.arange(1, B.nnz + 1, dtype=np.float64)))
-    pos_a, pos_b = sp.csr_matrix(pos_a), sp.csr_matrix(pos_b)
-    rows = np.repeat(np.arange(A.shape[0]), np.diff(pos_a.indptr))
-    return rows, pos_a.data.astype(np.int64) - 1, pos_b.data.astype(np.int64) - 1
+def shared_count(A: sp.csr_matrix, B: sp.csr_matrix, ia=None, ib=None, by_tag: bool = False) -> np.ndarray:
+    """Entries row ia[k] of A and row ib[k] of B share; with ``by_tag`` a (pairs, 2**TAG_BITS) array."""
+    from dupsearch.features import kernels
+    return kernels.shared_count(A, B, ia, ib, n_tags=(1 << TAG_BITS) if by_tag else 1)
 
 
-def shared_count(A: sp.csr_matrix, B: sp.csr_matrix, by_tag: bool = False) -> np.ndarray:
-    """Entries row i of A and row i of B share; with ``by_tag`` a (rows, 2**TAG_BITS) array."""
-    if A.dtype != np.int8 or B.dtype != np.int8:  # not binary set rows (set_matrix): make them so
-        A, B = _with_data(A, np.ones(A.nnz, np.int8)), _with_data(B, np.ones(B.nnz, np.int8))
-    C = sp.csr_matrix(A.multiply(B))
-    if not by_tag:
-        return np.diff(C.indptr).astype(float)
-    return tag_counts(C)
-
-
-def pair_dot(A: sp.csr_matrix, B: sp.csr_matrix) -> np.ndarray:
-    """Row-wise dot products of two equally long stacks of rows."""
-    return np.asarray(sp.csr_matrix(A.multiply(B)).sum(axis=1)).ravel().astype(float)
+def pair_dot(A: sp.csr_matrix, B: sp.csr_matrix, ia=None, ib=None) -> np.ndarray:
+    """Row-wise dot products of row ia[k] of A and row ib[k] of B."""
+    from dupsearch.features import kernels
+    return kernels.pair_dot(A, B, ia, ib)
 
 
 def pair_sum(rows: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:

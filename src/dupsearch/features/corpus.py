@@ -215,16 +215,16 @@ class CorpusFamily(FieldFamily):
             si = np.asarray(store[f"corpus.{f}.stats"])  # self score, IDF mass, characters
             empty = (si[ia, 2] == 0) | (si[ib, 2] == 0)
             W = store[f"corpus.{f}.word"]
-            out[f"corpus.{f}.tfidf_word_cosine"] = np.where(empty, np.nan, pair_dot(W[ia], W[ib]))
+            out[f"corpus.{f}.tfidf_word_cosine"] = np.where(empty, np.nan, pair_dot(W, W, ia, ib))
             if f in self.char_:
                 C = store[f"corpus.{f}.char"]
-                out[f"corpus.{f}.tfidf_char_cosine"] = np.where(empty, np.nan, pair_dot(C[ia], C[ib]))
+                out[f"corpus.{f}.tfidf_char_cosine"] = np.where(empty, np.nan, pair_dot(C, C, ia, ib))
             D = store[f"corpus.{f}.bm25"]
-            Da, Db = D[ia], D[ib]
-            rows, pa, pb = intersect(Da, Db)
-            ab = pair_sum(rows, Da.data[pa], n)  # B's words scored against A as a document
-            ba = pair_sum(rows, Db.data[pb], n)
-            shared = pair_sum(rows, self.bm25_[f].idf_[Da.indices[pa]].astype(np.float64), n)
+            rows, pa, pb = intersect(D, D, ia, ib)
+            data, indices = np.asarray(D.data), np.asarray(D.indices)
+            ab = pair_sum(rows, data[pa], n)  # B's words scored against A as a document
+            ba = pair_sum(rows, data[pb], n)
+            shared = pair_sum(rows, self.bm25_[f].idf_[indices[pa]].astype(np.float64), n)
             self_a, self_b, wa, wb = si[ia, 0], si[ib, 0], si[ia, 1], si[ib, 1]
             for k, v in symmetric(f"corpus.{f}.bm25", ab, ba).items():
                 out[k] = np.where(empty, np.nan, v)

@@ -44,7 +44,7 @@ def tagged_overlap(store, name: str, ia: np.ndarray, ib: np.ndarray):
     """Per tag: entries the two rows of each pair share, and each side's size (see tagged_set_state)."""
     from dupsearch.features.base import shared_count
     X, sizes = store[name], np.asarray(store[f"{name}.sizes"])
-    return shared_count(X[ia], X[ib], by_tag=True), sizes[ia], sizes[ib]
+    return shared_count(X, X, ia, ib, by_tag=True), sizes[ia], sizes[ib]
 
 
 class StoreBuilder:

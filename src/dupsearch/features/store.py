@@ -111,9 +111,11 @@ class StringColumn:
         idx = np.asarray(idx)
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
-        out = np.empty(len(idx), dtype=object)
-        out[:] = self.array.take(pa.array(idx, pa.int64())).to_pylist()
-        return out
+        # each distinct row becomes a Python string once (a batch of pairs repeats its listings)
+        uniq, inverse = np.unique(idx.astype(np.int64), return_inverse=True)
+        strings = np.empty(len(uniq), dtype=object)
+        strings[:] = self.array.take(pa.array(uniq, pa.int64())).to_pylist()
+        return strings[inverse.ravel()]
 
     def __array__(self, dtype=None, copy=None):
         out = np.empty(len(self), dtype=object)
