@@ -486,6 +486,9 @@ def test_hashed_tfidf_vectors_put_lookalike_copies_together(reduce):
     v = HashedTfidfVectors(dim=32, reduce=reduce).fit_transform(texts)
     again = HashedTfidfVectors(dim=32, reduce=reduce).fit_transform(texts)
     assert np.array_equal(v, again)  # seeded: the same vectors every run
+    # chunks embedded by forked processes: the same vectors as one process
+    split = HashedTfidfVectors(dim=32, reduce=reduce, chunk=4, workers=2).fit_transform(texts)
+    assert np.array_equal(v, split)
     assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     sims = v @ v.T
     assert sims[0, 1] > 0.99  # Latin look-alike letters fold to the same skeleton

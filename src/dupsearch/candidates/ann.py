@@ -43,17 +43,20 @@ class HashedTfidfVectors:
       SVD and 0.960 for a 256-dim SVD, and no fitting beyond IDF.
     - ``reduce="svd"``: truncated SVD fitted on the sample (topics rather than details).
 
-    Texts are transformed in chunks of ``chunk``, so memory stays bounded.
+    Texts are transformed in chunks of ``chunk``, so memory stays bounded; with ``workers`` > 1
+    the chunks are transformed by that many forked processes (the tokenizer is Python: one
+    core each), which gives the same vectors.
     """
 
     def __init__(self, dim: int = 256, reduce: str = "projection", char_ngram: int = 0,
-                 n_features: int = 2 ** 20, sample: int = 100_000, chunk: int = 100_000, seed: int = 0):
+                 n_features: int = 2 ** 20, sample: int = 100_000, chunk: int = 100_000, seed: int = 0,
+                 workers: int = 1):
         if dim < 2:
             raise ValueError(f"dim must be >= 2, got {dim}")
         if reduce not in ("projection", "svd"):
             raise ValueError(f"reduce must be 'projection' or 'svd', got {reduce!r}")
         self.dim, self.reduce, self.char_ngram, self.n_features = int(dim), reduce, int(char_ngram), int(n_features)
-        self.sample, self.chunk, self.seed = int(sample), int(chunk), int(seed)
+        self.sample, self.chunk, self.seed, self.workers = int(sample), int(chunk), int(seed), max(1, int(workers))
 
     def _hashed(self, texts: Sequence[str]):
         import scipy.sparse as sp
@@ -72,13 +75,13 @@ class HashedTfidfVectors:
         import scipy.sparse as sp
         from sklearn.feature_extraction.text import TfidfTransformer
 
-        texts = [skeleton(t) for t in texts]
+        texts = list(texts)
         n = len(texts)
         if n < 2:
             return np.zeros((n, 0), np.float32)
         rng = np.random.default_rng(self.seed)
         fit_rows = np.sort(rng.choice(n, self.sample, replace=False)) if n > self.sample else np.arange(n)
-        sample = self._hashed([texts[i] for i in fit_rows])
+        sample = self._hashed([skeleton(texts[i]) for i in fit_rows])
         width = sample.shape[1]
         if self.reduce == "projection":
             tfidf = TfidfTransformer(sublinear_tf=True).fit(sample)
@@ -100,12 +103,35 @@ class HashedTfidfVectors:
             reduce = svd.transform
         del sample
         out = np.empty((n, k), np.float32)
-        for s in range(0, n, self.chunk):
-            X = self._hashed(texts[s:s + self.chunk])[:, used]
-            out[s:s + self.chunk] = reduce(tfidf.transform(X))
-            if progress is not None:
-                progress(min(s + self.chunk, n), n)
+        global _EMBEDDING
+        _EMBEDDING = (self, texts, used, tfidf, reduce)
+        starts = list(range(0, n, self.chunk))
+        try:
+            if self.workers > 1 and len(starts) > 1:
+                import multiprocessing as mp
+                with mp.get_context("fork").Pool(min(self.workers, len(starts))) as pool:
+                    for s, rows in zip(starts, pool.imap(_embed_chunk, starts)):
+                        out[s:s + self.chunk] = rows
+                        if progress is not None:
+                            progress(min(s + self.chunk, n), n)
+            else:
+                for s in starts:
+                    out[s:s + self.chunk] = _embed_chunk(s)
+                    if progress is not None:
+                        progress(min(s + self.chunk, n), n)
+        finally:
+            _EMBEDDING = None
         return l2_normalize(out)
+
+
+_EMBEDDING: tuple | None = None  # (vectors, texts, used columns, tfidf, reduce) while chunks embed
+
+
+def _embed_chunk(start: int) -> np.ndarray:
+    """Reduced TF-IDF rows of texts [start, start + chunk) (in this process or a forked one)."""
+    self, texts, used, tfidf, reduce = _EMBEDDING
+    X = self._hashed([skeleton(t) for t in texts[start:start + self.chunk]])[:, used]
+    return reduce(tfidf.transform(X))
 
 
 
@@ -220,6 +246,8 @@ class ANNBlocker(_BlockerBase):
     - ``backend``: ``"exact"``, ``"usearch"`` (HNSW), ``"faiss"`` (HNSW), or ``"auto"``:
       exact up to ``exact_limit`` listings per partition, usearch above.
     - ``min_similarity``: neighbours below this cosine are not proposed.
+    - ``threads``: threads of the HNSW search and processes that embed the texts with the
+      default vectors (0: every core; the vectors are the same for any number).
     - ``price_weight``: when the listings have a ``price``, two coordinates (cos, sin of
       log(price) / log(1.5): a 50% price change turns them by one radian) of this weight are
       appended before normalising, so among near-identical texts the one at a similar price
@@ -296,8 +324,9 @@ class ANNBlocker(_BlockerBase):
                     v[i] = np.asarray(x, np.float32)
             return l2_normalize(v)
         if self.encoder is None:
-            return HashedTfidfVectors(dim=self.dim, reduce=self.reduce, char_ngram=self.char_ngram,
-                                      seed=self.seed).fit_transform(self._texts(listings), progress)
+            return HashedTfidfVectors(dim=self.dim, reduce=self.reduce, char_ngram=self.char_ngram, seed=self.seed,
+                                      workers=self.threads or os.cpu_count() or 1
+                                      ).fit_transform(self._texts(listings), progress)
         from dupsearch.encoders import encode_cached, make_encoder
         if self.source == "photos":
             enc = make_encoder(self.encoder, "image")
