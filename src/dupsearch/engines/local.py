@@ -47,6 +47,7 @@ import pyarrow.parquet as pq
 from dupsearch.atomic import atomic_write, atomic_write_text
 from dupsearch.config import DedupConfig
 from dupsearch.errors import DataError, DupsearchError
+from dupsearch.threads import one_thread_each
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +300,7 @@ class DedupRun:
                 if workers > 1:
                     import multiprocessing as mp
                     # fork: the workers share the model and the memory-mapped store
-                    with mp.get_context("fork").Pool(workers) as pool:
+                    with mp.get_context("fork").Pool(workers, initializer=one_thread_each) as pool:
                         counts = []
                         for rows_done in pool.imap_unordered(_score_part, todo):
                             counts.append(rows_done)
@@ -457,7 +458,7 @@ def _build_store_chunks(matcher, listings: pd.DataFrame, chunks_dir: Path, want:
                     advance()
             else:
                 import multiprocessing as mp
-                with mp.get_context("fork").Pool(workers) as pool:
+                with mp.get_context("fork").Pool(workers, initializer=one_thread_each) as pool:
                     for path in pool.imap(_build_chunk, bounds):
                         paths.append(path)
                         advance()

@@ -168,12 +168,10 @@ def sorted_unique(x: np.ndarray) -> np.ndarray:
 
 def set_matrix(doc: np.ndarray, cols: np.ndarray, n_docs: int) -> sp.csr_matrix:
     """Binary CSR rows (one per document) of the distinct columns each document has."""
-    key = sorted_unique(doc.astype(np.int64) * SET_COLUMNS + cols.astype(np.int64))
-    doc, cols = key // SET_COLUMNS, key % SET_COLUMNS
-    indptr = np.zeros(n_docs + 1, np.int64)
-    np.cumsum(np.bincount(doc, minlength=n_docs), out=indptr[1:])
+    from dupsearch.features.kernels import grouped_rows
+    indptr, cols, _ = grouped_rows(doc, cols, n_docs)
     # int8 ones: a set row is its indices; the smallest data keeps row gathers cheap
-    return sp.csr_matrix((np.ones(len(key), np.int8), cols.astype(np.int32), indptr),
+    return sp.csr_matrix((np.ones(len(cols), np.int8), cols.astype(np.int32), indptr),
                          shape=(n_docs, SET_COLUMNS))
 
 

@@ -83,12 +83,12 @@ class HashedVocabulary:
         outside the vocabulary are dropped, as a fitted vectorizer does."""
         if getattr(self, "_index", None) is None:
             self._index = pd.Index(self.hashes)  # a hash table: faster than searchsorted here
+        from dupsearch.features.kernels import grouped_rows
         pos = self._index.get_indexer(h) if len(h) else np.zeros(0, np.int64)
         hit = pos >= 0
-        # COO -> CSR sums the repeated (document, term) entries: the counts
-        X = sp.csr_matrix((np.ones(int(hit.sum())), (doc[hit], self.cols[pos[hit]])), shape=(n_docs, self.size))
-        X.sum_duplicates()
-        return X
+        # the repeated (document, term) entries summed: the counts, each row's terms in order
+        indptr, cols, counts = grouped_rows(doc[hit], self.cols[pos[hit]], n_docs, counted=True)
+        return sp.csr_matrix((counts, cols.astype(np.int32), indptr), shape=(n_docs, self.size))
 
 
 def tfidf_rows(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:

@@ -94,6 +94,48 @@ def _pair_intersect(pa, ja, pb, jb, ia, ib):  # pragma: no cover - compiled
     return rows, pos_a, pos_b
 
 
+@njit(cache=True, nogil=True)
+def _grouped_rows(doc, cols, n_docs, counted):  # pragma: no cover - compiled
+    # bucket the (doc, col) pairs by doc (a counting sort: O(n)), then sort each small bucket
+    start = np.zeros(n_docs + 1, np.int64)
+    for d in doc:
+        start[d + 1] += 1
+    for d in range(n_docs):
+        start[d + 1] += start[d]
+    pos = start[:-1].copy()
+    buf = np.empty(len(cols), np.int64)
+    for i in range(len(doc)):
+        buf[pos[doc[i]]] = cols[i]
+        pos[doc[i]] += 1
+    indptr = np.zeros(n_docs + 1, np.int64)
+    indices = np.empty(len(cols), np.int64)
+    counts = np.empty(len(cols) if counted else 0, np.float64)
+    w = 0
+    for d in range(n_docs):
+        seg = buf[start[d]:start[d + 1]]
+        seg.sort()  # in place: no array per document
+        for j in range(len(seg)):
+            if j == 0 or seg[j] != seg[j - 1]:
+                indices[w] = seg[j]
+                if counted:
+                    counts[w] = 1.0
+                w += 1
+            elif counted:
+                counts[w - 1] += 1.0
+        indptr[d + 1] = w
+    return indptr, indices[:w], counts[:w]
+
+
+def grouped_rows(doc: np.ndarray, cols: np.ndarray, n_docs: int, counted: bool = False):
+    """CSR rows of (document, column) pairs: ``indptr``, each row's distinct columns in order and,
+    with ``counted``, how often each occurs (float64); what sorting doc * width + col globally
+    gives, bucketed by document instead (per-listing work of the store build)."""
+    doc = np.asarray(doc, np.int64)
+    if len(doc) and (doc.min() < 0 or doc.max() >= n_docs):
+        raise ValueError(f"document numbers outside [0, {n_docs})")
+    return _grouped_rows(doc, np.asarray(cols, np.int64), int(n_docs), bool(counted))
+
+
 def _parts(X):
     return np.asarray(X.indptr), np.asarray(X.indices)
 

@@ -113,8 +113,16 @@ class StringColumn:
             idx = np.flatnonzero(idx)
         # each distinct row becomes a Python string once (a batch of pairs repeats its listings)
         uniq, inverse = np.unique(idx.astype(np.int64), return_inverse=True)
+        if not len(uniq):
+            return np.empty(0, dtype=object)
+        lo, span = int(uniq[0]), int(uniq[-1] - uniq[0]) + 1
         strings = np.empty(len(uniq), dtype=object)
-        strings[:] = self.array.take(pa.array(uniq, pa.int64())).to_pylist()
+        if span <= 4 * len(uniq):  # rows close together (dedup's batches): a zero-copy slice
+            near = np.empty(span, dtype=object)
+            near[:] = self.array.slice(lo, span).to_pylist()
+            strings[:] = near[uniq - lo]
+        else:
+            strings[:] = self.array.take(pa.array(uniq, pa.int64())).to_pylist()
         return strings[inverse.ravel()]
 
     def __array__(self, dtype=None, copy=None):

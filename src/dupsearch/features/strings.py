@@ -14,6 +14,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import JaroWinkler, LCSseq, Levenshtein, Prefix
 
 from dupsearch.features.family import FieldFamily
+from dupsearch.threads import thread_limit
 
 # "text" (title + description) is left out by default: its nine scores cost as much as the
 # description's and bought nothing the title's and description's do not (BENCHMARKS, "what each
@@ -30,7 +31,7 @@ SCORERS = ("ratio", "partial_ratio", "token_set_ratio", "token_sort_ratio", "jar
 
 
 def _cpdist(a, b, scorer) -> np.ndarray:
-    return process.cpdist(a, b, scorer=scorer, workers=-1).astype(float)
+    return process.cpdist(a, b, scorer=scorer, workers=thread_limit(-1)).astype(float)
 
 
 class StringFamily(FieldFamily):

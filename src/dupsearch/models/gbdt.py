@@ -90,7 +90,8 @@ class GBDTModel:
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         if self.config.backend == "catboost":
-            return self.booster_.predict_proba(self._cb_frame(X))[:, 1]
+            from dupsearch.threads import thread_limit
+            return self.booster_.predict_proba(self._cb_frame(X), thread_count=thread_limit(-1))[:, 1]
         return self.booster_.predict_proba(self._lgb_frame(X, fit=False),
                                            num_iteration=self.best_iteration_)[:, 1]
 
