@@ -227,6 +227,46 @@ def test_deleted_part_is_rescored_alone(trained, finished, tmp_path):
     pd.testing.assert_frame_equal(_clusters(out), _clusters(finished))
 
 
+def test_a_part_of_other_pairs_is_rescored_not_trusted_by_its_row_count(trained, finished, tmp_path):
+    # issue #16: a part with the right number of rows but other pairs (another run's, or a copy)
+    out = _copy(finished, tmp_path / "out")
+    shutil.copy(out / "scores" / "part-00001.parquet", out / "scores" / "part-00003.parquet")
+    (out / "clusters.parquet").unlink()
+    proc = run_cli("dedup", trained["listings"], "--model", trained["model"], "--out", out, "--batch-size", 300,
+                   *BLOCKS, check_ok=True)
+    assert "1 saved parts do not match" in one_line(proc.stderr)
+    rep = _report(out)
+    assert rep["scoring"]["parts_rescored"] == 1 and rep["scoring"]["pairs_scored"] == 300
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "scores" / "part-00003.parquet"),
+                                  pd.read_parquet(finished / "scores" / "part-00003.parquet"))
+    pd.testing.assert_frame_equal(_clusters(out), _clusters(finished))
+
+
+def test_candidates_of_another_run_are_made_again(trained, finished, tmp_path):
+    out = _copy(finished, tmp_path / "out")
+    t = pq.read_table(out / "candidates.parquet")
+    meta = dict(t.schema.metadata)
+    meta[b"dupsearch_run"] = b"0" * 64
+    pq.write_table(t.replace_schema_metadata(meta), out / "candidates.parquet")
+    (out / "clusters.parquet").unlink()
+    proc = run_cli("dedup", trained["listings"], "--model", trained["model"], "--out", out, "--batch-size", 300,
+                   *BLOCKS, check_ok=True)
+    assert "is not this run's" in one_line(proc.stderr)
+    pd.testing.assert_frame_equal(_clusters(out), _clusters(finished))
+
+
+def test_a_second_run_into_a_folder_being_written_is_refused(trained, finished, tmp_path):
+    from dupsearch.engines.local import _run_lock
+    out = _copy(finished, tmp_path / "out")
+    before = {p.name: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+    with _run_lock(out):  # as a run in progress holds it
+        proc = run_cli("dedup", trained["listings"], "--model", trained["model"], "--out", out,
+                       "--batch-size", 300, *BLOCKS)
+    _assert_one_line_error(proc, "being written by another dupsearch dedup", f"pid {os.getpid()}")
+    after = {p.name: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert after == before
+
+
 # ---------------------------------------------------------------------------- 4. bad input
 
 def _assert_one_line_error(proc, *needles):
@@ -320,3 +360,21 @@ def test_duplicated_item_id_names_file_and_column(trained, tmp_path):
     proc = run_cli("dedup", path, "--model", trained["model"], "--out", tmp_path / "out")
     _assert_one_line_error(proc, str(path), "item_id", "unique")
     assert not (tmp_path / "out").exists()
+
+
+def test_misspelt_truth_column_is_an_error_not_silently_no_metrics(trained, tmp_path):
+    proc = run_cli("dedup", trained["tiny"], "--model", trained["model"], "--out", tmp_path / "dd",
+                   "--truth", "clusterid", *BLOCKS)
+    _assert_one_line_error(proc, "clusterid", "--truth", str(trained["tiny"]))
+    assert not (tmp_path / "dd").exists()
+
+
+def test_reports_are_strict_json_even_with_undefined_metrics(trained, tmp_path):
+    one = tmp_path / "one.parquet"
+    pd.read_parquet(trained["tiny"]).head(1).to_parquet(one)
+    run_cli("dedup", one, "--model", trained["model"], "--out", tmp_path / "dd", *BLOCKS, check_ok=True)
+
+    def no_constants(name):
+        raise AssertionError(f"non-standard JSON constant {name}")
+    rep = json.loads((tmp_path / "dd" / "report.json").read_text(), parse_constant=no_constants)
+    assert rep["listings"] == 1 and rep["blocking"]["reduction_ratio"] is None

@@ -333,7 +333,9 @@ def test_save_load_predicts_identically(fitted, saved, market, backend):
 def test_model_directory_contents(saved, fitted, backend):
     path = saved[backend]
     names = {p.name for p in path.iterdir()}
-    for f in ("config.json", "features.json", "feature_pipeline.pkl", "metrics.json", "manifest.json",
+    assert not any(p.suffix in (".pkl", ".pickle", ".joblib") for p in path.rglob("*"))  # no pickle
+    for f in ("config.json", "features.json", "feature_pipeline.json", "feature_pipeline.npz", "metrics.json",
+              "manifest.json", ".dupsearch.json",
               "booster_0.json", "booster_0" + BOOSTER_EXT[backend]):
         assert f in names, f
     cfg = json.loads((path / "config.json").read_text())
@@ -344,6 +346,12 @@ def test_model_directory_contents(saved, fitted, backend):
     assert manifest["format_version"] == dupsearch.MODEL_FORMAT_VERSION
     assert manifest["backend"] == backend and manifest["n_models"] == 1
     assert manifest["threshold"] == fitted[backend].threshold_
+    # every file with its sha256 (the manifest itself and the marker excepted)
+    from dupsearch.digests import file_sha256
+    listed = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()} - {"manifest.json",
+                                                                                          ".dupsearch.json"}
+    assert set(manifest["files"]) == listed
+    assert all(manifest["files"][n] == file_sha256(path / n) for n in listed)
     v = manifest["versions"]
     assert v["dupsearch"] == dupsearch.__version__
     for dep in ("python", "numpy", "pandas", "scikit-learn", "catboost", "lightgbm"):

@@ -14,8 +14,9 @@ The names a user needs, in one place (loaded on first use, so ``import dupsearch
 __version__ = "0.1.0"
 
 # Bumped when the on-disk layout of a trained model directory changes in a way
-# an older/newer dupsearch cannot read (2: feature families over a listing store).
-MODEL_FORMAT_VERSION = 2
+# an older/newer dupsearch cannot read (2: feature families over a listing store; 3: no pickle,
+# every file listed with its sha256 in the manifest).
+MODEL_FORMAT_VERSION = 3
 
 from dupsearch.errors import DataError, DupsearchError, ModelVersionError, NotFittedError  # noqa: E402
 

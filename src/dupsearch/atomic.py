@@ -79,3 +79,33 @@ def atomic_directory(path: str | os.PathLike):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def plain_json(obj):
+    """``obj`` with what strict JSON cannot hold made plain: NaN and infinities -> None (null),
+    numpy scalars and arrays -> Python numbers and lists, tuples -> lists, Paths -> strings."""
+    import math
+    import numpy as np
+    if isinstance(obj, dict):
+        return {str(k): plain_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain_json(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [plain_json(v) for v in obj.tolist()]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    return obj
+
+
+def strict_json(obj, **kwargs) -> str:
+    """JSON that every parser reads: never NaN or Infinity (they become null)."""
+    import json
+    return json.dumps(plain_json(obj), allow_nan=False, **kwargs)
+
+
+def atomic_write_json(path: str | os.PathLike, obj, indent: int | None = 2) -> Path:
+    return atomic_write_text(path, strict_json(obj, indent=indent, ensure_ascii=False))

@@ -172,6 +172,7 @@ class DedupConfig:
     max_component: int = 5000  # average-link: larger components fall back to CENTER
     truth_column: str | None = "cluster_id"  # when present: blocking recall and cluster metrics
     workers: int = 1  # store-building and scoring processes (fork)
+    trust_model: bool = False  # load a model with a pickled (LightAutoML) component: runs its code
 
     def __post_init__(self):
         if self.workers < 1:

@@ -7,7 +7,6 @@ report (PR curve, per-category PR-AUC, top features, caught and missed pairs).
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dupsearch.atomic import atomic_write_json
 from dupsearch.models import DuplicateMatcher, MatcherConfig, binary_metrics, per_category_metrics
 
 
@@ -34,8 +34,11 @@ def run_demo(out_dir: str | Path, n_listings: int = 6000, seed: int = 0, photos:
              compare_images: bool = False, dedup: bool = True, log=print) -> dict:
     from dupsearch.synth import generate_marketplace, split_pairs
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    from dupsearch.artifacts import claim_dir, open_dir
+    out = open_dir(out_dir, "demo")  # a new folder, an empty one or an earlier demo's
+    for sub, kind in (("data", "dataset"), ("model", "model"), ("dedup", "dedup"), ("report", "report")):
+        claim_dir(out / sub, kind, what="demo folder")
+    open_dir(out / "data", "dataset", what="demo folder")  # photos are drawn into it first
     t0 = time.perf_counter()
     market = generate_marketplace(n_listings, seed=seed,
                                   photos_dir=(out / "data" / "photos") if photos else None)
@@ -102,20 +105,21 @@ def run_demo(out_dir: str | Path, n_listings: int = 6000, seed: int = 0, photos:
                           data_name=f"{out / 'data'} (held-out pairs)",
                           examples=_examples(market.listings, test, p), extra_html=extra, seed=seed)
     summary["report"] = str(page)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    atomic_write_json(out / "summary.json", summary)
     return summary
 
 
 def _dedup_catalogue(listings: pd.DataFrame, out: Path, log) -> tuple[dict, str]:
     """The trained model on the whole generated catalogue, as `dupsearch dedup` runs it:
     default blockers, scored parts, three clustering methods against the generator's groups."""
-    import shutil
-    from dupsearch.engines.local import DedupConfig, DedupRun, file_digest
+    from dupsearch.artifacts import remove_own
+    from dupsearch.digests import file_sha256
+    from dupsearch.engines.local import DedupConfig, DedupRun
     target = out / "dedup"
-    if target.exists():  # a previous demo's run belongs to a previous model
-        shutil.rmtree(target)
+    if target.exists():  # a previous demo's run belongs to a previous model: what it wrote goes
+        remove_own(target, "dedup")
     run = DedupRun(listings.reset_index(drop=True), out / "model", target, DedupConfig(),
-                   input_digest=file_digest(out / "data" / "listings.parquet"), progress=True,
+                   input_digest=file_sha256(out / "data" / "listings.parquet"), progress=True,
                    log=lambda msg: None)
     rep = run.run()
     b, c = rep["blocking"], rep["clustering"]

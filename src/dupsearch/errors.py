@@ -34,3 +34,8 @@ class ModelNotFoundError(DupsearchError, FileNotFoundError):
 
 class NotFittedError(DupsearchError, ValueError):
     """An estimator or feature family used before ``fit`` (or ``load``)."""
+
+
+class UntrustedModelError(DupsearchError):
+    """A model component that only loads by running code from its files (a pickle), asked for
+    without ``trust=True`` / ``--trust-model``."""

@@ -110,8 +110,8 @@ def write_report(out_dir: str | os.PathLike, y: np.ndarray, p: np.ndarray, metri
     import matplotlib
     matplotlib.use("Agg")
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    from dupsearch.artifacts import open_dir
+    out = open_dir(out_dir, "report", what="report folder")  # never writes into a folder of other files
     y = np.asarray(y).astype(int).ravel()
     p = np.asarray(p, dtype=float).ravel()
     if len(y) != len(p):

@@ -7,7 +7,6 @@ listing, time and peak memory, for each blocker alone and for their union.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
@@ -95,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--k-sweep takes comma-separated integers, got {args.k_sweep!r}")
     res = run_blocking_bench(args.n, args.block, args.seed, k_sweep=sweep)
     if args.json:
-        from dupsearch.atomic import atomic_write_text
-        atomic_write_text(args.json, json.dumps(res, indent=2, default=float))
+        from dupsearch.atomic import atomic_write_json
+        atomic_write_json(args.json, res)
     return 0
 
 

@@ -40,9 +40,21 @@ def _setup_logging(verbose: bool) -> None:
                         handlers=[RichHandler(console=console, show_path=False, level=level)], force=True)
 
 
+def _check_outputs(inputs=(), files=(), **dirs) -> None:
+    """Before any work: every output may be written (see dupsearch.artifacts): folders are new,
+    empty or dupsearch's of that kind; files are not folders and not this command's inputs."""
+    from dupsearch.artifacts import claim_dir, claim_file
+    for option, path in files:
+        if path is not None:
+            claim_file(path, inputs=inputs, what=option)
+    for kind, (option, path) in dirs.items():
+        if path is not None:
+            claim_dir(path, kind, inputs=inputs, what=option)
+
+
 def _write_json_atomic(path: Path, obj) -> None:
-    from dupsearch.atomic import atomic_write_text
-    atomic_write_text(path, json.dumps(obj, indent=2, default=float))
+    from dupsearch.atomic import atomic_write_json
+    atomic_write_json(path, obj)
 
 
 def _load_tables(listings: Path, pairs: Path, mapping: Optional[Path], need_labels: bool = False):
@@ -56,6 +68,8 @@ def _load_tables(listings: Path, pairs: Path, mapping: Optional[Path], need_labe
     return lst, prs
 
 
+TRUST_HELP = ("Load a model with a LightAutoML component, which LightAutoML saves only as a pickle: "
+              "loading it runs code from the model's files. Only for models from a source you trust.")
 TEXT_ENCODER_HELP = ("Text encoder spec, repeatable: minilm, fasttext, navec, tfidf_svd, "
                      "st:/local/sentence-transformers/dir[?prefix=query:] (cosine of 'title | category | "
                      "description' embeddings as features).")
@@ -210,6 +224,7 @@ def train(
 ):
     """Train a pairwise duplicate classifier and save it as a model directory."""
     _setup_logging(verbose)
+    _check_outputs(inputs=(listings, pairs, valid, mapping, config), model=("--out", out))
     from dupsearch.io import read_pairs
     from dupsearch.models import DuplicateMatcher
     lst, prs = _load_tables(listings, pairs, mapping, need_labels=True)
@@ -263,13 +278,15 @@ def predict(
     pairs: Path = typer.Argument(...),
     out: Path = typer.Option(..., "--out", "-o", help="Output table (.parquet, .csv, .jsonl)."),
     mapping: Optional[Path] = typer.Option(None),
+    trust_model: bool = typer.Option(False, "--trust-model", help=TRUST_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Score pairs: writes the pairs with `probability` and `is_duplicate` columns."""
     _setup_logging(verbose)
+    _check_outputs(inputs=(model, listings, pairs, mapping), files=[("--out", out)])
     from dupsearch.io import write_table
     from dupsearch.models import DuplicateMatcher
-    m = DuplicateMatcher.load(model)
+    m = DuplicateMatcher.load(model, trust=trust_model)
     lst, prs = _load_tables(listings, pairs, mapping)
     p = m.predict_proba(lst, prs, progress=True)
     res = prs.copy()
@@ -288,12 +305,15 @@ def evaluate(
     mapping: Optional[Path] = typer.Option(None),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the metrics as JSON here."),
     report: Optional[Path] = typer.Option(None, help="Write an HTML report with charts into this folder."),
+    trust_model: bool = typer.Option(False, "--trust-model", help=TRUST_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """PR-AUC, ROC-AUC, best F1 and its threshold, overall and per top-level category."""
     _setup_logging(verbose)
+    _check_outputs(inputs=(model, listings, pairs, mapping), files=[("--json", json_out)],
+                   report=("--report", report))
     from dupsearch.models import DuplicateMatcher, binary_metrics, per_category_metrics
-    m = DuplicateMatcher.load(model)
+    m = DuplicateMatcher.load(model, trust=trust_model)
     lst, prs = _load_tables(listings, pairs, mapping, need_labels=True)
     p = m.predict_proba(lst, prs, progress=True)
     y = prs["label"].to_numpy().astype(int)
@@ -344,6 +364,8 @@ def bench(
     """Run one shared benchmark under its protocol: train on train, threshold and early
     stopping on valid, F1 and PR-AUC on test."""
     _setup_logging(verbose)
+    _check_outputs(inputs=(dataset_dir,), files=[("--json", json_out)], model=("--model-out", model_out),
+                   report=("--report", report))
     from dupsearch.bench import run_benchmark
     from dupsearch.models import GBDTConfig, MatcherConfig
     cfg = MatcherConfig(gbdt=GBDTConfig(backend=backend.value), n_models=n_models, seed=seed,
@@ -397,6 +419,7 @@ def demo(
     """The whole job on a generated Russian marketplace: generate, train with grouped
     cross-validation, evaluate on held-out pairs, dedup the whole catalogue, write an HTML report."""
     _setup_logging(verbose)
+    _check_outputs(demo=("--out", out))
     from dupsearch.demo import run_demo
     from dupsearch.models import GBDTConfig, MatcherConfig
     cfg = MatcherConfig(gbdt=GBDTConfig(backend=backend.value), n_models=n_models, seed=seed,
@@ -440,6 +463,8 @@ def ablate(
     """What each feature family and model component buys: out-of-fold PR-AUC with each one
     off (or, for options off by default, on) in turn, and its change."""
     _setup_logging(verbose)
+    _check_outputs(inputs=(listings, pairs, benchmark, mapping, config), files=[("--json", json_out)],
+                   report=("--report", report))
     import pandas as pd
     from dupsearch.bench.ablation import run_ablation
     if benchmark is not None:
@@ -511,11 +536,13 @@ def dedup(
     threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0,
                                               help="Score above which two listings are linked "
                                                    "(default: the model's best-F1 threshold)."),
-    truth: Optional[str] = typer.Option("cluster_id", help="Listings column with known duplicate groups: "
-                                        "when present, blocking recall and cluster metrics are reported "
-                                        "('' turns it off)."),
+    truth: Optional[str] = typer.Option(None, help="Listings column with known duplicate groups: blocking "
+                                        "recall and cluster metrics are reported (default: cluster_id when "
+                                        "present; a column named here must exist; '' turns it off)."),
     workers: int = typer.Option(1, min=1, help="Scoring processes (each scores whole parts)."),
-    restart: bool = typer.Option(False, "--restart", help="Delete OUT and start over."),
+    restart: bool = typer.Option(False, "--restart", help="Delete what dupsearch wrote in OUT and start over "
+                                 "(other files there are kept)."),
+    trust_model: bool = typer.Option(False, "--trust-model", help=TRUST_HELP),
     mapping: Optional[Path] = typer.Option(None),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
@@ -531,8 +558,10 @@ def dedup(
             except ValueError as e:
                 raise typer.BadParameter(str(e), param_hint="--block") from None
     cfg = DedupConfig(blockers=list(block) if block else None, batch_size=batch_size, threshold=threshold,
-                      truth_column=truth or None, workers=workers)
-    rep = run_dedup(listings, model, out, cfg, mapping=mapping, restart=restart, log=console.print)
+                      truth_column="cluster_id" if truth is None else (truth or None), workers=workers,
+                      trust_model=trust_model)
+    rep = run_dedup(listings, model, out, cfg, mapping=mapping, restart=restart, log=console.print,
+                    require_truth=bool(truth))
     b, c = rep["blocking"], rep["clustering"]
     t = Table(title=f"dedup of {rep['listings']:,} listings -> {out}")
     t.add_column("")
@@ -585,7 +614,9 @@ def generate(
     _setup_logging(verbose)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from dupsearch.artifacts import open_dir
     from dupsearch.synth import generate_marketplace
+    open_dir(out_dir, "dataset", what="OUT_DIR")  # before any work: a folder of other files is refused
     with Progress(TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as bar:
         tasks: dict = {}

@@ -31,6 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
+from dupsearch.digests import weights_digest
 from dupsearch.encoders.base import Encoder, l2_normalize, parse_spec
 from dupsearch.errors import DataError, ModelNotFoundError
 
@@ -148,23 +149,6 @@ def _check_batch_size(batch_size: int) -> int:
 
 def _abspath(path: str | os.PathLike) -> str:
     return os.path.abspath(os.path.expanduser(os.fspath(path)))
-
-
-def file_digest(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Cheap digest of a (large) weights file: its size and the sha1 of its first and last MiB."""
-    path = Path(path)
-    size = path.stat().st_size
-    h = hashlib.sha1(str(size).encode())
-    with open(path, "rb") as fh:
-        h.update(fh.read(chunk))
-        if size > chunk:
-            fh.seek(max(size - chunk, chunk))
-            h.update(fh.read(chunk))
-    return h.hexdigest()
-
-
-def _json_digest(path: Path) -> str:
-    return hashlib.sha1(path.read_bytes()).hexdigest()
 
 
 # --------------------------------------------------------------------------- perceptual hashes
@@ -462,9 +446,9 @@ class TimmImageEncoder(_TorchImageEncoder):
         return {"architecture": self.architecture, "data_config": self.data_config}
 
     def _weights_digest(self) -> str:
-        parts = [self.model_name, file_digest(self.weights_file)]
+        parts = [self.model_name, weights_digest(self.weights_file)]
         if self.model_dir is not None:
-            parts.append(_json_digest(Path(self.model_dir) / "config.json"))
+            parts.append(weights_digest(Path(self.model_dir) / "config.json"))
         return hashlib.sha1("|".join(parts).encode()).hexdigest()
 
     def _load(self) -> None:
@@ -624,11 +608,11 @@ class OpenClipImageEncoder(_TorchImageEncoder):
         return {"model_name": Path(self.model_name).name}
 
     def _weights_digest(self) -> str:
-        parts = [Path(self.model_name).name, file_digest(self.weights_file)]
+        parts = [Path(self.model_name).name, weights_digest(self.weights_file)]
         if self.config is not None:
-            parts.append(_json_digest(Path(self.config)))
+            parts.append(weights_digest(Path(self.config)))
         if self.model_dir is not None:
-            parts.append(_json_digest(Path(self.model_dir) / "open_clip_config.json"))
+            parts.append(weights_digest(Path(self.model_dir) / "open_clip_config.json"))
         return hashlib.sha1("|".join(parts).encode()).hexdigest()
 
     def _load(self) -> None:
@@ -698,9 +682,9 @@ class SentenceTransformerImageEncoder(_TorchImageEncoder):
                 continue
             rel = p.relative_to(root).as_posix()
             if p.suffix in (".safetensors", ".bin", ".pt", ".pth"):
-                parts.append(f"{rel}={file_digest(p)}")
+                parts.append(f"{rel}={weights_digest(p)}")
             elif p.suffix == ".json":
-                parts.append(f"{rel}={_json_digest(p)}")
+                parts.append(f"{rel}={weights_digest(p)}")
         return hashlib.sha1("|".join(parts).encode()).hexdigest()
 
     def _load(self) -> None:

@@ -29,10 +29,7 @@ import inspect
 import json
 import math
 import os
-import pickle
-import shutil
 import sys
-import uuid
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -41,7 +38,8 @@ from urllib.parse import quote
 
 import numpy as np
 
-from dupsearch.atomic import atomic_write_bytes, atomic_write_text
+from dupsearch.atomic import atomic_write_text
+from dupsearch.digests import weights_digest
 from dupsearch.encoders.base import Encoder, l2_normalize, parse_spec, require
 from dupsearch.errors import DataError, ModelNotFoundError
 from dupsearch.text.normalize import normalize_text, tokenize
@@ -104,20 +102,6 @@ def _non_default(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, 
     return {k: v for k, v in values.items() if defaults.get(k) != v}
 
 
-def _file_digest(path: Path, h) -> None:
-    """Feed `h` a cheap digest of a file: the whole file when small, else its size and the first
-    and last MiB (weights are rewritten whole when they change, so this catches real changes)."""
-    size = path.stat().st_size
-    h.update(f"{size}\0".encode())
-    with open(path, "rb") as fh:
-        if size <= 2 * MIB:
-            h.update(fh.read())
-        else:
-            h.update(fh.read(MIB))
-            fh.seek(size - MIB)
-            h.update(fh.read(MIB))
-
-
 def _package_dir(package: str) -> Path | None:
     """Directory of an installed package, found without importing it."""
     try:
@@ -143,8 +127,8 @@ def _array_digest(*arrays: np.ndarray) -> str:
 # --------------------------------------------------------------------------- TF-IDF + SVD
 
 def word_ngrams(text: str) -> list[str]:
-    """Analyzer of the TF-IDF encoder: normalized word unigrams and bigrams (module-level so the
-    fitted vectorizer pickles)."""
+    """Analyzer of the TF-IDF encoder: normalized word unigrams and bigrams (module-level: a saved
+    vectorizer names it, models/state.py ALLOWED_FUNCTIONS)."""
     toks = _tokens(text)
     return toks + [f"{a} {b}" for a, b in zip(toks, toks[1:])]
 
@@ -270,23 +254,22 @@ class TfidfSvdEncoder(Encoder):
                                          *[v.idf_ for v in self._vectorizers])
         return self._digest
 
-    STATE_FILE = "tfidf_svd.pkl"
+    STATE_FILE = "tfidf_svd"  # tfidf_svd.json + tfidf_svd.npz: plain files, no pickle
 
     def _save_state(self, directory: Path) -> None:
         self._require_fitted()
         import sklearn
-        data = pickle.dumps({"sklearn": sklearn.__version__, "vectorizers": self._vectorizers,
-                             "svd": self._svd}, protocol=pickle.HIGHEST_PROTOCOL)
-        atomic_write_bytes(Path(directory) / self.STATE_FILE, data)
+        from dupsearch.models.state import save_state
+        save_state({"sklearn": sklearn.__version__, "vectorizers": self._vectorizers, "svd": self._svd},
+                   Path(directory) / self.STATE_FILE)
 
     def _load_state(self, directory: Path) -> None:
+        from dupsearch.models.state import load_state
         path = Path(directory) / self.STATE_FILE
-        if not path.is_file():
-            raise ModelNotFoundError(f"{path} is missing: the tfidf_svd encoder in {directory} was "
-                                     f"saved without its fitted state; fit and save it again")
-        with warnings.catch_warnings():  # an sklearn upgrade warns on unpickling; the arrays are the same
-            warnings.simplefilter("ignore")
-            state = pickle.loads(path.read_bytes())
+        if not path.with_suffix(".json").is_file():
+            raise ModelNotFoundError(f"{path}.json is missing: the tfidf_svd encoder in {directory} was "
+                                     f"saved without its fitted state (or by an older dupsearch); fit and save it again")
+        state = load_state(path)
         self._vectorizers, self._svd = state["vectorizers"], state["svd"]
         self._digest = None
 
@@ -305,7 +288,6 @@ class FastTextEncoder(Encoder):
     needs_fit = True
     DEFAULTS = {"dim": 100, "epochs": 10, "min_count": 2, "window": 5, "min_n": 3, "max_n": 5,
                 "seed": 0, "workers": 1, "bucket": 100_000, "sample": 0.0}
-    POINTER = "fasttext.json"
 
     def __init__(self, dim: int = 100, epochs: int = 10, min_count: int = 2, window: int = 5,
                  min_n: int = 3, max_n: int = 5, seed: int = 0, workers: int = 1, bucket: int = 100_000,
@@ -436,41 +418,37 @@ class FastTextEncoder(Encoder):
             self._digest = h.hexdigest()
         return self._digest
 
-    def _save_state(self, directory: Path) -> None:
-        """gensim saves the vectors as several files; they go into a fresh sub-directory, then a
-        pointer file (written atomically) switches to it, and the old sub-directory is removed."""
-        self._require_fitted()
-        directory = Path(directory)
-        sub = f"fasttext-{uuid.uuid4().hex[:12]}"
-        tmp = directory / f".{sub}.tmp"
-        tmp.mkdir(parents=True)
-        try:
-            self._wv.save(str(tmp / "vectors.kv"))
-            os.replace(tmp, directory / sub)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        old = self._pointed(directory)
-        atomic_write_text(directory / self.POINTER, json.dumps({"dir": sub, "file": "vectors.kv"}))
-        if old and old != sub:
-            shutil.rmtree(directory / old, ignore_errors=True)
+    STATE_FILE = "fasttext"  # fasttext.json + fasttext.npz: the vectors as arrays, no pickle
 
-    def _pointed(self, directory: Path) -> str | None:
-        try:
-            return json.loads((directory / self.POINTER).read_text())["dir"]
-        except (OSError, ValueError, KeyError):
-            return None
+    def _save_state(self, directory: Path) -> None:
+        """The word and n-gram vectors as plain arrays (gensim's own save is a pickle)."""
+        self._require_fitted()
+        from dupsearch.models.state import save_state
+        wv = self._wv
+        save_state({"vector_size": int(wv.vector_size), "min_n": int(wv.min_n), "max_n": int(wv.max_n),
+                    "bucket": int(wv.bucket), "keys": np.array(wv.index_to_key, dtype=object),
+                    "vectors_vocab": np.asarray(wv.vectors_vocab), "vectors_ngrams": np.asarray(wv.vectors_ngrams)},
+                   Path(directory) / self.STATE_FILE)
 
     def _load_state(self, directory: Path) -> None:
         require("gensim", "the fasttext encoder", "text")
         from gensim.models.fasttext import FastTextKeyedVectors
-        directory = Path(directory)
-        sub = self._pointed(directory)
-        path = directory / sub / "vectors.kv" if sub else None
-        if path is None or not path.is_file():
+        from dupsearch.models.state import load_state
+        path = Path(directory) / self.STATE_FILE
+        if not path.with_suffix(".json").is_file():
             raise ModelNotFoundError(f"the fasttext vectors of the encoder in {directory} are missing "
-                                     f"({directory / self.POINTER}); fit and save it again")
-        self._wv = FastTextKeyedVectors.load(str(path))
+                                     f"({path}.json); fit and save it again")
+        st = load_state(path)
+        wv = FastTextKeyedVectors(st["vector_size"], st["min_n"], st["max_n"], st["bucket"])
+        keys = [str(k) for k in st["keys"]]
+        wv.index_to_key = keys
+        wv.key_to_index = {k: i for i, k in enumerate(keys)}
+        wv.vectors_vocab = np.asarray(st["vectors_vocab"], np.float32)
+        wv.vectors_ngrams = np.asarray(st["vectors_ngrams"], np.float32)
+        wv.vectors = wv.vectors_vocab.copy()
+        wv.recalc_char_ngram_buckets()
+        wv.adjust_vectors()  # word vectors = own vector + its n-grams', as after training
+        self._wv = wv
         self._reset()
 
 
@@ -605,7 +583,7 @@ class NavecEncoder(Encoder):
     def state_digest(self) -> str:
         if self._file_digest is None:
             h = hashlib.sha1()
-            _file_digest(self.path, h)
+            weights_digest(self.path, h)
             self._file_digest = h.hexdigest()
         if self._digest is None:
             h = hashlib.sha1(self._file_digest.encode())
@@ -861,7 +839,7 @@ class SentenceTransformerEncoder(Encoder):
                         or p.suffix.lower() == ".md":
                     continue
                 h.update(str(rel.as_posix()).encode() + b"\0")
-                _file_digest(p, h)
+                weights_digest(p, h)
             self._digest = h.hexdigest()
         return self._digest
 

@@ -28,7 +28,6 @@ store rows that lie close together.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -44,8 +43,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dupsearch.atomic import atomic_write, atomic_write_text
+from dupsearch.atomic import atomic_write, atomic_write_json, atomic_write_text, strict_json
 from dupsearch.config import DedupConfig
+from dupsearch.digests import file_sha256, folder_sha256
 from dupsearch.errors import DataError, DupsearchError
 from dupsearch.threads import one_thread_each
 
@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 CANDIDATES = "candidates.parquet"
 SCORES_DIR = "scores"
+PART_KEY = b"dupsearch_part"  # a score part's identity (schema metadata): see DedupRun._part_identity
+LOCK = ".lock"
 CLUSTERS = "clusters.parquet"
 DUPLICATES = "duplicates.parquet"
 REPORT = "report.json"
@@ -72,24 +74,6 @@ def peak_memory_mb(children: bool = False) -> float:
     child process (a worker; pages it shares with this process copy-on-write count in both)."""
     rss = resource.getrusage(resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF).ru_maxrss
     return rss / 1024 if sys.platform != "darwin" else rss / 2 ** 20
-
-
-def file_digest(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def model_digest(model_dir: Path) -> str:
-    """Digest of a model directory's files (names and bytes)."""
-    h = hashlib.sha256()
-    for p in sorted(Path(model_dir).rglob("*")):
-        if p.is_file() and not p.name.startswith("."):
-            h.update(str(p.relative_to(model_dir)).encode())
-            h.update(file_digest(p).encode())
-    return h.hexdigest()
 
 
 def _write_parquet(table: pa.Table, path: Path) -> None:
@@ -146,6 +130,12 @@ class DedupRun:
                 "model_digest": self._model_digest(),
                 "blockers": list(self.config.blockers), "batch_size": self.config.batch_size}
 
+    def _run_identity(self) -> str:
+        """The sha256 of the manifest (input, model, blockers, batch size): what the candidates and
+        so every part belong to."""
+        import hashlib
+        return hashlib.sha256(json.dumps(self._manifest(), sort_keys=True).encode()).hexdigest()
+
     def _check_manifest(self) -> None:
         want = self._manifest()
         path = self.out / MANIFEST
@@ -160,7 +150,6 @@ class DedupRun:
         else:
             # Written once the candidates exist: a run that fails in blocking (a misspelt column)
             # leaves nothing that would hold the next, corrected command to its settings.
-            self.out.mkdir(parents=True, exist_ok=True)
             self._pending_manifest = want
             self.resumed = False
             stale = sorted((self.out / SCORES_DIR).glob("part-*.parquet"))
@@ -179,11 +168,18 @@ class DedupRun:
         return table
 
     def _candidates(self, path: Path) -> pa.Table:
+        run_id = self._run_identity()
         if path.exists() and self.resumed:  # without a manifest it may be another run's: redo it
-            self.log(f"candidates: reusing {path}")
-            table = pq.read_table(path)
-            self.report.setdefault("blocking", json.loads(table.schema.metadata[b"dupsearch_blocking"]))
-            return table
+            try:
+                meta = pq.read_schema(path).metadata or {}
+            except (OSError, pa.ArrowInvalid):
+                meta = {}
+            if meta.get(b"dupsearch_run", b"").decode() == run_id:
+                self.log(f"candidates: reusing {path}")
+                table = pq.read_table(path)
+                self.report.setdefault("blocking", json.loads(table.schema.metadata[b"dupsearch_blocking"]))
+                return table
+            self.log(f"candidates: {path} is not this run's (or is damaged): blocking again")
         from dupsearch.candidates.blocking import candidate_pairs
         from dupsearch.candidates.specs import make_blocker
         blockers = [make_blocker(s) for s in self.config.blockers]
@@ -204,7 +200,8 @@ class DedupRun:
         table = pa.table({"item_id_a": ids.take(pa.array(a)), "item_id_b": ids.take(pa.array(b)),
                           "row_a": pa.array(a, pa.int64()), "row_b": pa.array(b, pa.int64()),
                           "blockers": pa.array(labels, pa.string())})
-        table = table.replace_schema_metadata({"dupsearch_blocking": json.dumps(blocking, default=float)})
+        table = table.replace_schema_metadata({"dupsearch_blocking": strict_json(blocking),
+                                               "dupsearch_run": run_id})
         _write_parquet(table, path)
         self.report["blocking"] = blocking
         self.log(f"candidates: {len(a):,} pairs ({blocking['candidates_per_listing']:.2f} per listing, "
@@ -224,6 +221,30 @@ class DedupRun:
     # -- stage 2
     def _part_path(self, i: int) -> Path:
         return self.out / SCORES_DIR / f"part-{i:05d}.parquet"
+
+    def _part_identity(self, candidates: pa.Table, i: int) -> str:
+        """What part ``i`` scores: the sha256 of its candidate pairs (rows and ids) and the model's
+        digest. A saved part is reused only when it records the same (never by its row count)."""
+        import hashlib
+        bs = self.config.batch_size
+        part = candidates.slice(i * bs, bs)
+        h = hashlib.sha256(self._model_digest().encode())
+        for col in ("row_a", "row_b"):
+            h.update(np.ascontiguousarray(part.column(col).to_numpy()).tobytes())
+        for col in ("item_id_a", "item_id_b"):
+            for chunk in part.column(col).chunks:
+                for buf in chunk.buffers():
+                    if buf is not None:
+                        h.update(buf)
+        return h.hexdigest()
+
+    def _saved_identity(self, i: int) -> str | None:
+        try:
+            meta = pq.read_schema(self._part_path(i)).metadata or {}
+        except (OSError, pa.ArrowInvalid):
+            return None  # missing or unreadable (truncated): scored again
+        value = meta.get(PART_KEY)
+        return value.decode() if value else None
 
     def store(self, matcher):
         """Every listing's per-listing work, once, saved in OUT/store (memory-mapped when reused;
@@ -268,7 +289,7 @@ class DedupRun:
 
     def _model_digest(self) -> str:
         if not hasattr(self, "_model_digest_value"):
-            self._model_digest_value = model_digest(self.model_dir)
+            self._model_digest_value = folder_sha256(self.model_dir)
         return self._model_digest_value
 
     def score(self, candidates: pa.Table) -> None:
@@ -279,14 +300,18 @@ class DedupRun:
         (self.out / SCORES_DIR).mkdir(parents=True, exist_ok=True)
         for stale in (self.out / SCORES_DIR).glob(".part-*.tmp"):  # left by a killed run
             stale.unlink()
-        todo = [i for i in range(n_parts) if not self._part_path(i).exists()]
+        self._identities = [self._part_identity(candidates, i) for i in range(n_parts)]
+        todo = [i for i in range(n_parts) if self._saved_identity(i) != self._identities[i]]
+        stale = sum(self._part_path(i).exists() for i in todo)
+        if stale:
+            self.log(f"scores: {stale} saved parts do not match this run's candidates or model: scoring them again")
         self.report["scoring"] = {"parts": n_parts, "parts_reused": n_parts - len(todo),
-                                  "batch_size": bs}
+                                  "parts_rescored": int(stale), "batch_size": bs}
         if not todo:
             self.log(f"scores: all {n_parts} parts present")
             return
         t0 = time.perf_counter()
-        matcher = DuplicateMatcher.load(self.model_dir)
+        matcher = DuplicateMatcher.load(self.model_dir, trust=self.config.trust_model)
         self.threshold = self.config.threshold if self.config.threshold is not None else float(matcher.threshold_)
         store = self.store(matcher)
         prep_s = time.perf_counter() - t0
@@ -330,9 +355,11 @@ class DedupRun:
                 raise DupsearchError(f"{path} is missing: the scoring stage did not finish")
             t = pq.read_table(path, columns=columns)
             expected = min(bs, n - i * bs)
-            if t.num_rows != expected:
-                raise DataError(f"has {t.num_rows} rows, expected {expected}: delete it and rerun",
-                                path=str(path))
+            want = getattr(self, "_identities", None)
+            if t.num_rows != expected or (want is not None and
+                                          (t.schema.metadata or {}).get(PART_KEY, b"").decode() != want[i]):
+                raise DataError(f"does not hold the scores of this run's part {i} (rows or digest differ): "
+                                f"rerun the command, which scores it again", path=str(path))
             tables.append(t)
         if tables:
             return pa.concat_tables(tables)
@@ -349,7 +376,7 @@ class DedupRun:
         if not hasattr(self, "threshold"):
             from dupsearch.models import DuplicateMatcher
             self.threshold = (self.config.threshold if self.config.threshold is not None
-                              else float(DuplicateMatcher.load(self.model_dir).threshold_))
+                              else float(DuplicateMatcher.load(self.model_dir, trust=self.config.trust_model).threshold_))
         ra = scores.column("row_a").to_numpy()
         rb = scores.column("row_b").to_numpy()
         s = scores.column("score").to_numpy().astype(float)
@@ -400,7 +427,13 @@ class DedupRun:
         return frame
 
     def run(self) -> dict:
+        from dupsearch.artifacts import open_dir
         t0 = time.perf_counter()
+        open_dir(self.out, "dedup")
+        with _run_lock(self.out):
+            return self._run(t0)
+
+    def _run(self, t0: float) -> dict:
         self._check_manifest()
         self.report.update({"listings": int(len(self.listings)), "out": str(self.out),
                             "resumed": self.resumed, "blockers": list(self.config.blockers)})
@@ -412,8 +445,39 @@ class DedupRun:
         self.report["peak_memory_mb"] = round(peak_memory_mb(), 1)
         if self.config.workers > 1:
             self.report["peak_worker_memory_mb"] = round(peak_memory_mb(children=True), 1)
-        atomic_write_text(self.out / REPORT, json.dumps(self.report, indent=2, default=float))
+        atomic_write_json(self.out / REPORT, self.report)
         return self.report
+
+
+class _run_lock:
+    """An exclusive lock on OUT/.lock while a run writes: a second run into the same folder stops
+    with a message instead of interleaving its parts with the first's."""
+
+    def __init__(self, out: Path):
+        self.path = Path(out) / LOCK
+
+    def __enter__(self):
+        import fcntl
+        self.fh = open(self.path, "a+")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.fh.seek(0)
+            who = self.fh.read().strip() or "another process"
+            self.fh.close()
+            raise RunMismatchError(f"{self.path.parent} is being written by another dupsearch dedup ({who}); "
+                                   f"wait for it, or use another --out") from None
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(f"pid {os.getpid()}")
+        self.fh.flush()
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
+        return False
 
 
 _BUILDING: tuple | None = None  # (matcher, listings, chunks dir, identity) while workers build chunks
@@ -480,6 +544,7 @@ def _score_part(i: int) -> int:
     out = pa.table({"item_id_a": part.column("item_id_a"), "item_id_b": part.column("item_id_b"),
                     "blockers": part.column("blockers"), "score": pa.array(p),
                     "row_a": part.column("row_a"), "row_b": part.column("row_b")})
+    out = out.replace_schema_metadata({PART_KEY: run._identities[i]})
     _write_parquet(out, run._part_path(i))
     return part.num_rows
 
@@ -510,9 +575,10 @@ class _progress:
 
 def run_dedup(listings_path: str | os.PathLike, model_dir: str | os.PathLike, out: str | os.PathLike,
               config: DedupConfig | None = None, mapping=None, restart: bool = False,
-              progress: bool = True, log: Callable[[str], None] = print) -> dict:
-    """Read the listings, then run (or resume) the dedup into ``out``; returns the report."""
-    import shutil
+              progress: bool = True, log: Callable[[str], None] = print, require_truth: bool = False) -> dict:
+    """Read the listings, then run (or resume) the dedup into ``out``; returns the report.
+    ``require_truth``: the config's truth column was asked for by name, so its absence is an
+    error (the default column is used only when present)."""
     from dupsearch.errors import ModelNotFoundError
     from dupsearch.io import read_listings
     model_dir, out = Path(model_dir), Path(out)
@@ -520,12 +586,23 @@ def run_dedup(listings_path: str | os.PathLike, model_dir: str | os.PathLike, ou
         what = "is not a dupsearch model (no manifest.json)" if model_dir.is_dir() else "does not exist"
         raise ModelNotFoundError(f"model directory {model_dir} {what}: train one with "
                                  f"`dupsearch train LISTINGS PAIRS --out {model_dir}`")
+    from dupsearch.artifacts import claim_dir, remove_own
+    # before any work: OUT is new, empty or a dedup run of ours, and holds neither input
+    claim_dir(out, "dedup", inputs=[listings_path, model_dir])
     t0 = time.perf_counter()
     listings, load_report = read_listings(listings_path, mapping=mapping)
     log(f"{load_report}")
+    truth = (config or DedupConfig()).truth_column
+    if require_truth and truth and truth not in listings.columns:
+        raise DataError(f"no such column (asked for with --truth); the columns are "
+                        f"{', '.join(map(str, listings.columns))}", path=str(listings_path), column=truth)
     if restart and out.exists():
-        shutil.rmtree(out)
+        with _run_lock(out):  # never under a run that is writing there
+            kept = remove_own(out, "dedup")  # what dupsearch wrote there, nothing else
+        if kept:
+            log(f"--restart: kept {len(kept)} entries of {out} that dupsearch did not write "
+                f"({', '.join(p.name for p in kept[:3])}{' ...' if len(kept) > 3 else ''})")
     run = DedupRun(listings.reset_index(drop=True), model_dir, out, config or DedupConfig(),
-                   input_digest=file_digest(Path(listings_path)), progress=progress, log=log)
+                   input_digest=file_sha256(Path(listings_path)), progress=progress, log=log)
     run.report["load_seconds"] = round(time.perf_counter() - t0, 2)
     return run.run()

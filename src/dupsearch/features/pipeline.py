@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
 import time
 import warnings
 from dataclasses import asdict
@@ -49,6 +48,7 @@ ENCODED = ("embeddings", "images")
 ALL_FAMILIES = FAMILY_NAMES
 assert ALL_FAMILIES == tuple(FAMILIES) + ENCODED
 ENCODER_DIR = "encoders"
+PIPELINE_STATE = "feature_pipeline"  # feature_pipeline.json + feature_pipeline.npz
 TEXT_CHARS = 2000  # characters of "title | category | description" given to a text encoder
 
 log = logging.getLogger(__name__)
@@ -327,19 +327,20 @@ class FeaturePipeline:
             self.cleaner_.save(directory / "homoglyph_cleaner")
         for enc in self.text_encoders_ + self.image_encoders_:
             enc.save(directory / ENCODER_DIR / enc.name)
-        from dupsearch.atomic import atomic_write
+        from dupsearch.models.state import save_state
         state = {"config": asdict(self.config), "families": self.families_,
                  "feature_names": self.feature_names_, "components": self.components_,
                  # the encoders in use (image encoders are dropped at fit when there were no photos)
                  "encoders": {"text": [e.name for e in self.text_encoders_],
                               "image": [e.name for e in self.image_encoders_]}}
-        atomic_write(directory / "feature_pipeline.pkl", lambda fh: pickle.dump(state, fh))
+        # plain files (JSON + .npz of arrays): loading them runs no code (models/state.py)
+        save_state(state, directory / PIPELINE_STATE)
 
     @classmethod
     def load(cls, directory: Path) -> "FeaturePipeline":
+        from dupsearch.models.state import load_state
         directory = Path(directory)
-        with open(directory / "feature_pipeline.pkl", "rb") as fh:
-            state = pickle.load(fh)
+        state = load_state(directory / PIPELINE_STATE)
         self = cls(FeatureConfig(**state["config"]))
         self.families_ = state["families"]
         self.feature_names_ = state["feature_names"]

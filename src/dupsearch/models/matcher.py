@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 import dupsearch
-from dupsearch.atomic import atomic_directory
-from dupsearch.errors import DataError, ModelNotFoundError, ModelVersionError, NotFittedError
+from dupsearch.atomic import atomic_directory, strict_json
+from dupsearch.errors import DataError, ModelNotFoundError, ModelVersionError, NotFittedError, UntrustedModelError
 from dupsearch.features import FeaturePipeline, ListingStore
 from dupsearch.features.pipeline import listings_for
 from dupsearch.models.cv import choose_groups, group_folds
@@ -434,8 +434,10 @@ class DuplicateMatcher:
     # ---- model directory -------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model directory atomically: a half-written model never appears at `path`."""
-        path = Path(path)
+        from dupsearch.artifacts import claim_dir, mark
+        path = claim_dir(path, "model", what="model folder")  # replaces only a model of ours
         with atomic_directory(path) as tmp:
+            mark(tmp, "model")
             cfg = asdict(self.config)
             (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
             (tmp / "features.json").write_text(json.dumps(
@@ -446,13 +448,17 @@ class DuplicateMatcher:
             for i, m in enumerate(self.models_):
                 m.save(tmp / f"booster_{i}")
             self._save_ensemble(tmp)
-            (tmp / "metrics.json").write_text(json.dumps(self.metrics_, indent=2, default=float))
+            (tmp / "metrics.json").write_text(strict_json(self.metrics_, indent=2))
             if self.importance_ is not None:
                 self.importance_.rename("importance").to_csv(tmp / "feature_importance.csv", index_label="feature")
+            from dupsearch.digests import folder_files
             manifest = {"format_version": dupsearch.MODEL_FORMAT_VERSION, "threshold": self.threshold_,
                         "n_models": len(self.models_), "backend": self.config.gbdt.backend,
                         "versions": dependency_versions(),
-                        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        # every file and its sha256, checked on load: a changed or truncated file
+                        # is named, never read
+                        "files": folder_files(tmp, skip=(MANIFEST,))}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         return path
 
@@ -467,7 +473,7 @@ class DuplicateMatcher:
         (tmp / ENSEMBLE).write_text(json.dumps({"prior": self.prior_, "combiner": self.combiner_.to_dict(),
                                                 "parts": sorted(self.parts_)}, indent=1, ensure_ascii=False))
 
-    def _load_ensemble(self, path: Path) -> None:
+    def _load_ensemble(self, path: Path, trust: bool = False) -> None:
         self.parts_ = {"general": self.models_}
         if not (path / ENSEMBLE).is_file():
             return
@@ -478,6 +484,11 @@ class DuplicateMatcher:
             self.parts_["category"] = CategoryModels.load(
                 path / "category", lambda stem: GBDTModel.load(self.config.gbdt, stem))
         if "automl" in state["parts"] or "automl_category" in state["parts"]:
+            if not trust:
+                raise UntrustedModelError(
+                    f"model directory {path} holds a LightAutoML component, which LightAutoML saves only "
+                    f"as a pickle: loading it can run any code its author put there. Load it only from a "
+                    f"source you trust, with --trust-model (DuplicateMatcher.load(path, trust=True))")
             from dupsearch.models.automl import AutoMLConfig, AutoMLModel
             acfg = AutoMLConfig(**self.config.ensemble.automl_params)
             if "automl" in state["parts"]:
@@ -487,13 +498,23 @@ class DuplicateMatcher:
                     path / "automl_category", lambda stem: AutoMLModel.load(acfg, stem))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "DuplicateMatcher":
+    def load(cls, path: str | os.PathLike, trust: bool = False) -> "DuplicateMatcher":
+        """Read a model directory. Its files are checked against the sha256 the manifest lists
+        and read as plain data (JSON, .npy/.npz, native booster files): loading runs no code from
+        them. The one exception is a LightAutoML component, which LightAutoML saves only as a
+        pickle: such a model loads only with ``trust=True`` (``--trust-model``)."""
+        from dupsearch.digests import verify_files
         path = Path(path)
         mf = path / MANIFEST
         if not mf.is_file():
             raise ModelNotFoundError(f"{path} is not a dupsearch model directory (no {MANIFEST}); "
                                      "train one with `dupsearch train`")
-        manifest = json.loads(mf.read_text())
+        try:
+            manifest = json.loads(mf.read_text())
+            if not isinstance(manifest, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ModelVersionError(f"model directory {path}: {MANIFEST} is not readable ({e})") from None
         fmt = manifest.get("format_version")
         made_by = manifest.get("versions", {}).get("dupsearch", "?")
         if fmt != dupsearch.MODEL_FORMAT_VERSION:
@@ -501,6 +522,10 @@ class DuplicateMatcher:
                 f"model directory {path} was written by dupsearch {made_by} (model format {fmt}); "
                 f"this is dupsearch {dupsearch.__version__} (model format {dupsearch.MODEL_FORMAT_VERSION}). "
                 f"Retrain it with this version (`dupsearch train`) or install dupsearch=={made_by}.")
+        if not isinstance(manifest.get("files"), dict):
+            raise ModelVersionError(f"model directory {path}: {MANIFEST} lists no files and digests; "
+                                    f"retrain it with this version (`dupsearch train`)")
+        verify_files(path, manifest["files"], "model directory")
         here = dependency_versions()
         for dep in ("scikit-learn", "catboost", "lightgbm"):
             saved = manifest["versions"].get(dep)
@@ -514,7 +539,7 @@ class DuplicateMatcher:
             self.learned_ = LearnedFeatures.load(path / "stacking")
         self.models_ = [GBDTModel.load(self.config.gbdt, path / f"booster_{i}")
                         for i in range(manifest["n_models"])]
-        self._load_ensemble(path)
+        self._load_ensemble(path, trust)
         self.threshold_ = float(manifest["threshold"])
         self.metrics_ = json.loads((path / "metrics.json").read_text())
         imp = path / "feature_importance.csv"

@@ -114,9 +114,9 @@ class Marketplace:
               split_seed: int | None = None) -> dict[str, Path]:
         """Write listings.parquet, pairs.parquet, metadata.json and README.md into ``out_dir``
         (and train/valid/test_pairs.parquet when ``split`` fractions are given)."""
+        from dupsearch.artifacts import open_dir
         from dupsearch.io import write_table
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        out = open_dir(out_dir, "dataset", what="dataset folder")  # never over a folder of other files
         listings = self.listings.copy(deep=False)
         # The map<string,string> column write_table would make, built without a Python list of
         # tuples per row (gigabytes at a million listings); images always list<string>.
