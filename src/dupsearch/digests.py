@@ -48,13 +48,14 @@ def weights_digest(path: str | os.PathLike, h=None) -> str:
 
 
 def folder_files(folder: str | os.PathLike, skip: tuple[str, ...] = ()) -> dict[str, str]:
-    """{relative path (with /): sha256} of every file under ``folder``, except names in ``skip``
-    and hidden files (the artifact marker, temporary files of an interrupted atomic write)."""
+    """{relative path (with /): sha256} of every file under ``folder``, except the relative paths
+    in ``skip`` and hidden files (the artifact marker, temporary files of an interrupted write)."""
     folder = Path(folder)
     out = {}
     for p in sorted(folder.rglob("*")):
-        if p.is_file() and p.name not in skip and not p.name.startswith("."):
-            out[p.relative_to(folder).as_posix()] = file_sha256(p)
+        rel = p.relative_to(folder).as_posix()
+        if p.is_file() and rel not in skip and not p.name.startswith("."):
+            out[rel] = file_sha256(p)
     return out
 
 
