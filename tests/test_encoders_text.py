@@ -351,12 +351,17 @@ def test_save_load_gives_identical_embeddings(encoders, spec, tmp_path):
         np.testing.assert_array_equal(load_encoder(tmp_path / "enc").encode(texts), enc.encode(texts))
 
 
-def test_fasttext_save_keeps_one_vector_directory(encoders, tmp_path):
+def test_fasttext_saves_plain_arrays_and_reloads_the_same_vectors(encoders, tmp_path):
+    # gensim's own save is a pickle: the vectors are saved as JSON + .npz instead (issue #16)
     enc = encoders["fasttext"]
     for _ in range(2):
         enc.save(tmp_path / "enc")
-    subdirs = [p for p in (tmp_path / "enc").iterdir() if p.is_dir()]
-    assert len(subdirs) == 1
+    files = sorted(p.name for p in (tmp_path / "enc").iterdir())
+    assert "fasttext.json" in files and "fasttext.npz" in files
+    assert not [p for p in (tmp_path / "enc").iterdir() if p.is_dir()]
+    again = load_encoder(tmp_path / "enc")
+    texts = CORPUS["fasttext"][:20] + ["слово которого не было xyzzy"]
+    np.testing.assert_allclose(again.encode(texts), enc.encode(texts), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("spec", ["tfidf_svd?dim=32", "fasttext?dim=32&epochs=20", "navec"])

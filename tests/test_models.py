@@ -389,12 +389,12 @@ def test_save_replaces_existing_model_atomically(fitted, market, tmp_path):
     parent = tmp_path / "models"
     target = parent / "model"
     fitted["catboost"].save(target)
-    (target / "stale.txt").write_text("from an older model")
+    (target / "booster_7.cbm").write_text("a booster of an older model")  # dupsearch's own kind of file
     fitted["lightgbm"].save(target)
     # Only the model directory in the parent: no temp or .old directories left behind.
     assert [p.name for p in parent.iterdir()] == ["model"]
     names = {p.name for p in target.iterdir()}
-    assert "booster_0.txt" in names and "booster_0.cbm" not in names and "stale.txt" not in names
+    assert "booster_0.txt" in names and "booster_0.cbm" not in names and "booster_7.cbm" not in names
     m2 = DuplicateMatcher.load(target)
     assert m2.config.gbdt.backend == "lightgbm"
     assert np.array_equal(m2.predict_proba(market.listings, market.test),

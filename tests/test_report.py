@@ -6,6 +6,8 @@ import json
 import struct
 
 import numpy as np
+
+from dupsearch.artifacts import MARKER
 import pandas as pd
 import pytest
 
@@ -45,7 +47,7 @@ def test_full_report(scores, tmp_path):
     out = tmp_path / "rep" / "nested"
     page = write_report(out, y, p, metrics, pc, imp, title="My <eval>", data_name="test.parquet")
     assert page == out / "report.html"
-    names = {f.name for f in out.iterdir()}
+    names = {f.name for f in out.iterdir()} - {MARKER}
     assert names == {"report.html", "metrics.json", *BASIC_PNGS, "per_category.png",
                      "feature_importance.png"}  # and no temp files left behind
     for png in (*BASIC_PNGS, "per_category.png", "feature_importance.png"):
@@ -67,7 +69,7 @@ def test_full_report(scores, tmp_path):
 def test_charts_omitted_when_not_given(scores, tmp_path):
     y, p, metrics, _, _ = scores
     page = write_report(tmp_path, y, p, binary_metrics(y, p))  # no threshold, no extras
-    names = {f.name for f in tmp_path.iterdir()}
+    names = ({f.name for f in tmp_path.iterdir()} - {MARKER})
     assert names == {"report.html", "metrics.json", *BASIC_PNGS}
     for png in BASIC_PNGS:
         assert_png(tmp_path / png)
@@ -81,14 +83,14 @@ def test_charts_omitted_when_not_given(scores, tmp_path):
 def test_empty_per_category_and_importance_are_omitted(scores, tmp_path):
     y, p, metrics, pc, imp = scores
     page = write_report(tmp_path, y, p, metrics, pc.iloc[:0], imp.iloc[:0])
-    assert {f.name for f in tmp_path.iterdir()} == {"report.html", "metrics.json", *BASIC_PNGS}
+    assert ({f.name for f in tmp_path.iterdir()} - {MARKER}) == {"report.html", "metrics.json", *BASIC_PNGS}
     assert "No categories" in page.read_text(encoding="utf-8")
 
 
 def test_only_importance(scores, tmp_path):
     y, p, metrics, _, imp = scores
     write_report(tmp_path, y, p, metrics, importance=imp)
-    names = {f.name for f in tmp_path.iterdir()}
+    names = ({f.name for f in tmp_path.iterdir()} - {MARKER})
     assert "feature_importance.png" in names and "per_category.png" not in names
     assert_png(tmp_path / "feature_importance.png")
 
@@ -98,7 +100,7 @@ def test_report_overwrites_previous(scores, tmp_path):
     write_report(tmp_path, y, p, metrics, pc, imp, data_name="first")
     write_report(tmp_path, y, p, metrics, pc, imp, data_name="second")
     assert json.loads((tmp_path / "metrics.json").read_text())["data"] == "second"
-    assert len(list(tmp_path.iterdir())) == 7
+    assert len([f for f in tmp_path.iterdir() if f.name != MARKER]) == 7
 
 
 # ---------------------------------------------------------------- new sections
@@ -142,7 +144,7 @@ def test_all_sections(scores, extras, tmp_path):
     imp = pd.concat([imp, pd.Series({"<b>x</b>": 0.5})])
     page = write_report(tmp_path, y, p, {**metrics, "cv": cv}, pc, imp, title="all", data_name="d",
                         cv=cv, shap=shap, ablation=ablation, components=components)
-    names = {f.name for f in tmp_path.iterdir()}
+    names = ({f.name for f in tmp_path.iterdir()} - {MARKER})
     assert names == {"report.html", "metrics.json", *ALL_PNGS}  # no temp files left
     for png in ALL_PNGS:
         assert_png(tmp_path / png)
@@ -202,7 +204,7 @@ def test_single_class_does_not_crash(scores, extras, tmp_path, label):
     page = write_report(tmp_path, y, p, metrics, pc, imp, cv=cv, ablation=ablation,
                         examples=pd.DataFrame({"title_a": ["x"], "title_b": ["y"], "label": [label],
                                                "probability": [0.7]}))
-    names = {f.name for f in tmp_path.iterdir()}
+    names = ({f.name for f in tmp_path.iterdir()} - {MARKER})
     assert not names & set(BASIC_PNGS)
     assert {"per_category.png", "feature_importance.png", "cv_folds.png", "ablation.png"} <= names
     assert not [n for n in names if n.startswith(".") or n.endswith(".tmp")]
@@ -222,7 +224,7 @@ def test_cv_without_usable_folds_and_empty_ablation(scores, tmp_path):
                      "iterations": 3}], "oof": {}, "grouping": "item"}
     page = write_report(tmp_path, y, p, metrics, cv=cv, ablation=pd.DataFrame(columns=["variant", "delta"]),
                         components={})
-    names = {f.name for f in tmp_path.iterdir()}
+    names = ({f.name for f in tmp_path.iterdir()} - {MARKER})
     assert names == {"report.html", "metrics.json", *BASIC_PNGS}
     html = page.read_text(encoding="utf-8")
     assert "Cross-validation folds" in html and "n/a" in html

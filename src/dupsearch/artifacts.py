@@ -32,7 +32,7 @@ MARKER = ".dupsearch.json"
 # folder holding anything else is refused: replacing it would delete that).
 KINDS: dict[str, dict] = {
     "model": {"entries": ["manifest.json", "config.json", "features.json", "metrics.json", "ensemble.json",
-                          "feature_pipeline.pkl", "feature_pipeline", "feature_importance.csv", "booster_*",
+                          "feature_pipeline.*", "feature_importance.csv", "booster_*",
                           "homoglyph_cleaner", "encoders", "stacking", "category", "automl", "automl_category",
                           "report"],
               "legacy": ["manifest.json", "features.json", "config.json"], "whole": True},

@@ -110,14 +110,15 @@ def write_report(out_dir: str | os.PathLike, y: np.ndarray, p: np.ndarray, metri
     import matplotlib
     matplotlib.use("Agg")
 
-    from dupsearch.artifacts import open_dir
-    out = open_dir(out_dir, "report", what="report folder")  # never writes into a folder of other files
+    from dupsearch.artifacts import claim_dir, open_dir
+    claim_dir(out_dir, "report", what="report folder")  # never writes into a folder of other files
     y = np.asarray(y).astype(int).ravel()
     p = np.asarray(p, dtype=float).ravel()
     if len(y) != len(p):
         raise ValueError(f"y has {len(y)} labels but p has {len(p)} scores")
     shap_vals, shap_X = _check_shap(shap)
     abl = _ablation_frame(ablation)
+    out = open_dir(out_dir, "report", what="report folder")  # the input checked: now it is ours
 
     sections: list[str] = []   # HTML blocks, in page order
     notes: list[str] = []

@@ -223,19 +223,17 @@ class DedupRun:
         return self.out / SCORES_DIR / f"part-{i:05d}.parquet"
 
     def _part_identity(self, candidates: pa.Table, i: int) -> str:
-        """What part ``i`` scores: the sha256 of its candidate pairs (rows and ids) and the model's
-        digest. A saved part is reused only when it records the same (never by its row count)."""
+        """What part ``i`` scores: the run's identity (input digest, model digest, blockers, batch
+        size) and the part's pairs as listing rows, hashed. A saved part is reused only when it
+        records the same (never by its row count)."""
         import hashlib
+        if not hasattr(self, "_run_id"):
+            self._run_id = self._run_identity()
         bs = self.config.batch_size
         part = candidates.slice(i * bs, bs)
-        h = hashlib.sha256(self._model_digest().encode())
+        h = hashlib.sha256(self._run_id.encode())
         for col in ("row_a", "row_b"):
-            h.update(np.ascontiguousarray(part.column(col).to_numpy()).tobytes())
-        for col in ("item_id_a", "item_id_b"):
-            for chunk in part.column(col).chunks:
-                for buf in chunk.buffers():
-                    if buf is not None:
-                        h.update(buf)
+            h.update(np.ascontiguousarray(part.column(col).to_numpy(), dtype=np.int64).tobytes())
         return h.hexdigest()
 
     def _saved_identity(self, i: int) -> str | None:
