@@ -4,7 +4,9 @@ Each kernel walks row ``ia[k]`` of one CSR matrix and row ``ib[k]`` of another (
 indices, as the store keeps them) in one merge, straight from the store's (memory-mapped) arrays:
 no gathered copies of the rows and no product matrix, which is what scipy's ``A[ia].multiply(B[ib])``
 costs. The loop over pairs is the kernel's own, compiled: a Python loop per pair would be the
-thing this module exists to avoid.
+thing this module exists to avoid. The three pair kernels write the same merge loop out each:
+what happens on a shared column is the whole difference, and a callback per shared entry would
+cost more than the merge itself.
 """
 from __future__ import annotations
 
