@@ -378,3 +378,16 @@ def test_reports_are_strict_json_even_with_undefined_metrics(trained, tmp_path):
         raise AssertionError(f"non-standard JSON constant {name}")
     rep = json.loads((tmp_path / "dd" / "report.json").read_text(), parse_constant=no_constants)
     assert rep["listings"] == 1 and rep["blocking"]["reduction_ratio"] is None
+
+
+def test_dedup_table_from_a_finished_run_and_a_bad_report(finished, tmp_path, capsys):
+    from dupsearch.bench.dedup_table import main
+    assert main([str(finished)]) == 0
+    out = capsys.readouterr().out
+    rep = _report(finished)
+    assert f"{rep['blocking']['n_candidates']:,} candidates" in out and "| **wall** |" in out
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "report.json").write_text("{not json")
+    assert main([str(bad)]) == 2
+    assert "not a finished dedup report" in capsys.readouterr().err

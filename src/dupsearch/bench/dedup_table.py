@@ -85,8 +85,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no report.json in {', '.join(missing)}", file=sys.stderr)
         return 2
     for a in args:
+        try:
+            table = markdown(Path(a))
+        except (ValueError, KeyError, TypeError) as e:  # not JSON, or not a dedup report
+            print(f"error: {Path(a) / 'report.json'}: not a finished dedup report ({type(e).__name__}: {e})",
+                  file=sys.stderr)
+            return 2
         print(f"### {a}\n")
-        print(markdown(Path(a)))
+        print(table)
         print()
     return 0
 
