@@ -288,3 +288,12 @@ def test_bad_encoder_specs_are_clear_errors(shared_market_files, tmp_path):
     err = _one_line(proc.stderr)
     assert proc.returncode == 2 and f"{tmp_path}/absent" in err and "download" in err
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("command", [["generate", "OUT", "-n", "5"], ["demo", "--out", "OUT"]])
+def test_negative_seed_is_a_usage_error_not_a_traceback(command, tmp_path):
+    args = [str(tmp_path / "o") if a == "OUT" else a for a in command]
+    proc = run_cli(*args, "--seed", "-1")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--seed" in proc.stderr
+    assert not (tmp_path / "o").exists()
