@@ -74,6 +74,9 @@ def test_missing_extra_gives_install_hint(tmp_path):
     assert INSTALL_HINT in str(exc.value)
     assert isinstance(exc.value, ImportError)  # callers may catch it as an ImportError too
     with pytest.raises(MissingDependencyError, match=r"dupsearch\[automl\]"):
+        AutoMLModel.load(cfg(), tmp_path / "automl", trust=True)
+    from dupsearch.errors import UntrustedModelError
+    with pytest.raises(UntrustedModelError, match="pickle"):  # refused before anything is read
         AutoMLModel.load(cfg(), tmp_path / "automl")
 
 
@@ -132,7 +135,7 @@ def test_save_load_gives_identical_predictions(fitted_lgb, data, tmp_path):
     from importlib.metadata import version
     assert meta["lightautoml_version"] == version("lightautoml")
     assert meta["categorical"] == ["shop", "site"] and meta["seed"] == 3 and meta["features"] == FEATURES
-    loaded = AutoMLModel.load(cfg(), stem)
+    loaded = AutoMLModel.load(cfg(), stem, trust=True)
     assert loaded.categorical == ["shop", "site"] and loaded.seed == 3
     np.testing.assert_array_equal(loaded.predict_proba(Xt), fitted_lgb.predict_proba(Xt))
 

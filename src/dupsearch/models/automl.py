@@ -230,7 +230,14 @@ class AutoMLModel:
         atomic_write_text(_stem_file(path_stem, ".json"), json.dumps(meta, indent=1, ensure_ascii=False))
 
     @classmethod
-    def load(cls, config: AutoMLConfig, path_stem: Path) -> "AutoMLModel":
+    def load(cls, config: AutoMLConfig, path_stem: Path, trust: bool = False) -> "AutoMLModel":
+        """LightAutoML saves its models only as a joblib pickle, which runs code when loaded:
+        refused unless the caller says it trusts the file's source (``trust=True``)."""
+        if not trust:
+            from dupsearch.errors import UntrustedModelError
+            raise UntrustedModelError(f"{_stem_file(path_stem, '.joblib')} is a pickle (LightAutoML's only "
+                                      f"format): load it only from a source you trust, with trust=True "
+                                      f"(--trust-model)")
         require_lightautoml()
         import joblib
         meta = json.loads(_stem_file(path_stem, ".json").read_text())

@@ -492,10 +492,10 @@ class DuplicateMatcher:
             from dupsearch.models.automl import AutoMLConfig, AutoMLModel
             acfg = AutoMLConfig(**self.config.ensemble.automl_params)
             if "automl" in state["parts"]:
-                self.parts_["automl"] = AutoMLModel.load(acfg, path / "automl")
+                self.parts_["automl"] = AutoMLModel.load(acfg, path / "automl", trust=True)
             if "automl_category" in state["parts"]:
                 self.parts_["automl_category"] = CategoryModels.load(
-                    path / "automl_category", lambda stem: AutoMLModel.load(acfg, stem))
+                    path / "automl_category", lambda stem: AutoMLModel.load(acfg, stem, trust=True))
 
     @classmethod
     def load(cls, path: str | os.PathLike, trust: bool = False) -> "DuplicateMatcher":
