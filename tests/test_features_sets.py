@@ -67,16 +67,16 @@ def test_char_trigrams():
         assert f[f"sets.title.char3_{k}"].iloc[1] == pytest.approx(1.0)
 
 
-def test_both_empty_nan_one_empty_zero():
-    f = on("title", ("", ""), ("abc", "")).reset_index(drop=True)
-    for k in ("word1_iou", "word1_dice", "word1_containment", "char3_iou", "char3_dice",
-              "char3_containment", "word2_iou"):
-        assert np.isnan(f[f"sets.title.{k}"].iloc[0]), k
-    assert f["sets.title.word1_common"].iloc[0] == 0
-    assert f["sets.title.word1_iou"].iloc[1] == 0.0
-    assert f["sets.title.char3_dice"].iloc[1] == 0.0
-    # containment in an empty set is undefined
-    assert np.isnan(f["sets.title.word1_containment"].iloc[1])
+def test_empty_on_either_side_is_missing_evidence():
+    """Nothing to compare is NaN, never 0 overlap or 0 shared words: a booster must not read two
+    empty titles as agreement (issue #16)."""
+    f = on("title", ("", ""), ("abc", ""), ("", "abc"), ("abc", "abc")).reset_index(drop=True)
+    title = [c for c in f.columns if c.startswith("sets.title.")]
+    assert "sets.title.word1_common" in title
+    for c in title:
+        assert f[c].iloc[:3].isna().all(), c
+    assert f["sets.title.word1_common"].iloc[3] == 1
+    assert f["sets.title.word1_iou"].iloc[3] == 1.0
 
 
 def test_model_codes_are_one_word():

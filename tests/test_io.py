@@ -390,8 +390,8 @@ def test_load_report_merge_str_and_warning(caplog):
     text = str(m)
     assert "\n" not in text and "a.csv" in text and "15" in text and "3 self-pair" in text
     with caplog.at_level(logging.WARNING):
-        assert m.warn_if_skipped(logging.getLogger("t")) is True
-        assert LoadReport("c.csv", 1, 1).warn_if_skipped(logging.getLogger("t")) is False
+        assert m.warn_if_any(logging.getLogger("t")) is True
+        assert LoadReport("c.csv", 1, 1).warn_if_any(logging.getLogger("t")) is False
     assert "3 self-pair" in caplog.text and "c.csv" not in caplog.text
 
 

@@ -153,8 +153,14 @@ class MatcherConfig:
     # Transitive-chain enlargement of the training pairs (models.enlarge.EnlargeConfig
     # settings, e.g. {}); None: off. Applied inside each CV fold's training part only.
     enlarge: dict | None = None
+    # Share of the training pairs also trained on with title and description emptied on one
+    # side or both: empty text is missing evidence, and boosters must learn what that means
+    # (ignored with stacking: a stacked model's score of an emptied pair is undefined). 0: off.
+    missing_text_share: float = 0.1
 
     def __post_init__(self):
+        if not 0.0 <= self.missing_text_share <= 1.0:
+            raise ValueError(f"missing_text_share must be in [0, 1], got {self.missing_text_share}")
         if self.enlarge is not None and self.stacking.enabled:
             raise ValueError("enlarge and stacking cannot be combined yet: the stacked models' scores of "
                              "the added pairs would come from models that saw the pairs they derive from")

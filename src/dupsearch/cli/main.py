@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import sys
@@ -650,12 +651,54 @@ def generate(
     console.print("files: " + ", ".join(p.name for p in paths.values()))
 
 
-def main() -> None:
+def _fail(message: str, code: int = 2) -> None:
+    """One line on stderr, never wrapped (rich would wrap at the terminal's width), then exit."""
+    text = " ".join(str(message).split()) if "\n" in str(message) else str(message)
+    sys.stderr.write(f"error: {text}\n")
+    sys.stderr.flush()
+    sys.exit(code)
+
+
+def _os_error_line(e: OSError) -> str:
+    where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+    return f"{where}{e.strerror or e}"
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """The `dupsearch` entry point: every failure it expects is one line on stderr and exit 2.
+
+    Usage errors (click) are one line too, not typer's boxed panel; an OSError (disk full,
+    permission denied, a folder where a file was expected) names its path.
+    """
+    try:  # typer >= 0.20 carries its own copy of click
+        from typer._click import exceptions as click_errors
+    except ImportError:  # pragma: no cover
+        from click import exceptions as click_errors
+
     try:
-        app()
+        rc = app(args=argv, standalone_mode=False)
     except DupsearchError as e:
-        console.print(f"[bold red]error:[/bold red] {e}")
-        sys.exit(2)
+        _fail(str(e))
+    except click_errors.NoArgsIsHelpError:
+        sys.exit(0)  # typer's rich help already printed the help, as when --help is given
+    except click_errors.UsageError as e:
+        ctx = e.ctx
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        _fail(f"{e.format_message()}{hint}")
+    except click_errors.ClickException as e:
+        _fail(e.format_message(), e.exit_code if e.exit_code else 2)
+    except typer.Abort:
+        _fail("aborted", 130)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except MemoryError:
+        _fail("out of memory; use a smaller input, fewer --workers or a smaller --batch-size")
+    except OSError as e:
+        if e.errno == errno.EPIPE:  # output piped into head: not an error
+            sys.exit(0)
+        _fail(_os_error_line(e))
+    if isinstance(rc, int) and rc:  # typer.Exit(code) inside a command
+        sys.exit(rc)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ FIELDS = ("title", "all")
 
 class AntiwordFamily(FieldFamily):
     name = "antiwords"
+    EMPTY_IS_MISSING = True
     FIELDS = FIELDS
 
     def listing_state(self, builder):

@@ -47,6 +47,21 @@ def tagged_overlap(store, name: str, ia: np.ndarray, ib: np.ndarray):
     return shared_count(X, X, ia, ib, by_tag=True), sizes[ia], sizes[ib]
 
 
+def filled(store, field: str) -> np.ndarray:
+    """Per store row: whether the prepared text ``field`` is non-empty. Computed once per store
+    (cached on it) from the stored strings: Arrow's length kernel for a store opened from disk."""
+    cache = store.__dict__.setdefault("_filled", {})
+    if field not in cache:
+        col = store[field]
+        if hasattr(col, "array"):  # StringColumn: memory-mapped Arrow strings
+            import pyarrow.compute as pc
+            lengths = pc.utf8_length(col.array).to_numpy(zero_copy_only=False)
+            cache[field] = np.asarray(lengths) > 0
+        else:
+            cache[field] = np.fromiter(map(len, col), dtype=np.int64, count=len(col)) > 0
+    return cache[field]
+
+
 class StoreBuilder:
     """The prepared listings a store is built from, with per-field tokens shared by families."""
 
@@ -128,6 +143,15 @@ class Family(ABC):
         self.check_fitted()
         ia, ib = np.asarray(ia, np.int64), np.asarray(ib, np.int64)
         out = self._compare(store, ia, ib)
+        if getattr(self, "EMPTY_IS_MISSING", False):
+            for field in self.fields:
+                has = filled(store, field)
+                empty = ~(has[ia] & has[ib])
+                if empty.any():
+                    prefix = f"{self.name}.{field}."
+                    for c in self.columns_:
+                        if c.startswith(prefix):
+                            out[c] = np.where(empty, np.nan, np.asarray(out[c], dtype=float))
         return {c: out[c] for c in self.columns_}
 
     def settings(self) -> dict:
@@ -136,9 +160,17 @@ class Family(ABC):
 
 
 class FieldFamily(Family):
-    """A family computed on each of some text fields (its ``fields`` setting; ``FIELDS`` by default)."""
+    """A family computed on each of some text fields (its ``fields`` setting; ``FIELDS`` by default).
+
+    With ``EMPTY_IS_MISSING``, a pair where either side's field is empty gets NaN in every column
+    of that field (``<name>.<field>.*``): nothing to compare is missing evidence, not agreement.
+    Two empty titles would otherwise share no conflicting number, code or colour and look like
+    the strongest duplicates (false positives 66 -> 201 of 521 generated pairs with their texts
+    emptied, before this rule).
+    """
 
     FIELDS: ClassVar[tuple[str, ...]] = ()
+    EMPTY_IS_MISSING: ClassVar[bool] = False
 
     def __init__(self, fields=None):
         super().__init__()

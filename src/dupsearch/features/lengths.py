@@ -27,9 +27,12 @@ class LengthFamily(FieldFamily):
         out: dict[str, np.ndarray] = {}
         for field in self.fields:
             L = np.asarray(store[f"lengths.{field}"])
+            # two empty fields have no lengths to compare (a difference of 0 would read as
+            # "the same text"); one empty field is a fact, kept
+            both_empty = (L[ia, 0] == 0) & (L[ib, 0] == 0)
             for j, unit in enumerate(("chars", "tokens")):
                 x, y = L[ia, j], L[ib, j]
                 out[f"lengths.{field}.{unit}_ratio"] = safe_div(np.minimum(x, y), np.maximum(x, y))
-                out[f"lengths.{field}.{unit}_diff"] = np.abs(x - y)
+                out[f"lengths.{field}.{unit}_diff"] = np.where(both_empty, np.nan, np.abs(x - y))
                 out[f"lengths.{field}.{unit}_min"] = np.minimum(x, y)
         return out

@@ -30,6 +30,7 @@ def char_codes(texts) -> tuple[np.ndarray, np.ndarray]:
 
 class SetFamily(FieldFamily):
     name = "sets"
+    EMPTY_IS_MISSING = True
 
     FIELDS = FIELDS
 

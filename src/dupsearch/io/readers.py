@@ -111,9 +111,29 @@ def _read_csv(path: Path, sep: str) -> pd.DataFrame:
         raise DataError(f"malformed {'TSV' if sep == chr(9) else 'CSV'}: {str(e).strip()}"
                         " (check quoting and the number of separators)",
                         path=str(path), row=row) from None
+    _check_field_counts(text, sep, path, len(df.columns))
     # Stray spaces around header names ("id, title") are a common export artifact.
     df.columns = [str(c).strip() for c in df.columns]
     return df
+
+
+def _check_field_counts(text: str, sep: str, path: Path, n_columns: int) -> None:
+    """A row with fewer fields than the header is an error naming it: pandas pads such rows with
+    empty strings, which would silently shift or blank what the row says. (Rows with too many
+    fields already fail in pandas.) The csv module walks the text in C; quoted newlines count
+    as one record, blank lines are skipped as pandas skips them."""
+    import csv
+
+    reader = csv.reader(io.StringIO(text), delimiter=sep)
+    next(reader, None)  # the header
+    row = 0
+    for record in reader:
+        if not record:
+            continue
+        row += 1
+        if len(record) < n_columns:
+            raise DataError(f"{len(record)} fields where the header has {n_columns}; the row is "
+                            "cut short (check quoting and separators)", path=str(path), row=row)
 
 
 def _read_json(path: Path, fmt: str) -> pd.DataFrame:
@@ -168,7 +188,7 @@ def read_listings(path: str | Path, mapping: ColumnMapping | str | Path | None =
     base = Path(path).resolve().parent
     df["images"] = [[p if os.path.isabs(p) or "://" in p else str(base / p) for p in ps]
                     for ps in df["images"]]
-    report.warn_if_skipped(_log)
+    report.warn_if_any(_log)
     return df, report
 
 
@@ -183,7 +203,7 @@ def read_pairs(path: str | Path, mapping: ColumnMapping | str | Path | None = No
         df = mapping.apply_pairs(df, source)
     df, report = normalize_pairs(df, source=source, listing_ids=listing_ids,
                                  on_unknown=on_unknown, on_self_pair=on_self_pair)
-    report.warn_if_skipped(_log)  # dropped pairs are never silent
+    report.warn_if_any(_log)  # dropped pairs are never silent
     return df, report
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from dupsearch.errors import DataError
+from dupsearch.text.normalize import FORMAT_CHARS_RE, strip_format_chars
 
 CATEGORY_COLUMNS = ["category_l1", "category_l2", "category_l3", "category_l4"]
 LISTING_COLUMNS = ["item_id", "title", "description", *CATEGORY_COLUMNS, "attributes", "price",
@@ -91,9 +92,10 @@ class LoadReport:
             text += "; note: " + ", ".join(f"{n} {w}" for w, n in self.notes.items())
         return text
 
-    def warn_if_skipped(self, logger: logging.Logger | None = None) -> bool:
-        """Log a warning when rows were dropped, so it never happens silently. Returns whether it did."""
-        if not self.skipped:
+    def warn_if_any(self, logger: logging.Logger | None = None) -> bool:
+        """Log a warning when rows were dropped or values changed (format characters removed,
+        impossible prices read as missing), so neither happens silently. Returns whether it did."""
+        if not self.skipped and not self.notes:
             return False
         (logger or _log).warning("%s", self)
         return True
@@ -141,12 +143,45 @@ def _id_column(s: pd.Series, column: str, source: str, rows: np.ndarray) -> pd.S
     return text.reset_index(drop=True)
 
 
-def _text_column(df: pd.DataFrame, column: str) -> pd.Series:
+def _text_column(df: pd.DataFrame, column: str, source: str = MEMORY_SOURCE) -> pd.Series:
     if column not in df.columns:
         return pd.Series([""] * len(df), dtype=str)
     s = df[column]
+    if s.dtype == object:
+        s = _decoded(s.reset_index(drop=True), column, source)
     # where() before astype: pandas 2 would turn NaN into the text "nan".
     return s.astype(object).where(s.notna(), "").astype(str).reset_index(drop=True)
+
+
+def _decoded(s: pd.Series, column: str, source: str) -> pd.Series:
+    """Bytes cells (a Parquet binary column) as UTF-8 text; bytes that are not UTF-8 are an error
+    naming the row: str() would store their Python repr ("b'...'") as the text."""
+    values = s.tolist()
+    if not any(isinstance(v, (bytes, bytearray)) for v in values):
+        return s
+    out = []
+    for i, v in enumerate(values):
+        if isinstance(v, (bytes, bytearray)):
+            try:
+                v = bytes(v).decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"not UTF-8 text: byte 0x{v[e.start]:02x} at byte {e.start + 1}; "
+                                "store text columns as UTF-8 strings", path=_path(source),
+                                row=i + 1, column=column) from None
+        out.append(v)
+    return pd.Series(out, dtype=object)
+
+
+def _visible_text_column(df: pd.DataFrame, column: str, report: "LoadReport") -> pd.Series:
+    """A text column without Unicode format characters (zero-width, bidi controls): invisible to
+    a reader, they would make two identical titles look different. Cells changed are counted."""
+    s = _text_column(df, column, report.source)
+    hit = s.str.contains(FORMAT_CHARS_RE, regex=True).to_numpy(dtype=bool)
+    if hit.any():
+        s = s.copy()
+        s[hit] = s[hit].str.replace(FORMAT_CHARS_RE, "", regex=True)
+        report.note(f"{column} cells with invisible format characters removed", int(hit.sum()))
+    return s
 
 
 def _is_missing(value: Any) -> bool:
@@ -186,8 +221,36 @@ def _parse_attributes(value: Any) -> dict[str, str]:
     else:
         raise ValueError("attributes must be a dict (or a JSON object string), "
                          f"got {type(value).__name__}: {_clip(str(value))}")
-    # None values come from parquet structs where a row lacks a key: treat as absent.
-    return {str(k): v if isinstance(v, str) else str(v) for k, v in items if not _is_missing(v)}
+    out: dict[str, str] = {}
+    _flatten_attributes(items, "", out)
+    return out
+
+
+def _attribute_text(value: Any) -> str:
+    if isinstance(value, bool):  # JSON true/false, not Python's "True"
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # 128.0 from a numeric column is the 128 the seller wrote
+    return strip_format_chars(value if isinstance(value, str) else str(value))
+
+
+def _flatten_attributes(items, prefix: str, out: dict[str, str]) -> None:
+    """Attribute values that are objects become ``key.sub`` entries; lists of plain values become
+    one ``", "``-joined value; a list holding objects or lists is refused (no stable key)."""
+    for k, v in items:
+        key = prefix + strip_format_chars(str(k))
+        if _is_missing(v):
+            continue  # None comes from parquet structs where a row lacks a key: absent
+        if isinstance(v, dict):
+            _flatten_attributes(v.items(), key + ".", out)
+        elif isinstance(v, (list, tuple, np.ndarray)):
+            values = list(v)
+            if any(isinstance(x, (dict, list, tuple, np.ndarray)) for x in values):
+                raise ValueError(f"attribute {key!r} is a list holding objects or lists; give it "
+                                 "plain values or one object per key")
+            out[key] = ", ".join(_attribute_text(x) for x in values if not _is_missing(x))
+        else:
+            out[key] = _attribute_text(v)
 
 
 def _parse_images(value: Any) -> list[str]:
@@ -228,12 +291,15 @@ def _parse_cells(s: pd.Series, parse, column: str, source: str, rows: np.ndarray
     return out
 
 
-def _price_column(df: pd.DataFrame, source: str, rows: np.ndarray) -> pd.Series:
+def _price_column(df: pd.DataFrame, source: str, rows: np.ndarray, report: "LoadReport"
+                  ) -> pd.Series:
+    """Prices as float64, NaN when missing. An impossible price (negative, infinite) is no
+    evidence about the item: it becomes missing and is counted, never compared as a number."""
     if "price" not in df.columns:
         return pd.Series(np.full(len(df), np.nan), dtype="float64")
     s = df["price"].reset_index(drop=True)
     if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
-        return s.astype("float64")
+        return _possible_prices(s.astype("float64"), report)
     text = s.astype(object).where(s.notna(), "").astype(str).str.strip()
     blank = (text == "") | text.str.lower().isin(_MISSING_PRICE_WORDS)
     values = pd.to_numeric(text.where(~blank, None), errors="coerce").astype("float64")
@@ -243,7 +309,17 @@ def _price_column(df: pd.DataFrame, source: str, rows: np.ndarray) -> pd.Series:
         raise DataError(f"price {text.iloc[i]!r} is not a number; use a plain number like "
                         "1299.99 (no currency symbol or thousands separator) or leave it empty",
                         path=_path(source), row=int(rows[i]), column="price")
-    return values
+    return _possible_prices(values, report)
+
+
+def _possible_prices(values: pd.Series, report: "LoadReport") -> pd.Series:
+    v = values.to_numpy(dtype="float64", copy=True)
+    impossible = ~np.isnan(v) & (~np.isfinite(v) | (v < 0))
+    if impossible.any():
+        v[impossible] = np.nan
+        report.note("impossible prices (negative or infinite) read as missing",
+                    int(impossible.sum()))
+    return pd.Series(v, dtype="float64")
 
 
 def _row_numbers(df: pd.DataFrame) -> np.ndarray:
@@ -261,6 +337,7 @@ def normalize_listings(df: pd.DataFrame, *, source: str = MEMORY_SOURCE
     an empty or duplicate item_id, attributes that are not a JSON object, or an unparseable price.
     """
     _check_required(df, REQUIRED_LISTING_COLUMNS, source, "listings")
+    report = LoadReport(source, rows_read=len(df))
     rows = _row_numbers(df)
     out: dict[str, Any] = {}
     ids = _id_column(df["item_id"], "item_id", source, rows)
@@ -273,14 +350,14 @@ def normalize_listings(df: pd.DataFrame, *, source: str = MEMORY_SOURCE
                         column="item_id")
     out["item_id"] = ids
     for column in ["title", "description", *CATEGORY_COLUMNS]:
-        out[column] = _text_column(df, column)
+        out[column] = _visible_text_column(df, column, report)
     if "attributes" in df.columns:
         out["attributes"] = pd.Series(
             _parse_cells(df["attributes"], _parse_attributes, "attributes", source, rows),
             dtype=object)
     else:
         out["attributes"] = pd.Series([{} for _ in range(len(df))], dtype=object)
-    out["price"] = _price_column(df, source, rows)
+    out["price"] = _price_column(df, source, rows, report)
     if "images" in df.columns:
         out["images"] = pd.Series(_parse_cells(df["images"], _parse_images, "images", source, rows),
                                   dtype=object)
@@ -291,7 +368,8 @@ def normalize_listings(df: pd.DataFrame, *, source: str = MEMORY_SOURCE
     extras = [c for c in df.columns if c not in LISTING_COLUMNS]
     for column in extras:
         result[column] = df[column].reset_index(drop=True)
-    return result, LoadReport(source, rows_read=len(df), rows_kept=len(result))
+    report.rows_kept = len(result)
+    return result, report
 
 
 # --------------------------------------------------------------------------- pairs

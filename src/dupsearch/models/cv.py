@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from dupsearch.errors import DataError
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 from sklearn.model_selection import StratifiedGroupKFold
@@ -51,8 +53,13 @@ def group_folds(pairs: pd.DataFrame, y: np.ndarray, n_splits: int = 5, seed: int
     groups, rule = choose_groups(pairs, n_splits)
     n_groups = len(np.unique(groups))
     if n_groups < n_splits:
-        raise ValueError(
+        raise DataError(
             f"only {n_groups} independent groups of pairs ({rule}); need at least {n_splits} "
-            f"for {n_splits}-fold cross-validation. Give a `group` column or fewer folds.")
+            f"for {n_splits}-fold cross-validation: give a `group` column, fewer --folds or "
+            "--valid pairs")
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise DataError(f"every training pair has label {int(classes[0])}: a classifier needs "
+                        "duplicates (1) and non-duplicates (0)")
     skf = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     return [(tr, te) for tr, te in skf.split(np.zeros(len(y)), y, groups)], rule

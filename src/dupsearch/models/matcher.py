@@ -33,7 +33,10 @@ log = logging.getLogger(__name__)
 
 KEY_DEPENDENCIES = ("numpy", "pandas", "scipy", "scikit-learn", "rapidfuzz", "catboost",
                     "lightgbm", "pyarrow")
+_log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
+# id suffix of a training listing's emptied-text copy (MatcherConfig.missing_text_share)
+MISSING_TEXT_SUFFIX = "\x1fmissing-text"
 PAIR_CATEGORY = "pair_category"  # store column: the category the ensemble's per-category models use
 ENSEMBLE = "ensemble.json"
 
@@ -53,6 +56,17 @@ def pair_keys(pairs: pd.DataFrame) -> pd.Series:
     a, b = pairs["item_id_a"].astype(str).reset_index(drop=True), pairs["item_id_b"].astype(str).reset_index(drop=True)
     first = a <= b
     return a.where(first, b) + "\x1f" + b.where(first, a)
+
+
+def valid_overlap(train: pd.DataFrame, valid: pd.DataFrame) -> dict:
+    """How the validation pairs overlap the training pairs: the same pair in both (its label is
+    seen in training, so validation figures flatter the model) and pairs with a listing that a
+    training pair names (milder: the booster saw that listing's text)."""
+    same = int(pair_keys(valid).isin(set(pair_keys(train))).sum())
+    seen = pd.Index(pd.concat([train["item_id_a"], train["item_id_b"]]).astype(str).unique())
+    shares = (seen.get_indexer(valid["item_id_a"].astype(str)) >= 0) | \
+             (seen.get_indexer(valid["item_id_b"].astype(str)) >= 0)
+    return {"valid_pairs": int(len(valid)), "same_pairs": same, "pairs_sharing_a_listing": int(shares.sum())}
 
 
 def _labels(pairs: pd.DataFrame, what: str) -> np.ndarray:
@@ -84,6 +98,7 @@ class DuplicateMatcher:
         self.parts_: dict = {}            # component name -> fitted models (see models.ensemble)
         self.combiner_: Combiner | None = None
         self.prior_: float | None = None  # positive rate of the (enlarged) training pairs
+        self._missing_text_ = None        # training only: emptied-text copies of some pairs
 
     @property
     def feature_names(self) -> list[str]:
@@ -174,6 +189,9 @@ class DuplicateMatcher:
             X = pd.concat([X, L.set_axis(X.index)], axis=1)
             timings["learned_seconds"] = time.perf_counter() - t0
         self.feature_names_ = list(X.columns)
+        t0 = time.perf_counter()
+        self._missing_text_rows(listings, pairs, y, X.columns)
+        timings["missing_text_seconds"] = time.perf_counter() - t0
         return X, y, np.asarray(store[PAIR_CATEGORY])[ia], timings
 
     def fit(self, listings: pd.DataFrame, pairs: pd.DataFrame, valid_pairs: pd.DataFrame | None = None,
@@ -186,6 +204,11 @@ class DuplicateMatcher:
         metrics: dict = {"n_train_pairs": int(len(pairs)), "n_features": int(X.shape[1]),
                          "backend": cfg.gbdt.backend}
         if valid_pairs is not None:
+            overlap = metrics["valid_overlap"] = valid_overlap(pairs, valid_pairs)
+            if overlap["same_pairs"]:
+                _log.warning("%d of %d validation pairs are also training pairs: the validation "
+                             "figures and threshold are optimistic; validate on pairs kept apart",
+                             overlap["same_pairs"], overlap["valid_pairs"])
             self._fit_with_validation(listings, pairs, X, y, cat, valid_pairs, metrics, progress)
         else:
             self._fit_with_cv(listings, pairs, X, y, cat, metrics)
@@ -196,6 +219,9 @@ class DuplicateMatcher:
         metrics["compare_seconds"] = timings["compare_seconds"]
         metrics["pairs_per_second_features"] = len(pairs) / feature_seconds if feature_seconds else None
         metrics["train_seconds"] = time.perf_counter() - t1
+        if self._missing_text_ is not None:
+            metrics["missing_text_pairs"] = int(len(self._missing_text_[0]))
+        self._missing_text_ = None  # training rows only: not part of the fitted model
         if self.pipeline_.encoder_stats_:
             metrics["encoders"] = self.pipeline_.encoder_stats_
         if self.pipeline_.photo_report_["photos"]:
@@ -208,9 +234,47 @@ class DuplicateMatcher:
         return self
 
     # ---- training parts ----------------------------------------------------------------
+    def _missing_text_rows(self, listings, pairs, y, columns) -> None:
+        """Features of a sample of the training pairs with the title and description emptied on
+        one side or both (``MatcherConfig.missing_text_share``), added to a booster's training
+        rows whenever their pair is (``_enlarged``). Empty text is missing evidence (NaN
+        features); a booster that never saw it sends NaN down an arbitrary branch, and on the
+        generated market two emptied listings became duplicates 3x as often as with their texts."""
+        self._missing_text_ = None
+        share = self.config.missing_text_share
+        k = int(round(share * len(pairs)))
+        if k == 0 or self.config.stacking.enabled:  # stacked scores of an emptied pair: undefined
+            return
+        rng = np.random.default_rng(self.config.seed + 7919)
+        idx = np.sort(rng.choice(len(pairs), size=min(k, len(pairs)), replace=False))
+        chosen = pairs.iloc[idx][["item_id_a", "item_id_b"]].astype(str).reset_index(drop=True)
+        side = rng.integers(0, 3, len(idx))  # 0: a emptied, 1: b emptied, 2: both
+        blank = listings_for(listings, chosen).copy()
+        blank["item_id"] = blank["item_id"].astype(str) + MISSING_TEXT_SUFFIX
+        blank["title"], blank["description"] = "", ""
+        frame = pd.concat([listings_for(listings, chosen), blank], ignore_index=True)
+        new = chosen.copy()
+        new.loc[side != 1, "item_id_a"] += MISSING_TEXT_SUFFIX
+        new.loc[side >= 1, "item_id_b"] += MISSING_TEXT_SUFFIX
+        store, ia, ib = self.pair_store(frame, new)
+        X_new = self.pipeline_.compare(store, ia, ib).reindex(columns=columns)
+        self._missing_text_ = (idx, X_new, y[idx], np.asarray(store[PAIR_CATEGORY])[ia])
+
     def _enlarged(self, listings, pairs, X, y, cat, rows: np.ndarray, never: pd.Index | None = None):
         """Training rows `rows` plus, when enlargement is on, the pairs their transitive chains
-        imply (never a pair in `never`: the held-out pairs). Returns X, y, cat, added-pairs report."""
+        imply (never a pair in `never`: the held-out pairs), plus the emptied-text copies of the
+        rows' pairs (``_missing_text_rows``). Returns X, y, cat, added-pairs report."""
+        X_tr, y_tr, c_tr, rep = self._enlarged_pairs(listings, pairs, X, y, cat, rows, never)
+        extra = getattr(self, "_missing_text_", None)
+        if extra is not None:
+            idx, X_new, y_new, c_new = extra
+            take = np.isin(idx, rows)
+            if take.any():
+                X_tr = pd.concat([X_tr, X_new[take]], ignore_index=True)
+                y_tr, c_tr = np.concatenate([y_tr, y_new[take]]), np.concatenate([c_tr, c_new[take]])
+        return X_tr, y_tr, c_tr, rep
+
+    def _enlarged_pairs(self, listings, pairs, X, y, cat, rows: np.ndarray, never: pd.Index | None = None):
         X_tr, y_tr, c_tr = X.iloc[rows].reset_index(drop=True), y[rows], cat[rows]
         if self.config.enlarge is None:
             return X_tr, y_tr, c_tr, None

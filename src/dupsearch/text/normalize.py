@@ -20,6 +20,15 @@ _SEPARATORS_RE = re.compile(r"[-/.]")
 _DIGIT_RE = re.compile(r"\d")
 _ALPHA_RE = re.compile(r"[^\W\d_]")
 _NUMBER_RE = re.compile(r"^\d+(?:[.,]\d+)?$")
+# Unicode format characters (category Cf: zero-width spaces and joiners, bidi marks and
+# overrides, soft hyphen, BOM, tag characters). Invisible to a reader, so "iPh<U+200B>one" must
+# compare equal to "iPhone". Written out as ranges (Unicode 14, Python 3.11; a test checks the
+# class against unicodedata) because scanning all code points at import would cost 0.2 s.
+FORMAT_CHARS_RE = re.compile(
+    "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    "\U000e0020-\U000e007f]")
 
 # Units that make "<number><unit>" a size/spec token (English and Russian).
 UNITS = frozenset(
@@ -50,11 +59,16 @@ NEGATIONS = frozenset(
 )
 
 
+def strip_format_chars(text: str) -> str:
+    """``text`` without Unicode format characters (zero-width, bidi controls, soft hyphen)."""
+    return FORMAT_CHARS_RE.sub("", text)
+
+
 def normalize_text(text: object) -> str:
-    """Lowercase, NFKC-fold, unify 'ё', and collapse whitespace. None/NaN -> ''."""
+    """Drop format characters, NFKC-fold, lowercase, unify 'ё', collapse whitespace. None/NaN -> ''."""
     if text is None or (isinstance(text, float) and np.isnan(text)):
         return ""
-    s = unicodedata.normalize("NFKC", str(text)).lower().replace("ё", "е")
+    s = unicodedata.normalize("NFKC", FORMAT_CHARS_RE.sub("", str(text))).lower().replace("ё", "е")
     return _SPACE_RE.sub(" ", s).strip()
 
 
