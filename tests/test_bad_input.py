@@ -534,20 +534,6 @@ def _(c):
                expect=(_s(m), "features.json"), out=c.p("dd"))
 
 
-@case("predict-model-nested-file-deleted")
-def _(c):
-    m = c.model()
-    (m / "homoglyph_cleaner" / "lexicon.npz").unlink()
-    return Run(["predict", m, c.listings, c.test_pairs, "--out", c.p("o.parquet")],
-               expect=(_s(m), "lexicon.npz"), out=c.p("o.parquet"))
-
-
-@case("predict-model-booster-replaced-by-pickle")
-def _(c):
-    m = c.model()
-    (m / "booster_0.cbm").write_bytes(pickle.dumps(_Evil(str(c.p("PWNED")))))
-    return Run(["predict", m, c.listings, c.test_pairs, "--out", c.p("o.parquet")],
-               expect=(_s(m), "booster_0.cbm"), out=c.p("o.parquet"))
 
 
 @case("predict-model-extra-pickle", code=(0, 2))
@@ -603,24 +589,12 @@ def _(c):
                expect=(_s(m), "config.json"), out=c.p("dd"))
 
 
-@case("evaluate-model-manifest-files-not-a-dict")
-def _(c):
-    m = c.model()
-    mf = _manifest(m)
-    mf["files"] = ["booster_0.cbm"]
-    _set_manifest(m, mf)
-    return Run(["evaluate", m, c.listings, c.test_pairs], expect=(_s(m), "manifest.json"))
-
 
 @case("predict-model-is-dataset-folder")
 def _(c):
     return Run(["predict", c.market(), c.listings, c.test_pairs, "--out", c.p("o.parquet")],
                expect=(_s(c.market()), "not a dupsearch model"), out=c.p("o.parquet"))
 
-
-@case("evaluate-model-is-a-file")
-def _(c):
-    return Run(["evaluate", c.listings, c.listings, c.test_pairs], expect=(_s(c.listings),))
 
 
 @case("dedup-model-is-notes-folder")
@@ -629,11 +603,6 @@ def _(c):
     return Run(["dedup", c.listings, "--model", p, "--out", c.p("dd")],
                expect=(_s(p), "not a dupsearch model"), out=c.p("dd"))
 
-
-@case("predict-model-missing")
-def _(c):
-    return Run(["predict", c.p("no_model"), c.listings, c.test_pairs, "--out", c.p("o.parquet")],
-               expect=(_s(c.p("no_model")),), out=c.p("o.parquet"))
 
 
 # ---- class 3: resume --------------------------------------------------------------------------
@@ -777,11 +746,12 @@ def _(c):
 def _(c):
     pairs = c.pairs("train")
     valid = pd.concat([pairs.head(40), c.pairs("valid")], ignore_index=True)  # 40 pairs also trained on
-    v = c.pairs_csv("valid_overlap.csv", valid)
+    v = c.pairs_csv("valid.csv", valid)
     out = c.p("m")
 
-    def check(proc):
-        assert "overlap" in proc.stderr.lower(), proc.stderr
+    def check(proc):  # a warning that names the overlap: how many validation pairs were trained on
+        err = " ".join(proc.stderr.split())
+        assert re.search(r"\b40\b[^.;]{0,80}(overlap|train)|overlap[^.;]{0,80}\b40\b", err, re.I), proc.stderr
 
     return Run(["train", c.listings, c.train_pairs, "--valid", v, "--out", out, "--config", c.config(),
                 "--no-report"], out=out, check=check)
@@ -797,7 +767,7 @@ def _(c):
                expect=(_s(p), "row 3"), out=c.p("m"))
 
 
-@case("predict-non-utf8-csv-after-multiline-rows")
+@case("dedup-non-utf8-csv-after-multiline-rows")
 def _(c):
     """Rows before the bad one hold quoted newlines: the row is still the data row, not the line."""
     recs = c.records()
@@ -806,8 +776,8 @@ def _(c):
     recs[bad]["title"] = "BADBYTE"
     p = c.csv("listings.csv", recs)
     p.write_bytes(p.read_bytes().replace(b"BADBYTE", b"Caf\xe9"))
-    return Run(["predict", c.model(), p, c.test_pairs, "--out", c.p("o.parquet")],
-               expect=(_s(p), f"row {bad + 1}"), out=c.p("o.parquet"))
+    return Run(["dedup", p, "--model", c.model(), "--out", c.p("dd")],
+               expect=(_s(p), f"row {bad + 1}"), out=c.p("dd"))
 
 
 @case("train-duplicate-item-id")
@@ -845,21 +815,14 @@ def _(c):
     return Run(["ablate", c.listings, p, "--folds", 2], expect=(_s(p), "row 1", "column 'label'"))
 
 
-@case("train-listings-missing-title-column")
+@case("dedup-listings-missing-title-column")
 def _(c):
     recs = c.records()
     for r in recs:
         del r["title"]
     p = c.jsonl("listings.jsonl", recs)
-    return Run(["train", p, c.train_pairs, "--out", c.p("m"), "--config", c.config(), "--no-report"],
-               expect=(_s(p), "title"), out=c.p("m"))
+    return Run(["dedup", p, "--model", c.model(), "--out", c.p("dd")], expect=(_s(p), "'title'"), out=c.p("dd"))
 
-
-@case("predict-pairs-missing-item-id-b-column")
-def _(c):
-    p = c.pairs_csv("pairs.csv", c.pairs("test").drop(columns="item_id_b"))
-    return Run(["predict", c.model(), c.listings, p, "--out", c.p("o.parquet")],
-               expect=(_s(p), "item_id_b"), out=c.p("o.parquet"))
 
 
 @case("train-listings-empty-file")
@@ -869,11 +832,10 @@ def _(c):
                expect=(_s(p), "empty"), out=c.p("m"))
 
 
-@case("predict-listings-header-only")
+@case("dedup-listings-header-only")
 def _(c):
     p = c.write("listings.csv", "item_id,title,description\n")
-    return Run(["predict", c.model(), p, c.test_pairs, "--out", c.p("o.parquet")],
-               expect=(_s(p), "empty"), out=c.p("o.parquet"))
+    return Run(["dedup", p, "--model", c.model(), "--out", c.p("dd")], expect=(_s(p), "empty"), out=c.p("dd"))
 
 
 @case("evaluate-listings-is-directory")
@@ -883,11 +845,10 @@ def _(c):
     return Run(["evaluate", c.model(), d, c.test_pairs], expect=(_s(d), "directory"))
 
 
-@case("train-listings-unsupported-extension")
+@case("dedup-listings-unsupported-extension")
 def _(c):
     p = c.write("listings.xlsx", b"PK\x03\x04 not really a spreadsheet")
-    return Run(["train", p, c.train_pairs, "--out", c.p("m"), "--config", c.config(), "--no-report"],
-               expect=(_s(p), ".xlsx"), out=c.p("m"))
+    return Run(["dedup", p, "--model", c.model(), "--out", c.p("dd")], expect=(_s(p), ".xlsx"), out=c.p("dd"))
 
 
 @case("dedup-malformed-json-line")
@@ -901,22 +862,22 @@ def _(c):
                expect=(_s(p), "row 3"), out=c.p("dd"))
 
 
-@case("predict-price-with-currency")
+@case("dedup-price-with-currency")
 def _(c):
     recs = c.records()
     recs[5]["price"] = "12 USD"  # data row 6
     p = c.csv("listings.csv", recs, flat=True)
-    return Run(["predict", c.model(), p, c.test_pairs, "--out", c.p("o.parquet")],
-               expect=(_s(p), "row 6", "column 'price'", "12 USD"), out=c.p("o.parquet"))
+    return Run(["dedup", p, "--model", c.model(), "--out", c.p("dd")],
+               expect=(_s(p), "row 6", "column 'price'", "12 USD"), out=c.p("dd"))
 
 
-@case("predict-attributes-not-an-object")
+@case("dedup-attributes-not-an-object")
 def _(c):
     recs = c.records()
     recs[3]["attributes"] = "[1, 2, 3]"  # data row 4: JSON, but not an object
     p = c.csv("listings.csv", recs, flat=True)
-    return Run(["predict", c.model(), p, c.test_pairs, "--out", c.p("o.parquet")],
-               expect=(_s(p), "row 4", "column 'attributes'"), out=c.p("o.parquet"))
+    return Run(["dedup", p, "--model", c.model(), "--out", c.p("dd")],
+               expect=(_s(p), "row 4", "column 'attributes'"), out=c.p("dd"))
 
 
 @case("bench-train-line-label-2")
@@ -925,11 +886,6 @@ def _(c):
                                      "COL title VAL c\tCOL title VAL d\t2"]})
     return Run(["bench", b, "--n-models", 1], expect=(_s(b / "train.txt"), "row 2"))
 
-
-@case("bench-train-line-two-fields")
-def _(c):
-    b = c.benchmark(lines={"train": ["COL title VAL a\tCOL title VAL b\t0", "COL title VAL c\t1"]})
-    return Run(["bench", b, "--n-models", 1], expect=(_s(b / "train.txt"), "row 2"))
 
 
 # ---- class 5: no tracebacks -------------------------------------------------------------------
@@ -984,12 +940,6 @@ def _(c):
                expect=(_s(p), "no_such_setting"), out=c.p("m"))
 
 
-@case("train-config-not-toml")
-def _(c):
-    p = c.write("bad.toml", "n_models = = 1\n[gbdt\n")
-    return Run(["train", c.listings, c.train_pairs, "--out", c.p("m"), "--config", p, "--no-report"],
-               expect=(_s(p),), out=c.p("m"))
-
 
 @case("train-folds-50-more-than-pairs")
 def _(c):
@@ -1017,7 +967,7 @@ def _(c):
 
 @case("train-missing-argument")
 def _(c):
-    return Run(["train", c.listings, "--out", c.p("m")], expect=("PAIRS",), out=c.p("m"))
+    return Run(["train", c.listings, "--out", c.p("m")], expect=("'pairs'",), out=c.p("m"))
 
 
 @case("predict-missing-out-option")
@@ -1046,11 +996,6 @@ def _(c):
     p = c.notes_folder()
     return Run(["bench", p, "--n-models", 1], expect=(_s(p),), precious=(p,))
 
-
-@case("bench-folder-nonexistent")
-def _(c):
-    p = c.p("no-such-bench")
-    return Run(["bench", p, "--n-models", 1], expect=(_s(p), "not found"))
 
 
 @case("dedup-block-nonsense")
@@ -1086,21 +1031,7 @@ def _(c):
     return Run(["demo", "--out", c.p("d"), "--n-listings", 10], expect=("--n-listings",), out=c.p("d"))
 
 
-@case("demo-compare-images-without-photos")
-def _(c):
-    return Run(["demo", "--out", c.p("d"), "--n-listings", 200, "--no-photos", "--compare-images"],
-               expect=("--compare-images",), out=c.p("d"))
 
-
-@case("ablate-no-inputs")
-def _(c):
-    return Run(["ablate", "--folds", 2], expect=("LISTINGS",))
-
-
-@case("ablate-inputs-and-benchmark")
-def _(c):
-    return Run(["ablate", c.listings, c.train_pairs, "--benchmark", c.benchmark(), "--folds", 2],
-               expect=("--benchmark",))
 
 
 @case("predict-out-unsupported-extension")
@@ -1168,16 +1099,25 @@ def test_bad_input(spec: Case, shared: Shared, tmp_path: Path, monkeypatch):
     _record(spec.id, proc, lines, seconds, argv, root)
     where = f"{_cmd(argv)}\n(cwd {root})\n{_show(proc)}"
 
-    assert "Traceback" not in proc.stderr, f"traceback\n{where}"
-    assert proc.returncode in codes, f"expected exit {codes}\n{where}"
+    problems = []  # every way the case fails, said at once
+    if "Traceback" in proc.stderr:
+        problems.append("a traceback on stderr")
+    if proc.returncode not in codes:
+        problems.append(f"exit {proc.returncode}, expected {' or '.join(map(str, codes))}")
     if proc.returncode != 0:
-        assert len(lines) == 1, f"stderr is {len(lines)} lines, not one\n{where}"
-        assert lines[0].startswith("error: "), where
-        for word in run.expect:
-            assert str(word) in lines[0], f"the error line does not name {word!r}\n{where}"
-    assert after == before, f"files outside --out changed: {snapshot_diff(before, after)}\n{where}"
+        if len(lines) != 1:
+            problems.append(f"stderr is {len(lines)} non-empty lines, not one")
+        error = next((ln for ln in lines if ln.startswith("error: ")), None)
+        if error is None:
+            problems.append("no 'error: ' line")
+        else:
+            problems += [f"the error line does not name {w!r}" for w in run.expect if str(w) not in error]
+    if after != before:
+        problems.append(f"files outside --out changed: {snapshot_diff(before, after)}")
     for p, snap in precious_before.items():
-        assert Path(p).exists() and snapshot(p) == snap, f"{p} was not left intact\n{where}"
+        if not Path(p).exists() or snapshot(p) != snap:
+            problems.append(f"{p} was not left intact")
+    assert not problems, "; ".join(problems) + f"\n{where}"
     if run.check is not None:
         run.check(proc)
 

@@ -71,3 +71,48 @@ def test_stacked_cross_encoder_on_amazon_google():
         stacking=StackingConfig(cross_encoder={"model": "minilm", "epochs": 1}, folds=3)))
     assert res["f1"] >= 74.0, res
     assert res["stacking"]["cross_encoder"]["oof_pr_auc"] > 0.4, res["stacking"]
+
+
+# ---------------------------------------------------------------- figures reproduce (issue #16)
+
+SAVED = Path(__file__).resolve().parents[1] / "bench-results" / "accuracy"
+
+
+def test_benchmarks_md_tables_are_the_saved_results():
+    """BENCHMARKS.md's accuracy tables are exactly what bench-results/ gives (regenerate with
+    `python -m dupsearch.bench.render` after `bash scripts/bench_accuracy.sh`)."""
+    from dupsearch.bench.render import BLOCK_RE, main, render
+    text = (SAVED.parents[1] / "BENCHMARKS.md").read_text(encoding="utf-8")
+    assert {m.group("name") for m in BLOCK_RE.finditer(text)} == {
+        "accuracy-seed0", "accuracy-seeds", "accuracy-minilm"}
+    assert render(text) == text
+    assert main(["--check"]) == 0
+    for variant in ("default", "minilm"):
+        runs = sorted((SAVED / variant).glob("seed*/*.json"))
+        assert len(runs) == 15, (variant, runs)  # five datasets x three seeds
+
+
+def test_render_fails_check_when_a_figure_is_edited(tmp_path):
+    from dupsearch.bench.render import main
+    md = (SAVED.parents[1] / "BENCHMARKS.md").read_text(encoding="utf-8")
+    edited = tmp_path / "BENCHMARKS.md"
+    row = next(line for line in md.splitlines() if line.startswith("| abt-buy | 0 |"))
+    edited.write_text(md.replace(row, row.replace("| abt-buy | 0 | **", "| abt-buy | 0 | **1")),
+                      encoding="utf-8")
+    assert main([str(edited), "--check"]) == 1
+
+
+@needs_data
+@pytest.mark.slow
+@pytest.mark.parametrize("variant,dataset", [("default", "abt-buy"), ("default", "wdc-cameras"),
+                                             ("minilm", "amazon-google")])
+def test_saved_result_reproduces(variant, dataset):
+    """A fresh run at seed 0 gives the saved figures (same code, same seeds: the boosters are
+    deterministic on a given machine; a tolerance covers another CPU's float rounding)."""
+    import json
+    from dupsearch.features import FeatureConfig
+    saved = json.loads((SAVED / variant / "seed0" / f"{dataset}.json").read_text())
+    encoders = ("minilm",) if variant == "minilm" else ()
+    res = run_benchmark(BENCH / dataset, config=MatcherConfig(features=FeatureConfig(text_encoders=encoders)))
+    assert res["f1"] == pytest.approx(saved["f1"], abs=0.5), (res["f1"], saved["f1"])
+    assert res["pr_auc"] == pytest.approx(saved["pr_auc"], abs=0.005), (res["pr_auc"], saved["pr_auc"])

@@ -514,12 +514,14 @@ def gmarket(_market_once):
 
 @pytest.fixture(scope="module")
 def plain_cv(gmarket):
-    return DuplicateMatcher(fast_config("lightgbm", cv_folds=3)).fit(gmarket.listings, gmarket.train)
+    # no emptied-text rows here or in ens_cv: the prior and row counts below are the pairs' own
+    return DuplicateMatcher(fast_config("lightgbm", cv_folds=3, missing_text_share=0.0)).fit(
+        gmarket.listings, gmarket.train)
 
 
 @pytest.fixture(scope="module")
 def ens_cv(gmarket):
-    cfg = fast_config("lightgbm", cv_folds=3, ensemble=EnsembleConfig(**ENS))
+    cfg = fast_config("lightgbm", cv_folds=3, missing_text_share=0.0, ensemble=EnsembleConfig(**ENS))
     return DuplicateMatcher(cfg).fit(gmarket.listings, gmarket.train)
 
 
@@ -637,7 +639,8 @@ def test_platt_calibration_path(gmarket, tmp_path):
 
 
 def test_enlarge_path(gmarket, tmp_path):
-    m = DuplicateMatcher(fast_config("lightgbm", cv_folds=3, enlarge={})).fit(gmarket.listings, gmarket.train)
+    m = DuplicateMatcher(fast_config("lightgbm", cv_folds=3, enlarge={}, missing_text_share=0.0)).fit(
+        gmarket.listings, gmarket.train)
     en = m.metrics_["enlarge"]
     n = len(gmarket.train)
     final = en["final"]
@@ -692,7 +695,8 @@ def test_automl_component_never_sees_validation_rows(gmarket, monkeypatch):
     cfg = fast_config("lightgbm", ensemble=EnsembleConfig(automl=True))
     m = DuplicateMatcher(cfg).fit(gmarket.listings, gmarket.train, gmarket.valid)
     assert "automl" in m.metrics_["ensemble"]["weights"]
-    assert _StubAutoML.fitted_rows == [len(gmarket.train)]
+    # the training pairs and their emptied-text copies, never a validation row
+    assert _StubAutoML.fitted_rows == [len(gmarket.train) + m.metrics_["missing_text_pairs"]]
 
 
 def test_enlarge_never_adds_validation_pairs(gmarket, monkeypatch):

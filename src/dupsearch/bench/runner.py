@@ -12,6 +12,23 @@ from dupsearch.models import DuplicateMatcher, MatcherConfig, binary_metrics
 from dupsearch.models.matcher import dependency_versions
 
 
+def source_commit() -> dict:
+    """The git commit the code ran at, and whether the working tree had changes (a result from a
+    dirty tree is not reproducible from any commit). Nothing when not run from a git checkout."""
+    import subprocess
+    root = Path(__file__).resolve().parents[3]
+    if not (root / ".git").exists():
+        return {"commit": None, "tree_dirty": None}
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "tree_dirty": None}
+    return {"commit": head, "tree_dirty": bool(dirty)}
+
+
 def run_benchmark(dataset_dir: str | Path, train_size: str = "medium",
                   config: MatcherConfig | None = None, progress: bool = False,
                   model_out: str | Path | None = None, report_dir: str | Path | None = None) -> dict:
@@ -61,6 +78,7 @@ def run_benchmark(dataset_dir: str | Path, train_size: str = "medium",
         "stacking": {"config": config.stacking.cross_encoder, **matcher.metrics_["stacking"]}
         if "stacking" in matcher.metrics_ else None,
         "versions": dependency_versions(),
+        **source_commit(),
     }
     if report_dir:
         from dupsearch.report import write_report
