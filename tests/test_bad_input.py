@@ -9,8 +9,9 @@ point ``dupsearch.cli.main:main``). For every case:
 
 1. the exit code is the expected one: 2 for a refusal or bad input, 0 for input that must be
    *handled* (a listing with no title, invisible characters, an impossible price);
-2. on failure stderr is exactly one non-empty line, ``error: <message>``, never a traceback,
-   and the line names what the user must fix: the file, and ``row N`` / ``column 'X'`` where
+2. on failure the error is exactly one line, ``error: <message>``, the last on stderr (what
+   the command said before it, e.g. the rows it read, may precede it), never a traceback, and
+   the line names what the user must fix: the file, and ``row N`` / ``column 'X'`` where
    they apply (row numbers are 1-based data rows, the header not counted); on success stderr
    holds no traceback;
 3. nothing outside the command's --out changed: every file and folder under the case folder
@@ -1105,9 +1106,11 @@ def test_bad_input(spec: Case, shared: Shared, tmp_path: Path, monkeypatch):
     if proc.returncode not in codes:
         problems.append(f"exit {proc.returncode}, expected {' or '.join(map(str, codes))}")
     if proc.returncode != 0:
-        if len(lines) != 1:
-            problems.append(f"stderr is {len(lines)} non-empty lines, not one")
-        error = next((ln for ln in lines if ln.startswith("error: ")), None)
+        errors = [ln for ln in lines if ln.startswith("error: ")]
+        if len(errors) != 1 or lines[-1] != errors[0]:
+            problems.append(f"stderr does not end in exactly one 'error: ' line ({len(errors)} error "
+                            f"lines of {len(lines)})")
+        error = errors[-1] if errors else None
         if error is None:
             problems.append("no 'error: ' line")
         else:

@@ -155,6 +155,11 @@ def claim_file(path: str | os.PathLike, inputs: Iterable = (), what: str = "--ou
     for inp in _inputs(inputs):
         if _same(path, inp):
             raise OutputError(f"{what} {path} is this command's input: choose another path")
+        if inp.is_dir() and path.resolve().is_relative_to(inp.resolve()):
+            # an input folder (a model, a benchmark) is read as a whole: writing into it would
+            # change an input (a model's file no longer matching its manifest, a benchmark split)
+            raise OutputError(f"{what} {path} is inside this command's input folder {inp}: "
+                              "choose another path")
     check_writable(path, what)
     return path
 

@@ -28,6 +28,10 @@ class ModelVersionError(DupsearchError):
     """A model directory written by an incompatible dupsearch version."""
 
 
+class ModelFileError(DupsearchError):
+    """A model directory whose files match their digests but do not parse as what they should be."""
+
+
 class ModelNotFoundError(DupsearchError, FileNotFoundError):
     """A model (directory or pretrained weights) the user named is missing."""
 

@@ -228,11 +228,7 @@ def train(
     _check_outputs(inputs=(listings, pairs, valid, mapping, config), model=("--out", out))
     from dupsearch.io import read_pairs
     from dupsearch.models import DuplicateMatcher
-    lst, prs = _load_tables(listings, pairs, mapping, need_labels=True)
-    vp = None
-    if valid:
-        vp, vrep = read_pairs(valid, mapping=mapping, listing_ids=lst["item_id"])
-        console.print(f"[dim]{vrep}[/dim]")
+    # settings first: a bad config fails before the tables are read
     cfg = _config(backend, n_models, folds, seed, config, text_encoder, image_encoder)
     if embedding_components is not None:
         cfg.features = replace(cfg.features, embedding_components=embedding_components)
@@ -243,6 +239,11 @@ def train(
         cfg = _ensemble(cfg, per_category, blend, align, calibrate, automl, enlarge)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
+    lst, prs = _load_tables(listings, pairs, mapping, need_labels=True)
+    vp = None
+    if valid:
+        vp, vrep = read_pairs(valid, mapping=mapping, listing_ids=lst["item_id"])
+        console.print(f"[dim]{vrep}[/dim]")
     with console.status("training (features, boosting)…"):
         m = DuplicateMatcher(cfg).fit(lst, prs, vp, progress=True)
     m.save(out)
@@ -285,6 +286,8 @@ def predict(
     """Score pairs: writes the pairs with `probability` and `is_duplicate` columns."""
     _setup_logging(verbose)
     _check_outputs(inputs=(model, listings, pairs, mapping), files=[("--out", out)])
+    from dupsearch.io.readers import check_writable_format
+    check_writable_format(out)
     from dupsearch.io import write_table
     from dupsearch.models import DuplicateMatcher
     m = DuplicateMatcher.load(model, trust=trust_model)

@@ -587,13 +587,17 @@ def run_dedup(listings_path: str | os.PathLike, model_dir: str | os.PathLike, ou
     from dupsearch.artifacts import claim_dir, remove_own
     # before any work: OUT is new, empty or a dedup run of ours, and holds neither input
     claim_dir(out, "dedup", inputs=[listings_path, model_dir])
+    # the model is read (digests, every file parsed) before any work: a broken model fails now,
+    # not after blocking a catalogue
+    from dupsearch.models import DuplicateMatcher
+    DuplicateMatcher.load(model_dir, trust=(config or DedupConfig()).trust_model)
     t0 = time.perf_counter()
     listings, load_report = read_listings(listings_path, mapping=mapping)
-    log(f"{load_report}")
     truth = (config or DedupConfig()).truth_column
     if require_truth and truth and truth not in listings.columns:
         raise DataError(f"no such column (asked for with --truth); the columns are "
                         f"{', '.join(map(str, listings.columns))}", path=str(listings_path), column=truth)
+    log(f"{load_report}")
     if restart and out.exists():
         with _run_lock(out):  # never under a run that is writing there
             kept = remove_own(out, "dedup")  # what dupsearch wrote there, nothing else

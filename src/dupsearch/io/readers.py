@@ -47,6 +47,12 @@ def _format_of(path: Path, formats: dict[str, str]) -> str:
     return fmt
 
 
+def check_writable_format(path: str | Path) -> str:
+    """The table format ``write_table`` would use for ``path``; a DataError before any work when
+    its extension is not one it writes."""
+    return _format_of(Path(path), _WRITE_FORMATS)
+
+
 # --------------------------------------------------------------------------- reading
 
 
@@ -78,14 +84,17 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         raise DataError(f"cannot read as parquet: {e}", path=str(path)) from None
 
 
-def _decode(path: Path, header_lines: int) -> str:
-    """File text as UTF-8; on a bad byte, name the data row it is on (header not counted)."""
+def _decode(path: Path, header_lines: int, sep: str | None = None) -> str:
+    """File text as UTF-8; on a bad byte, name the data row it is on (header not counted; for
+    CSV/TSV, ``sep`` given, a row is a record, which a quoted newline makes span lines)."""
     data = path.read_bytes()
     try:
         return data.decode("utf-8-sig")  # -sig: tolerate the BOM that Excel writes
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         row = line - header_lines
+        if sep is not None:
+            row = _record_number(data[:e.start].decode("utf-8-sig"), sep) - header_lines
         where = f" (line {line} of the file)" if header_lines else ""
         if row < 1:
             raise DataError(f"not valid UTF-8: byte 0x{data[e.start]:02x} in the header{where}; "
@@ -97,8 +106,18 @@ def _decode(path: Path, header_lines: int) -> str:
                         path=str(path), row=row) from None
 
 
+def _record_number(prefix: str, sep: str) -> int:
+    """1-based number of the CSV record (header included, blank lines not) that the text after
+    ``prefix`` continues."""
+    import csv
+    try:
+        return len([r for r in csv.reader(io.StringIO(prefix + "x", newline=""), delimiter=sep) if r])
+    except csv.Error:  # not parseable as CSV up to there: count lines instead
+        return prefix.count("\n") + 1
+
+
 def _read_csv(path: Path, sep: str) -> pd.DataFrame:
-    text = _decode(path, header_lines=1)
+    text = _decode(path, header_lines=1, sep=sep)
     if not text.strip():
         raise DataError("file is empty", path=str(path))
     try:
@@ -124,16 +143,20 @@ def _check_field_counts(text: str, sep: str, path: Path, n_columns: int) -> None
     as one record, blank lines are skipped as pandas skips them."""
     import csv
 
-    reader = csv.reader(io.StringIO(text), delimiter=sep)
-    next(reader, None)  # the header
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
     row = 0
-    for record in reader:
-        if not record:
-            continue
-        row += 1
-        if len(record) < n_columns:
-            raise DataError(f"{len(record)} fields where the header has {n_columns}; the row is "
-                            "cut short (check quoting and separators)", path=str(path), row=row)
+    try:
+        next(reader, None)  # the header
+        for record in reader:
+            if not record:
+                continue
+            row += 1
+            if len(record) < n_columns:
+                raise DataError(f"{len(record)} fields where the header has {n_columns}; the row "
+                                "is cut short (check quoting and separators)", path=str(path), row=row)
+    except csv.Error as e:
+        raise DataError(f"malformed {'TSV' if sep == chr(9) else 'CSV'}: {e}", path=str(path),
+                        row=row + 1) from None
 
 
 def _read_json(path: Path, fmt: str) -> pd.DataFrame:

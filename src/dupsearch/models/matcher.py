@@ -17,7 +17,8 @@ import pandas as pd
 
 import dupsearch
 from dupsearch.atomic import atomic_directory, strict_json
-from dupsearch.errors import DataError, ModelNotFoundError, ModelVersionError, NotFittedError, UntrustedModelError
+from dupsearch.errors import (DataError, DupsearchError, ModelFileError, ModelNotFoundError, ModelVersionError,
+                              NotFittedError, UntrustedModelError)
 from dupsearch.features import FeaturePipeline, ListingStore
 from dupsearch.features.pipeline import listings_for
 from dupsearch.models.cv import choose_groups, group_folds
@@ -590,24 +591,49 @@ class DuplicateMatcher:
             raise ModelVersionError(f"model directory {path}: {MANIFEST} lists no files and digests; "
                                     f"retrain it with this version (`dupsearch train`)")
         verify_files(path, manifest["files"], "model directory")
+        reading = ["manifest.json"]  # the part being read, for the error below
+        try:
+            return cls._load_verified(path, manifest, trust, reading)
+        except DupsearchError:
+            raise
+        except Exception as e:  # noqa: BLE001 - the boundary of files from elsewhere
+            # Every file matched its digest, yet one does not parse (written broken, or edited
+            # along with its digest): name the model, the file and the reader's complaint.
+            name = Path(e.filename).name if getattr(e, "filename", None) else reading[0]
+            raise ModelFileError(f"model directory {path}: {name} cannot be read: "
+                                 f"{type(e).__name__}: {' '.join(str(e).split())[:300]}") from None
+
+    @classmethod
+    def _load_verified(cls, path: Path, manifest: dict, trust: bool, reading: list) -> "DuplicateMatcher":
+        """``load`` after the digests matched; ``reading[0]`` names the part being read."""
         here = dependency_versions()
         for dep in ("scikit-learn", "catboost", "lightgbm"):
             saved = manifest["versions"].get(dep)
             if saved and saved.split(".")[:2] != here.get(dep, "").split(".")[:2]:
                 log.warning("model %s was saved with %s %s, this environment has %s; predictions may differ",
                             path, dep, saved, here.get(dep))
+        reading[0] = "config.json"
         self = cls(MatcherConfig.from_dict(json.loads((path / "config.json").read_text())))
+        reading[0] = "the feature pipeline (feature_pipeline.json/.npz, homoglyph_cleaner/)"
         self.pipeline_ = FeaturePipeline.load(path)
+        reading[0] = "features.json"
         self.feature_names_ = json.loads((path / "features.json").read_text())["features"]
         if (path / "stacking").is_dir():
+            reading[0] = "stacking/"
             self.learned_ = LearnedFeatures.load(path / "stacking")
-        self.models_ = [GBDTModel.load(self.config.gbdt, path / f"booster_{i}")
-                        for i in range(manifest["n_models"])]
+        self.models_ = []
+        for i in range(int(manifest["n_models"])):
+            reading[0] = f"booster_{i} ({'booster_%d.cbm' % i if self.config.gbdt.backend == 'catboost' else 'booster_%d.txt' % i}, booster_{i}.json)"
+            self.models_.append(GBDTModel.load(self.config.gbdt, path / f"booster_{i}"))
+        reading[0] = "the ensemble (ensemble.json and its boosters)"
         self._load_ensemble(path, trust)
+        reading[0] = "manifest.json"
         self.threshold_ = float(manifest["threshold"])
+        reading[0] = "metrics.json"
         self.metrics_ = json.loads((path / "metrics.json").read_text())
         imp = path / "feature_importance.csv"
         if imp.exists():
+            reading[0] = "feature_importance.csv"
             self.importance_ = pd.read_csv(imp, index_col=0)["importance"]
         self.manifest_ = manifest
         return self

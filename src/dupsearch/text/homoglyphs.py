@@ -54,6 +54,7 @@ import json
 import math
 import random
 import re
+import zipfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -956,6 +957,15 @@ class HomoglyphCleaner:
         self.uses_wordfreq_ = bool(state["uses_wordfreq"])
         self.transitions_ = state["transitions"]
         self.channel_ = Channel(**state["channel"])
+        try:
+            self._read_lexicon(d, state)
+        except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f"{d.name}/lexicon.npz or charlm_*.npz is not a readable lexicon "
+                             f"({type(e).__name__}: {e})") from None
+        self._fitted = True
+        return self
+
+    def _read_lexicon(self, d: Path, state: dict) -> None:
         with np.load(d / "lexicon.npz", allow_pickle=False) as z:
             for s in SCRIPTS:
                 m = _ScriptModel()
@@ -966,5 +976,3 @@ class HomoglyphCleaner:
                 m.total = float(state["totals"][s])
                 self.models_[s] = m
             self.neighbour_shift_ = dict(zip(z["near_keys"].tolist(), z["near_vals"].tolist()))
-        self._fitted = True
-        return self
