@@ -339,14 +339,16 @@ class Case:
     code: int | tuple = 2
     non_root: bool = False      # needs a user that file permissions apply to
     marks: tuple = field(default_factory=tuple)
+    klass: int = 0              # the issue's class (1-5) of the section it is in
 
 
 CASES: list[Case] = []
+_CLASS = 0  # set at each section below
 
 
 def case(id: str, code: int | tuple = 2, **kw):
     def register(build):
-        CASES.append(Case(id, build, code, **kw))
+        CASES.append(Case(id, build, code, klass=_CLASS, **kw))
         return build
     return register
 
@@ -356,6 +358,8 @@ def _s(p) -> str:
 
 
 # ---- class 1: never destroy what is not ours -------------------------------------------------
+
+_CLASS = 1
 
 @case("train-out-precious-file")
 def _(c):
@@ -512,6 +516,8 @@ def _(c):
 
 # ---- class 2: model files --------------------------------------------------------------------
 
+_CLASS = 2
+
 @case("predict-model-booster-truncated")
 def _(c):
     m = c.model()
@@ -608,6 +614,8 @@ def _(c):
 
 # ---- class 3: resume --------------------------------------------------------------------------
 
+_CLASS = 3
+
 @case("dedup-out-holds-other-listings", code=(0, 2))
 def _(c):
     """--out holds a finished dedup of listings A; dedup of listings B into it must not reuse A's
@@ -633,6 +641,8 @@ def _(c):
 
 
 # ---- class 4: garbage input -------------------------------------------------------------------
+
+_CLASS = 4
 
 @case("train-short-csv-row")
 def _(c):
@@ -891,6 +901,8 @@ def _(c):
 
 # ---- class 5: no tracebacks -------------------------------------------------------------------
 
+_CLASS = 5
+
 @case("predict-booster-garbage")
 def _(c):
     m = c.model()
@@ -1097,7 +1109,6 @@ def test_bad_input(spec: Case, shared: Shared, tmp_path: Path, monkeypatch):
     after = snapshot(root, exclude=[run.out])
     codes = spec.code if isinstance(spec.code, tuple) else (spec.code,)
     lines = _nonblank_lines(proc.stderr)
-    _record(spec.id, proc, lines, seconds, argv, root)
     where = f"{_cmd(argv)}\n(cwd {root})\n{_show(proc)}"
 
     problems = []  # every way the case fails, said at once
@@ -1120,19 +1131,39 @@ def test_bad_input(spec: Case, shared: Shared, tmp_path: Path, monkeypatch):
     for p, snap in precious_before.items():
         if not Path(p).exists() or snapshot(p) != snap:
             problems.append(f"{p} was not left intact")
+    check_error = None
+    if not problems and run.check is not None:
+        try:
+            run.check(proc)
+        except AssertionError as e:
+            check_error = str(e)
+    _record(spec, proc, lines, seconds, argv, root, problems, check_error)
     assert not problems, "; ".join(problems) + f"\n{where}"
-    if run.check is not None:
-        run.check(proc)
+    assert check_error is None, check_error
 
 
-def _record(case_id: str, proc, lines: list[str], seconds: float, argv: list[str], root: Path) -> None:
-    """With DUPSEARCH_BAD_INPUT_LOG=FILE, one JSON line per case (for a summary table)."""
+def _record(spec: Case, proc, lines: list[str], seconds: float, argv: list[str], root: Path,
+            problems: list[str], check_error: str | None) -> None:
+    """With DUPSEARCH_BAD_INPUT_LOG=FILE, one JSON line per case: RELIABILITY.md's table
+    (``python tests/reliability_table.py FILE``) counts its outcomes."""
     log = os.environ.get("DUPSEARCH_BAD_INPUT_LOG")
     if not log:
         return
     first = next((ln for ln in lines if ln.startswith("error: ")), lines[0] if lines else "")
+    changed = any(p.startswith(("files outside --out changed", )) or "was not left intact" in p
+                  for p in problems)
+    if "Traceback" in proc.stderr:
+        outcome = "traceback"
+    elif changed:
+        outcome = "silent loss"
+    elif problems or check_error:
+        outcome = "wrong result" if proc.returncode == 0 else "unclear error"
+    else:
+        outcome = "handled" if proc.returncode == 0 else "clear error"
     with open(log, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps({"id": case_id, "rc": proc.returncode, "lines": len(lines), "first": first,
+        fh.write(json.dumps({"id": spec.id, "class": spec.klass, "outcome": outcome,
+                             "problems": problems + ([check_error] if check_error else []),
+                             "rc": proc.returncode, "lines": len(lines), "first": first,
                              "traceback": "Traceback" in proc.stderr, "seconds": round(seconds, 2),
                              "cmd": _cmd(argv), "cwd": str(root), "stderr": proc.stderr[-3000:]},
                             ensure_ascii=False) + "\n")

@@ -90,6 +90,9 @@ def test_benchmarks_md_tables_are_the_saved_results():
     for variant in ("default", "minilm"):
         runs = sorted((SAVED / variant).glob("seed*/*.json"))
         assert len(runs) == 15, (variant, runs)  # five datasets x three seeds
+    reliability = SAVED.parents[1] / "RELIABILITY.md"
+    assert "<!-- generated: reliability-garbage -->" in reliability.read_text(encoding="utf-8")
+    assert main([str(reliability), "--check"]) == 0
 
 
 def test_render_fails_check_when_a_figure_is_edited(tmp_path):

@@ -480,6 +480,8 @@ class CrossEncoderModel:
         # (an fp16 checkpoint would train in fp16); bf16 is applied by autocast instead.
         major = int(str(transformers.__version__).split(".")[0])
         model_kwargs = {("dtype" if major >= 5 else "torch_dtype"): torch.float32}
+        if not new_head:  # a model dupsearch saved: its safetensors weights only, never a pickle
+            model_kwargs["use_safetensors"] = True
         with _quiet_loading(transformers):
             try:
                 tokenizer = transformers.AutoTokenizer.from_pretrained(str(directory), **kwargs)
