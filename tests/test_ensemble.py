@@ -607,7 +607,8 @@ def test_without_ensemble_nothing_changes(plain_cv, gmarket, tmp_path):
     assert list(m.component_oof_) == ["general"]
     np.testing.assert_array_equal(m.oof_, m.component_oof_["general"])
     # explicitly "off" settings are the plain matcher
-    cfg = fast_config("lightgbm", cv_folds=3, ensemble=EnsembleConfig(blend="equal", align=False))
+    cfg = fast_config("lightgbm", cv_folds=3, missing_text_share=0.0,
+                      ensemble=EnsembleConfig(blend="equal", align=False))
     m_off = DuplicateMatcher(cfg).fit(gmarket.listings, gmarket.train)
     assert m_off.combiner_ is None
     np.testing.assert_array_equal(m_off.oof_, m.oof_)
