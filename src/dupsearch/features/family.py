@@ -165,8 +165,7 @@ class FieldFamily(Family):
     With ``EMPTY_IS_MISSING``, a pair where either side's field is empty gets NaN in every column
     of that field (``<name>.<field>.*``): nothing to compare is missing evidence, not agreement.
     Two empty titles would otherwise share no conflicting number, code or colour and look like
-    the strongest duplicates (false positives 66 -> 201 of 521 generated pairs with their texts
-    emptied, before this rule).
+    the strongest duplicates (RELIABILITY.md, "Garbage and decisions").
     """
 
     FIELDS: ClassVar[tuple[str, ...]] = ()
