@@ -5,6 +5,9 @@
 # and with N1M=1 of 1,000,000 listings with the k=20 blockers (pair recall >= 0.98).
 # Writes out/bench-store/features.json, out/bench-store/dd*/report.json (with dd*.time from
 # /usr/bin/time and dd*.memory, the machine's used memory every 10 s) and prints the tables.
+# BENCHMARKS.md's "Listing store" tables are generated from a copy of these files in
+# bench-results/store/ (source.json, features.json, dd*/report.json, dd*.time, dd*.memory):
+# copy them there and run `python -m dupsearch.bench.render`.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$ROOT"
@@ -22,6 +25,8 @@ sampled() {
   kill "$sampler"
 }
 
+python -c "import json, sys; from dupsearch.bench.runner import source_commit; \
+json.dump(source_commit(), open(sys.argv[1], 'w'))" "$OUT/source.json"  # the commit it ran at
 python -m dupsearch.bench.features --json "$OUT/features.json"
 [ -f "$OUT/train/listings.parquet" ] || dupsearch generate "$OUT/train" -n 10000 --seed 7 >/dev/null
 [ -d "$OUT/model" ] || dupsearch train "$OUT/train/listings.parquet" "$OUT/train/train_pairs.parquet" \

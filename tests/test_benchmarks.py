@@ -69,7 +69,8 @@ def test_benchmarks_md_tables_are_the_saved_results():
     from dupsearch.bench.render import BLOCK_RE, main, render
     text = (SAVED.parents[1] / "BENCHMARKS.md").read_text(encoding="utf-8")
     assert {m.group("name") for m in BLOCK_RE.finditer(text)} == {
-        "accuracy-seed0", "accuracy-seeds", "accuracy-minilm"}
+        "accuracy-seed0", "accuracy-seeds", "accuracy-minilm", "store-features", "store-dedup-100k",
+        "store-dedup-1m"}
     assert render(text) == text
     assert main(["--check"]) == 0
     for variant in ("default", "minilm"):

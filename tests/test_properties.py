@@ -27,8 +27,8 @@ from dupsearch.text.normalize import FORMAT_CHARS_RE
 # punctuation, symbols, spaces, format characters (zero-width, bidi), combining marks.
 TEXT_CHARS = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\r")
 texts = st.text(TEXT_CHARS, max_size=40)
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                       HealthCheck.function_scoped_fixture])
+FAST = settings(max_examples=60, deadline=None, database=None,  # no .hypothesis/ in the checkout
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
 @FAST

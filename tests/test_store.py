@@ -202,6 +202,21 @@ def test_saved_chunks_concatenate_to_the_whole_store(fitted, tmp_path):
     pd.testing.assert_frame_equal(pipe.compare(whole, ia, ib), pipe.transform(listings, pairs))
 
 
+def test_concatenation_refuses_a_disk_without_room_before_writing(fitted, tmp_path, monkeypatch):
+    """A memory-mapped write that finds the disk full kills the process (SIGBUS) and leaves a
+    half-written store: the free space is checked first (issue #16; seen on a 1M-listing run)."""
+    import shutil
+    from collections import namedtuple
+    from dupsearch.errors import DupsearchError
+    listings, _, _, pipe = fitted
+    parts = [pipe.build_store(listings.iloc[s:e]).save(tmp_path / f"chunk{s}") for s, e in [(0, 5), (5, len(listings))]]
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(DupsearchError, match=r"needs about .* GB of free disk space and 0\.0 GB are free"):
+        ListingStore.concat_saved(parts, tmp_path / "whole")
+    assert not (tmp_path / "whole").exists() and not list(tmp_path.glob(".whole*"))
+
+
 def test_a_damaged_store_is_one_error_naming_the_file(fitted, tmp_path):
     listings, _, _, pipe = fitted
     path = pipe.build_store(listings).save(tmp_path / "store")

@@ -97,6 +97,25 @@ class Ragged:
         return Ragged(offsets, np.asarray(self.rows)[src])
 
 
+def _folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
+
+
+def check_free_space(folder: Path, needed: int, what: str, margin: float = 1.05) -> None:
+    """An error naming the folder when it has less free space than ``needed`` bytes (plus 5%):
+    the store is written through memory maps, and a write that finds the disk full kills the
+    process (SIGBUS) instead of raising, leaving gigabytes of a half-written store behind."""
+    import shutil
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if free < needed * margin:
+        raise DupsearchError(f"{folder}: {what} needs about {needed * margin / 1e9:.1f} GB of free disk "
+                             f"space and {free / 1e9:.1f} GB are free; free some space or write --out "
+                             "to another disk")
+
+
 class StringColumn:
     """A string column of a store opened from disk: a memory-mapped Arrow array; ``col[idx]``
     gives the strings of rows ``idx`` as an object array (only those become Python strings)."""
@@ -350,6 +369,7 @@ class ListingStore:
                 raise DupsearchError(f"cannot concatenate {p}: other columns or another feature pipeline")
         counts = [m["n"] for m in manifests]
         n = int(sum(counts))
+        check_free_space(Path(path).parent, sum(_folder_bytes(p) for p in parts), "the listing store")
         load = lambda p, f: np.load(p / f, mmap_mode="r", allow_pickle=False)  # noqa: E731
         with atomic_directory(Path(path)) as tmp:
             tables = [pa.ipc.open_file(pa.memory_map(str(p / STRINGS_FILE))) for p in parts]
