@@ -623,7 +623,8 @@ class DuplicateMatcher:
             self.learned_ = LearnedFeatures.load(path / "stacking")
         self.models_ = []
         for i in range(int(manifest["n_models"])):
-            reading[0] = f"booster_{i} ({'booster_%d.cbm' % i if self.config.gbdt.backend == 'catboost' else 'booster_%d.txt' % i}, booster_{i}.json)"
+            native = ".cbm" if self.config.gbdt.backend == "catboost" else ".txt"
+            reading[0] = f"booster_{i}{native} / booster_{i}.json"
             self.models_.append(GBDTModel.load(self.config.gbdt, path / f"booster_{i}"))
         reading[0] = "the ensemble (ensemble.json and its boosters)"
         self._load_ensemble(path, trust)
