@@ -188,3 +188,29 @@ def test_dedup_restart_removes_only_what_dedup_wrote(shared_market_files, cfg, t
             "holds this command's input")
     refused(run_cli("dedup", f["listings"], "--model", model, "--out", model), "holds this command's input")
     assert kind_of(model) == "model" and (model / "manifest.json").is_file()
+
+
+def test_atomic_directory_replaces_only_what_dupsearch_wrote(tmp_path):
+    """Library writers (ListingStore.save, CrossEncoderModel.save) go through atomic_directory:
+    it replaces an empty folder or one of its own kind, never a user's folder or file."""
+    from dupsearch.atomic import atomic_directory
+    from dupsearch.features.store import ListingStore
+    store = ListingStore(["a", "b"])
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("mine")
+    with pytest.raises(OutputError, match="did not write"):
+        store.save(notes)
+    assert (notes / "todo.txt").read_text() == "mine" and len(list(notes.iterdir())) == 1
+    precious = tmp_path / "precious.parquet"
+    precious.write_bytes(b"data")
+    with pytest.raises(OutputError, match="is a file"):
+        with atomic_directory(precious):
+            pass
+    assert precious.read_bytes() == b"data"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    store.save(empty)
+    store.save(empty)  # its own store: replaced
+    assert ListingStore.open(empty).n == 2
+    assert not list(tmp_path.glob(".*.tmp")) and not list(tmp_path.glob(".*.old"))

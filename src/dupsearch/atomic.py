@@ -49,17 +49,37 @@ def atomic_savez(path: str | os.PathLike, **arrays) -> Path:
     return atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
 
 
+def _check_replaceable(path: Path, own: tuple[str, ...]) -> None:
+    from dupsearch.artifacts import MARKER, OutputError
+    if not path.exists() and not path.is_symlink():
+        return
+    if not path.is_dir():
+        raise OutputError(f"{path} is a file; dupsearch writes a folder there and never replaces a "
+                          "file it did not write: choose another path")
+    names = {p.name for p in path.iterdir()}
+    if names and MARKER not in names and not names & set(own):
+        raise OutputError(f"{path} is a folder dupsearch did not write (no {MARKER}"
+                          + (f" or {', '.join(own)}" if own else "") + "): nothing replaced; choose "
+                          "another path or an empty folder")
+
+
 @contextmanager
-def atomic_directory(path: str | os.PathLike):
+def atomic_directory(path: str | os.PathLike, own: tuple[str, ...] = ()):
     """Build a directory in a temporary sibling, then swap it in for `path`.
 
     Yields the temporary directory. On success an existing `path` is moved aside, the new one
     renamed into place (the old one is put back if that fails) and the old one removed; on any
     error the temporary directory is deleted and `path` is left as it was. A reader never sees a
     half-written directory.
+
+    An existing `path` is replaced only when it is dupsearch's: empty, or holding the artifact
+    marker or one of the files ``own`` names (what this kind of directory always holds, e.g. a
+    store's ``store.json``). Anything else is refused before any work: library callers
+    (``ListingStore.save``, ``CrossEncoderModel.save``) get the same protection as the CLI.
     """
     import shutil
     path = Path(path)
+    _check_replaceable(path, own)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     tmp.chmod(0o777 & ~_umask())  # mkdtemp's 0700 would make the model private to its writer

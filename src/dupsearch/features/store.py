@@ -284,7 +284,7 @@ class ListingStore:
         """Write the store as a directory (atomically: a half-written store never appears)."""
         from dupsearch.atomic import atomic_directory
         path = Path(path)
-        with atomic_directory(path) as tmp:
+        with atomic_directory(path, own=(STORE_FILE,)) as tmp:
             strings = {"item_id": pa.array(self.ids.astype(str), pa.string())}
             manifest = {"format": STORE_FORMAT, "n": self.n, "meta": self.meta, "columns": {}}
             for i, (name, kind) in enumerate(self.columns().items()):
@@ -371,7 +371,7 @@ class ListingStore:
         n = int(sum(counts))
         check_free_space(Path(path).parent, sum(_folder_bytes(p) for p in parts), "the listing store")
         load = lambda p, f: np.load(p / f, mmap_mode="r", allow_pickle=False)  # noqa: E731
-        with atomic_directory(Path(path)) as tmp:
+        with atomic_directory(Path(path), own=(STORE_FILE,)) as tmp:
             tables = [pa.ipc.open_file(pa.memory_map(str(p / STRINGS_FILE))) for p in parts]
             with pa.OSFile(str(tmp / STRINGS_FILE), "wb") as sink, \
                     pa.ipc.new_file(sink, tables[0].schema) as writer:

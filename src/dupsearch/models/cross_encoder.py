@@ -693,7 +693,7 @@ class CrossEncoderModel:
         self._require_fitted()
         path = Path(directory)
         from dupsearch.atomic import atomic_directory
-        with atomic_directory(path) as tmp:
+        with atomic_directory(path, own=(CONFIG_FILE,)) as tmp:
             self._model.save_pretrained(str(tmp))
             self._tokenizer.save_pretrained(str(tmp))
             meta = {"format_version": FORMAT_VERSION, "config": self.config.to_dict(),

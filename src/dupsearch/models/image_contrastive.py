@@ -487,7 +487,7 @@ class ContrastiveImageTrainer:
                 raise FileExistsError(f"{directory} is a non-empty folder that holds no model saved by "
                                       f"the contrastive trainer ({_INFO_FILE}); not replacing it")
         from dupsearch.atomic import atomic_directory
-        with atomic_directory(directory) as tmp:
+        with atomic_directory(directory, own=(_INFO_FILE,)) as tmp:
             state = {k: v.detach().cpu().contiguous() for k, v in self.model_.state_dict().items()}
             save_file(state, str(tmp / _WEIGHTS_FILE))
             (tmp / "config.json").write_text(json.dumps(self._hub_config(), indent=2), encoding="utf-8")

@@ -501,7 +501,7 @@ class DuplicateMatcher:
         """Write the model directory atomically: a half-written model never appears at `path`."""
         from dupsearch.artifacts import claim_dir, mark
         path = claim_dir(path, "model", what="model folder")  # replaces only a model of ours
-        with atomic_directory(path) as tmp:
+        with atomic_directory(path, own=(MANIFEST,)) as tmp:  # MANIFEST: a model from before markers
             mark(tmp, "model")
             cfg = asdict(self.config)
             (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
