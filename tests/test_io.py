@@ -476,16 +476,16 @@ def test_relative_photo_paths_resolve_next_to_the_listings_file(tmp_path, monkey
 
 def test_atomic_directory_swaps_whole_or_not_at_all(tmp_path):
     from dupsearch.atomic import atomic_directory
-    target = tmp_path / "model"
-    with atomic_directory(target) as tmp:
+    target = tmp_path / "model"  # a folder holding a.txt counts as this kind's own
+    with atomic_directory(target, own=("a.txt",)) as tmp:
         (tmp / "a.txt").write_text("1")
     assert (target / "a.txt").read_text() == "1"
     with pytest.raises(RuntimeError):
-        with atomic_directory(target) as tmp:
+        with atomic_directory(target, own=("a.txt",)) as tmp:
             (tmp / "a.txt").write_text("2")
             raise RuntimeError("crash while writing")
     assert (target / "a.txt").read_text() == "1"  # the old model is intact
-    with atomic_directory(target) as tmp:
+    with atomic_directory(target, own=("a.txt",)) as tmp:
         (tmp / "b.txt").write_text("3")
     assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary left behind
