@@ -46,6 +46,8 @@ KINDS: dict[str, dict] = {
              "legacy": ["summary.json", "model"]},
     "report": {"entries": ["report.html", "*.png", "*.svg", "*.json", "*.csv", "assets"],
                "legacy": ["report.html"]},
+    "index": {"entries": ["manifest.json", "model", "vectorizers", "segments", "deleted-*.npy", ".lock"],
+              "legacy": ["manifest.json", "segments", "model"]},
 }
 
 

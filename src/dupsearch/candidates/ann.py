@@ -71,40 +71,53 @@ class HashedTfidfVectors:
             blocks.append(chars.transform(texts))
         return sp.hstack(blocks, format="csr", dtype=np.float32)
 
-    def fit_transform(self, texts: Sequence[str], progress=None) -> np.ndarray:
+    def fit(self, texts: Sequence[str]) -> "HashedTfidfVectors":
+        """IDF (and the SVD) from a sample of ``texts``; the projection's buckets and signs."""
         import scipy.sparse as sp
         from sklearn.feature_extraction.text import TfidfTransformer
 
         texts = list(texts)
         n = len(texts)
-        if n < 2:
-            return np.zeros((n, 0), np.float32)
         rng = np.random.default_rng(self.seed)
         fit_rows = np.sort(rng.choice(n, self.sample, replace=False)) if n > self.sample else np.arange(n)
         sample = self._hashed([skeleton(texts[i]) for i in fit_rows])
         width = sample.shape[1]
         if self.reduce == "projection":
-            tfidf = TfidfTransformer(sublinear_tf=True).fit(sample)
-            bucket = rng.integers(0, self.dim, width)
-            sign = rng.choice(np.array([-1.0, 1.0], np.float32), width)
-            R = sp.csr_matrix((sign, (np.arange(width), bucket)), shape=(width, self.dim))
-            used, k = slice(None), self.dim
-            reduce = lambda X: np.asarray((X @ R).todense(), dtype=np.float32)  # noqa: E731
+            self.tfidf_ = TfidfTransformer(sublinear_tf=True).fit(sample)
+            self.bucket_ = rng.integers(0, self.dim, width)
+            self.sign_ = rng.choice(np.array([-1.0, 1.0], np.float32), width)
+            self.used_ = None
+            self._projection = sp.csr_matrix((self.sign_, (np.arange(width), self.bucket_)), shape=(width, self.dim))
+            self.svd_ = None
         else:
             from sklearn.decomposition import TruncatedSVD
             # Only the columns the sample uses: the SVD's random range finder is dense over
             # columns, and 2^20 mostly empty ones would cost gigabytes and minutes.
-            used = np.unique(sample.indices)
-            sample = sample[:, used]
-            tfidf = TfidfTransformer(sublinear_tf=True).fit(sample)
-            k = max(1, min(self.dim, len(fit_rows) - 1, len(used) - 1))
-            svd = TruncatedSVD(k, random_state=self.seed, algorithm="randomized", n_iter=4)
-            svd.fit(tfidf.transform(sample))
-            reduce = svd.transform
-        del sample
-        out = np.empty((n, k), np.float32)
+            self.used_ = np.unique(sample.indices)
+            sample = sample[:, self.used_]
+            self.tfidf_ = TfidfTransformer(sublinear_tf=True).fit(sample)
+            k = max(1, min(self.dim, len(fit_rows) - 1, len(self.used_) - 1))
+            self.svd_ = TruncatedSVD(k, random_state=self.seed, algorithm="randomized", n_iter=4)
+            self.svd_.fit(self.tfidf_.transform(sample))
+        return self
+
+    @property
+    def width(self) -> int:
+        """Dimensions of the vectors ``transform`` gives."""
+        return self.dim if self.reduce == "projection" else self.svd_.n_components
+
+    def _reduce(self, X) -> np.ndarray:
+        if self.reduce == "projection":
+            return np.asarray((X @ self._projection).todense(), dtype=np.float32)
+        return self.svd_.transform(X)
+
+    def transform(self, texts: Sequence[str], progress=None) -> np.ndarray:
+        """Unit vectors of ``texts`` with the fitted IDF and reduction (zero rows: no words)."""
+        texts = list(texts)
+        n = len(texts)
+        out = np.empty((n, self.width), np.float32)
         global _EMBEDDING
-        _EMBEDDING = (self, texts, used, tfidf, reduce)
+        _EMBEDDING = (self, texts)
         starts = list(range(0, n, self.chunk))
         try:
             if self.workers > 1 and len(starts) > 1:
@@ -123,15 +136,51 @@ class HashedTfidfVectors:
             _EMBEDDING = None
         return l2_normalize(out)
 
+    def fit_transform(self, texts: Sequence[str], progress=None) -> np.ndarray:
+        texts = list(texts)
+        if len(texts) < 2:
+            return np.zeros((len(texts), 0), np.float32)
+        return self.fit(texts).transform(texts, progress)
 
-_EMBEDDING: tuple | None = None  # (vectors, texts, used columns, tfidf, reduce) while chunks embed
+    # -- plain-file state (projection only: what the catalogue index keeps)
+    def state(self) -> dict[str, np.ndarray]:
+        if self.reduce != "projection":
+            raise ValueError("only reduce='projection' vectors can be saved")
+        return {"idf": self.tfidf_.idf_.astype(np.float64), "bucket": self.bucket_.astype(np.int32),
+                "sign": self.sign_.astype(np.int8)}
+
+    def settings(self) -> dict:
+        return {"dim": self.dim, "reduce": self.reduce, "char_ngram": self.char_ngram,
+                "n_features": self.n_features, "sample": self.sample, "seed": self.seed}
+
+    @classmethod
+    def from_state(cls, settings: dict, state: dict[str, np.ndarray], workers: int = 1) -> "HashedTfidfVectors":
+        import scipy.sparse as sp
+        from sklearn.feature_extraction.text import TfidfTransformer
+        self = cls(**settings, workers=workers)
+        width = len(state["idf"])
+        if len(state["bucket"]) != width or len(state["sign"]) != width:
+            raise ValueError("vectoriser state arrays differ in length")
+        tfidf = TfidfTransformer(sublinear_tf=True)
+        tfidf.idf_ = np.asarray(state["idf"], np.float64)
+        tfidf.n_features_in_ = width
+        self.tfidf_, self.used_, self.svd_ = tfidf, None, None
+        self.bucket_ = np.asarray(state["bucket"], np.int64)
+        self.sign_ = np.asarray(state["sign"], np.float32)
+        self._projection = sp.csr_matrix((self.sign_, (np.arange(width), self.bucket_)), shape=(width, self.dim))
+        return self
+
+
+_EMBEDDING: tuple | None = None  # (fitted vectors, texts) while chunks embed
 
 
 def _embed_chunk(start: int) -> np.ndarray:
     """Reduced TF-IDF rows of texts [start, start + chunk) (in this process or a forked one)."""
-    self, texts, used, tfidf, reduce = _EMBEDDING
-    X = self._hashed([skeleton(t) for t in texts[start:start + self.chunk]])[:, used]
-    return reduce(tfidf.transform(X))
+    self, texts = _EMBEDDING
+    X = self._hashed([skeleton(t) for t in texts[start:start + self.chunk]])
+    if self.used_ is not None:
+        X = X[:, self.used_]
+    return self._reduce(self.tfidf_.transform(X))
 
 
 
@@ -370,14 +419,52 @@ class ANNBlocker(_BlockerBase):
             return (*_faiss_knn(v, wide, self.threads), backend)
         return (*_exact_knn(v, k, groups), "exact")
 
+    # -- what the catalogue index keeps: a frozen vectoriser, vectors, partition keys
+    @property
+    def frozen_vectors(self) -> bool:
+        """Whether new listings can be embedded like the catalogue was without refitting: the
+        default hashed TF-IDF (its IDF kept) or an encoder that needs no fitting."""
+        if self.vectors is not None or self.column is not None or self.source == "photos":
+            return False
+        if self.encoder is None:
+            return self.reduce == "projection"
+        from dupsearch.encoders import make_encoder
+        return not make_encoder(self.encoder, "text").needs_fit
+
+    def fit_vectorizer(self, listings: pd.DataFrame) -> HashedTfidfVectors | None:
+        """The fitted default vectoriser (None for an encoder that needs no fitting)."""
+        if self.encoder is not None:
+            return None
+        return HashedTfidfVectors(dim=self.dim, reduce=self.reduce, char_ngram=self.char_ngram, seed=self.seed,
+                                  workers=self.threads or os.cpu_count() or 1).fit(self._texts(listings))
+
+    def listing_vectors(self, listings: pd.DataFrame, vectorizer: HashedTfidfVectors | None = None,
+                        progress=None) -> np.ndarray:
+        """The unit vectors searched: the embedding (with ``vectorizer``, a fitted default
+        vectoriser, when given) and the price coordinates."""
+        if vectorizer is not None:
+            v = vectorizer.transform(self._texts(listings), progress)
+        else:
+            v = self.embed(listings, progress)
+        if self.price_weight and "price" in listings.columns and v.shape[1]:
+            v = l2_normalize(np.hstack([v, self.price_weight * price_coordinates(listings["price"])]))
+        return np.ascontiguousarray(v, dtype=np.float32)
+
+    def partition_keys(self, listings: pd.DataFrame) -> np.ndarray:
+        """One uint64 per listing, equal for listings of one partition (stable across runs)."""
+        _require(listings, self.partition)
+        if not self.partition:
+            return np.zeros(len(listings), np.uint64)
+        parts = [listings[c].astype("string").fillna("").str.strip() for c in self.partition]
+        joined = parts[0].str.cat(parts[1:], sep="\x1f") if len(parts) > 1 else parts[0]
+        return pd.util.hash_array(joined.to_numpy(dtype=object))
+
     def pair_codes(self, listings: pd.DataFrame, progress=None) -> np.ndarray:
         ids = _item_ids(listings)
         n = len(ids)
         _require(listings, self.partition)
         t0 = time.perf_counter()
-        v = self.embed(listings, progress)
-        if self.price_weight and "price" in listings.columns and v.shape[1]:
-            v = l2_normalize(np.hstack([v, self.price_weight * price_coordinates(listings["price"])]))
+        v = self.listing_vectors(listings, progress=progress)
         embed_s = time.perf_counter() - t0
         has_vec = np.abs(v).sum(axis=1) > 0 if v.shape[1] else np.zeros(n, bool)
         part = _group_codes(listings, self.partition)[0]

@@ -150,7 +150,44 @@ class _BlockerBase:
         return _codes_frame(self.pair_codes(listings), _item_ids(listings))
 
 
-class CategoryBlocker(_BlockerBase):
+class _KeyBlocker(_BlockerBase):
+    """A blocker whose pairs are the rows sharing a key: ``block_keys`` gives each row's keys
+    (a row may have several), and the catalogue index keeps them to answer new listings."""
+
+    max_block: int | None = None
+
+    def block_keys(self, listings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Parallel arrays (row, key); rows without a key are left out."""
+        raise NotImplementedError
+
+    def pair_codes(self, listings: pd.DataFrame, progress=None) -> np.ndarray:
+        _item_ids(listings)  # checks the ids before any work
+        rows, keys = self.block_keys(listings)
+        a, b, stats = _block_pairs(rows, keys, self.max_block)
+        self.report_.update(stats)
+        return _pair_codes(a, b, len(listings))
+
+
+def key_hashes(keys: np.ndarray) -> np.ndarray:
+    """Blocking keys as uint64 (strings hashed by pandas' fixed-key hash: stable across runs)."""
+    keys = np.asarray(keys)
+    if keys.dtype == np.uint64:
+        return keys
+    if keys.dtype.kind in "iu":
+        return keys.astype(np.uint64)
+    return pd.util.hash_array(keys.astype(object)) if len(keys) else np.empty(0, np.uint64)
+
+
+def _keyed(rows: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row, key) pairs without the rows whose key is None."""
+    keys = np.asarray(keys)
+    if keys.dtype == object:
+        keep = pd.notna(pd.Series(keys)).to_numpy()
+        return np.asarray(rows, np.int64)[keep], keys[keep]
+    return np.asarray(rows, np.int64), keys
+
+
+class CategoryBlocker(_KeyBlocker):
     """All pairs within the same category path prefix ``category_l1 .. category_l{level}``.
 
     Listings with an empty path are not blocked. Blocks above ``max_block`` listings are skipped.
@@ -163,8 +200,7 @@ class CategoryBlocker(_BlockerBase):
         self.name = f"category_l{level}"
         self.report_: dict = {}
 
-    def pair_codes(self, listings: pd.DataFrame, progress=None) -> np.ndarray:
-        ids = _item_ids(listings)
+    def block_keys(self, listings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         cols = _CATEGORY_COLUMNS[:self.level]
         _require(listings, cols)
         parts = [listings[c].fillna("").astype(str).str.strip() for c in cols]
@@ -172,8 +208,7 @@ class CategoryBlocker(_BlockerBase):
         empty = np.logical_and.reduce([p.eq("").to_numpy() for p in parts])
         keys = path.to_numpy(dtype=object)
         keys[empty] = None
-        a, b, self.report_ = _block_pairs(np.arange(len(ids)), keys, self.max_block)
-        return _pair_codes(a, b, len(ids))
+        return _keyed(np.arange(len(listings)), keys)
 
 
 def phone_tokens(text: object) -> list[str]:
@@ -183,7 +218,7 @@ def phone_tokens(text: object) -> list[str]:
     return ["".join(m) for m in PHONE_RE.findall(text)]
 
 
-class ExactKeyBlocker(_BlockerBase):
+class ExactKeyBlocker(_KeyBlocker):
     """Equal normalised title (``key="title"``), or any shared phone number in title or
     description (``key="phone"``)."""
 
@@ -194,8 +229,7 @@ class ExactKeyBlocker(_BlockerBase):
         self.name = key
         self.report_: dict = {}
 
-    def pair_codes(self, listings: pd.DataFrame, progress=None) -> np.ndarray:
-        ids = _item_ids(listings)
+    def block_keys(self, listings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         if self.key == "title":
             _require(listings, ["title"])
             titles = pd.Series(listings["title"].to_numpy(dtype=object))
@@ -203,17 +237,16 @@ class ExactKeyBlocker(_BlockerBase):
             uniq, inverse = np.unique(titles.fillna("").astype(str).to_numpy(), return_inverse=True)
             keys = np.array([" ".join(tokenize(skeleton(t))) for t in uniq], dtype=object)[inverse]
             keys[keys == ""] = None
-            rows = np.arange(len(ids))
+            rows = np.arange(len(listings))
         else:
             _require(listings, ["title", "description"])
             text = (listings["title"].fillna("").astype(str) + " \n "
                     + listings["description"].fillna("").astype(str))
             rows, keys = _exploded(pd.Series([phone_tokens(t) for t in text]))
-        a, b, self.report_ = _block_pairs(rows, keys, self.max_block)
-        return _pair_codes(a, b, len(ids))
+        return _keyed(rows, keys)
 
 
-class ColumnKeyBlocker(_BlockerBase):
+class ColumnKeyBlocker(_KeyBlocker):
     """Equal values in all of ``columns`` (e.g. the same seller in the same category:
     ``("seller_id", "category_l2")``). Rows with an empty value in any column are not blocked."""
 
@@ -226,16 +259,14 @@ class ColumnKeyBlocker(_BlockerBase):
         self.name = name or "+".join(self.columns)
         self.report_: dict = {}
 
-    def pair_codes(self, listings: pd.DataFrame, progress=None) -> np.ndarray:
-        ids = _item_ids(listings)
+    def block_keys(self, listings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         _require(listings, self.columns)
         parts = [listings[c].astype("string").fillna("").str.strip() for c in self.columns]
         empty = np.logical_or.reduce([p.eq("").to_numpy() for p in parts])
         keys = parts[0].str.cat(parts[1:], sep="\x1f") if len(parts) > 1 else parts[0]
         keys = keys.to_numpy(dtype=object)
         keys[empty] = None
-        a, b, self.report_ = _block_pairs(np.arange(len(ids)), keys, self.max_block)
-        return _pair_codes(a, b, len(ids))
+        return _keyed(np.arange(len(listings)), keys)
 
 
 def word_shingles(text: object, k: Sequence[int] = (1, 2)) -> list[str]:
@@ -274,7 +305,7 @@ def minhash_signatures(rows: np.ndarray, shingle_hashes: np.ndarray, n_rows: int
     return sig
 
 
-class MinHashLSHBlocker(_BlockerBase):
+class MinHashLSHBlocker(_KeyBlocker):
     """Listings whose MinHash signatures agree on a whole band (LSH), over word shingles of
     title + description.
 
@@ -289,11 +320,12 @@ class MinHashLSHBlocker(_BlockerBase):
             raise ValueError(f"num_perm ({num_perm}) must be a multiple of bands ({bands})")
         self.num_perm, self.bands, self.shingle = num_perm, bands, tuple(shingle)
         self.seed, self.max_bucket, self.columns = seed, max_bucket, list(columns)
+        self.max_block = max_bucket
         self.name = name  # distinct names let one union hold e.g. a text and a title MinHash
         self.report_: dict = {}
 
-    def pair_codes(self, listings: pd.DataFrame, progress=None) -> np.ndarray:
-        ids = _item_ids(listings)
+    def block_keys(self, listings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        n = len(listings)
         _require(listings, self.columns)
         text = listings[self.columns[0]].fillna("").astype(str)
         for c in self.columns[1:]:
@@ -301,8 +333,8 @@ class MinHashLSHBlocker(_BlockerBase):
         rows, shingles = _exploded(pd.Series([word_shingles(t, self.shingle) for t in text]))
         # pandas' string hash is seeded with a fixed key: stable across runs, unlike hash().
         hashes = pd.util.hash_array(shingles) if len(shingles) else np.empty(0, np.uint64)
-        sig = minhash_signatures(rows, hashes, len(ids), self.num_perm, self.seed)
-        has_text = np.zeros(len(ids), bool)
+        sig = minhash_signatures(rows, hashes, n, self.num_perm, self.seed)
+        has_text = np.zeros(n, bool)
         has_text[rows] = True
         r = self.num_perm // self.bands
         # One 64-bit key per (listing, band): a random linear combination of the band's values,
@@ -312,13 +344,11 @@ class MinHashLSHBlocker(_BlockerBase):
         band_key = (sig[has_text].reshape(-1, self.bands, r) * weights[None]).sum(axis=2, dtype=np.uint64)
         band_key = band_key + np.arange(self.bands, dtype=np.uint64)[None, :] * np.uint64(0x9E3779B97F4A7C15)
         text_rows = np.flatnonzero(has_text)
-        a, b, self.report_ = _block_pairs(np.repeat(text_rows, self.bands), band_key.ravel(),
-                                          self.max_bucket)
         self.report_["listings_without_text"] = int((~has_text).sum())
-        return _pair_codes(a, b, len(ids))
+        return np.repeat(text_rows, self.bands).astype(np.int64), band_key.ravel()
 
 
-class ImageHashBlocker(_BlockerBase):
+class ImageHashBlocker(_KeyBlocker):
     """Listings sharing an equal perceptual hash (``imagehash.phash``) of any photo.
 
     Each distinct file is hashed once; unreadable files are counted in ``report_``.
@@ -326,14 +356,14 @@ class ImageHashBlocker(_BlockerBase):
 
     def __init__(self, max_bucket: int = 500, hash_size: int = 8):
         self.max_bucket, self.hash_size = max_bucket, hash_size
+        self.max_block = max_bucket
         self.name = "phash"
         self.report_: dict = {}
 
-    def pair_codes(self, listings: pd.DataFrame, progress=None) -> np.ndarray:
+    def block_keys(self, listings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         import imagehash
         from PIL import Image
 
-        ids = _item_ids(listings)
         _require(listings, ["images"])
         images = listings["images"].map(lambda v: list(v) if isinstance(v, (list, tuple, np.ndarray)) else [])
         rows, paths = _exploded(images)
@@ -348,10 +378,8 @@ class ImageHashBlocker(_BlockerBase):
             except (OSError, ValueError, SyntaxError):
                 hashes[i] = None
                 unreadable += 1
-        a, b, self.report_ = _block_pairs(rows, hashes[inverse] if len(uniq) else hashes,
-                                          self.max_bucket)
         self.report_.update(images=int(len(uniq)), unreadable_images=unreadable)
-        return _pair_codes(a, b, len(ids))
+        return _keyed(rows, hashes[inverse] if len(uniq) else hashes)
 
 
 # ---------------------------------------------------------------------------- union and metrics

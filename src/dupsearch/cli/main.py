@@ -587,6 +587,164 @@ def dedup(
     Console().print(t)
 
 
+index_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                        help="A catalogue index for online matching: build, add, remove, compact, verify.")
+app.add_typer(index_app, name="index")
+
+
+def _read_listings(path: Path, mapping: Optional[Path] = None):
+    from dupsearch.io import read_listings
+    lst, rep = read_listings(path, mapping=mapping)
+    console.print(f"[dim]{rep}[/dim]")
+    return lst
+
+
+@index_app.command("build")
+def index_build(
+    listings: Path = typer.Argument(..., help="The catalogue: listings table (.parquet, .csv, .jsonl)."),
+    model: Path = typer.Option(..., "--model", "-m", help="Model directory from `dupsearch train` (copied in)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Index folder (new, empty, or an index to replace)."),
+    block: Optional[list[str]] = typer.Option(None, "--block", "-b", help=BLOCK_HELP),
+    workers: int = typer.Option(1, min=1, help="Processes that build the listing store."),
+    trust_model: bool = typer.Option(False, "--trust-model", help=TRUST_HELP),
+    mapping: Optional[Path] = typer.Option(None),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+):
+    """Build an index of a catalogue: listing store, blockers' key tables, vectors and HNSW graphs,
+    and the model, with every file's digest in its manifest."""
+    _setup_logging(verbose)
+    _check_outputs(inputs=(listings, model, mapping), index=("--out", out))
+    import time as _time
+    from dupsearch.index import Index
+    from dupsearch.models import DuplicateMatcher
+    DuplicateMatcher.load(model, trust=trust_model)  # a broken model fails before reading the catalogue
+    t0 = _time.perf_counter()
+    lst = _read_listings(listings, mapping)
+    idx = Index.build(lst, model, out, blockers=block, workers=workers, progress=True, trust=trust_model)
+    size = sum(p.stat().st_size for p in Path(out).rglob("*") if p.is_file())
+    console.print(f"index of {len(idx):,} listings built in {_time.perf_counter() - t0:.1f} s "
+                  f"({size / 2**20:,.1f} MiB) -> [bold]{out}[/bold]")
+
+
+@index_app.command("add")
+def index_add(
+    index: Path = typer.Argument(..., help="Index folder from `dupsearch index build`."),
+    listings: Path = typer.Argument(..., help="Listings to add; an item_id already there is replaced."),
+    trust_model: bool = typer.Option(False, "--trust-model", help=TRUST_HELP),
+    mapping: Optional[Path] = typer.Option(None),
+):
+    """Add (upsert) listings to an index; durable when the command returns."""
+    from dupsearch.index import Index
+    idx = Index.open(index, trust=trust_model)
+    lst = _read_listings(listings, mapping)
+    replaced = int(sum(i in idx for i in lst["item_id"].astype(str)))
+    idx.upsert(lst, top=0)
+    console.print(f"{len(lst):,} listings added ({replaced:,} replaced); the index holds {len(idx):,}")
+
+
+@index_app.command("remove")
+def index_remove(
+    index: Path = typer.Argument(..., help="Index folder from `dupsearch index build`."),
+    ids: Path = typer.Option(..., "--ids", help="A table with an item_id column, or a text file of one id per line."),
+    trust_model: bool = typer.Option(False, "--trust-model", help=TRUST_HELP),
+):
+    """Remove listings from an index by item_id; durable when the command returns."""
+    from dupsearch.index import Index
+    wanted = _read_ids(ids)
+    idx = Index.open(index, trust=trust_model)
+    n = idx.remove(wanted)
+    console.print(f"{n:,} of {len(wanted):,} listings removed ({len(wanted) - n:,} were not in the index); "
+                  f"the index holds {len(idx):,}")
+
+
+def _read_ids(path: Path) -> list[str]:
+    if path.suffix.lower() in (".txt", ""):
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as e:
+            raise DataError(f"not UTF-8 text ({e.reason})", path=str(path)) from None
+        return [x.strip() for x in lines if x.strip()]
+    from dupsearch.io.readers import read_table
+    table = read_table(path)
+    if "item_id" not in table.columns:
+        raise DataError("missing required column", path=str(path), column="item_id")
+    return table["item_id"].dropna().astype(str).tolist()
+
+
+@index_app.command("compact")
+def index_compact(
+    index: Path = typer.Argument(..., help="Index folder from `dupsearch index build`."),
+    trust_model: bool = typer.Option(False, "--trust-model", help=TRUST_HELP),
+):
+    """Merge an index's segments into one (removed listings dropped, HNSW graphs rebuilt)."""
+    from dupsearch.index import Index
+    rep = Index.open(index, trust=trust_model).compact()
+    console.print(f"{rep['segments_before']} segments -> {rep['segments']}; {rep['listings']:,} listings")
+
+
+@index_app.command("verify")
+def index_verify(
+    index: Path = typer.Argument(..., help="Index folder from `dupsearch index build`."),
+    trust_model: bool = typer.Option(False, "--trust-model", help=TRUST_HELP),
+):
+    """Check every file of an index against the sha256 in its manifest."""
+    from dupsearch.index import Index
+    idx = Index.open(index, verify=True, trust=trust_model)
+    console.print(f"{index}: every file matches its digest; {len(idx):,} listings in "
+                  f"{idx.stats()['segments']} segment(s)")
+
+
+@app.command()
+def match(
+    index: Path = typer.Argument(..., help="Index folder from `dupsearch index build`."),
+    listings: Path = typer.Argument(..., help="New listings (.parquet, .csv, .jsonl)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output table (.parquet, .csv, .jsonl): item_id, rank, "
+                             "match_id, probability, blockers."),
+    top: int = typer.Option(10, "--top", "-k", min=1, help="Matches kept per new listing."),
+    add: bool = typer.Option(False, "--add", help="Also add the listings to the index (they then match "
+                             "each other too)."),
+    trust_model: bool = typer.Option(False, "--trust-model", help=TRUST_HELP),
+    mapping: Optional[Path] = typer.Option(None),
+):
+    """Is each new listing a re-post? Its top candidates in the index, from the blockers dedup
+    uses, scored by the model: the same scores as `dupsearch predict` for those pairs."""
+    _check_outputs(inputs=(index, listings, mapping), files=[("--out", out)])
+    from dupsearch.io.readers import check_writable_format
+    check_writable_format(out)
+    from dupsearch.index import Index
+    from dupsearch.io import write_table
+    idx = Index.open(index, trust=trust_model)
+    lst = _read_listings(listings, mapping)
+    res = idx.upsert(lst, top=top) if add else idx.match(lst, top=top)
+    res["is_duplicate"] = (res["probability"] >= idx.matcher.threshold_).astype("int8")
+    write_table(res, out)
+    n_dup = res.loc[res["rank"] == 1, "is_duplicate"].sum()
+    console.print(f"{len(lst):,} listings matched: {int(n_dup):,} have a match above threshold "
+                  f"{idx.matcher.threshold_:.4f}" + (f"; added, the index holds {len(idx):,}" if add else "")
+                  + f" -> [bold]{out}[/bold]")
+
+
+@app.command()
+def serve(
+    index: Path = typer.Argument(..., help="Index folder from `dupsearch index build`."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, min=0, max=65535),
+    tokens: Optional[Path] = typer.Option(None, help="Token file: lines 'read:TOKEN' or 'write:TOKEN' "
+                                          "(or set DUPSEARCH_TOKENS='write:T1,read:T2')."),
+    no_auth: bool = typer.Option(False, "--no-auth", help="Serve without tokens (local use only)."),
+    max_body_mb: float = typer.Option(8.0, min=0.001, help="Largest request body, MiB (413 above)."),
+    max_batch: int = typer.Option(1000, min=1, help="Most listings in one request (413 above)."),
+    timeout: float = typer.Option(30.0, min=0.1, help="Seconds a request may take (then 503)."),
+    trust_model: bool = typer.Option(False, "--trust-model", help=TRUST_HELP),
+):
+    """Serve an index over HTTP (needs `pip install 'dupsearch[serve]'`): POST /v1/match,
+    PUT/DELETE /v1/listings/{id}, GET /v1/listings/{id}/duplicates, /healthz, /metrics, /docs."""
+    from dupsearch.serve import run_server
+    run_server(index, host=host, port=port, tokens_file=tokens, no_auth=no_auth,
+               max_body_bytes=int(max_body_mb * 2**20), max_batch=max_batch, timeout_s=timeout,
+               trust=trust_model)
+
+
 @app.command()
 def version():
     """Print the versions of dupsearch and its key dependencies."""

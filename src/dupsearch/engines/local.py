@@ -47,6 +47,8 @@ from dupsearch.atomic import atomic_write, atomic_write_json, atomic_write_text,
 from dupsearch.config import DedupConfig
 from dupsearch.digests import file_sha256, folder_sha256
 from dupsearch.errors import DataError, DupsearchError
+from dupsearch.features.chunks import build_store_chunks as _build_store_chunks
+from dupsearch.progress import steps as _progress
 from dupsearch.threads import one_thread_each
 
 log = logging.getLogger(__name__)
@@ -478,57 +480,6 @@ class _run_lock:
         return False
 
 
-_BUILDING: tuple | None = None  # (matcher, listings, chunks dir, identity) while workers build chunks
-STORE_CHUNK = 20_000  # listings per store chunk: bounds a worker's memory, not the catalogue's
-
-
-def _build_chunk(bounds: tuple[int, int]) -> Path:
-    """Build the store of listings [start, end) and save it as a chunk (reused when a chunk of
-    the same rows, model and input is already there: an interrupted build resumes)."""
-    from dupsearch.features.store import ListingStore
-    matcher, listings, chunks_dir, want = _BUILDING
-    path = chunks_dir / f"chunk-{bounds[0]:012d}"
-    ident = {**want, "rows": list(bounds)}
-    if (path / "store.json").is_file():
-        try:
-            if ListingStore.open(path).meta.get("chunk") == ident:
-                return path
-        except DupsearchError:
-            pass
-    store = matcher.build_store(listings.iloc[bounds[0]:bounds[1]])
-    store.meta["chunk"] = ident
-    store.save(path)
-    return path
-
-
-def _build_store_chunks(matcher, listings: pd.DataFrame, chunks_dir: Path, want: dict, workers: int,
-                        progress: bool) -> list[Path]:
-    """``matcher.build_store`` over the listings in chunks of STORE_CHUNK rows, in ``workers``
-    processes (fork), each chunk saved under ``chunks_dir``; returns the chunks in row order."""
-    n = len(listings)
-    # a few chunks per worker even out the last round; at most STORE_CHUNK listings each
-    step = max(min(STORE_CHUNK, -(-n // (4 * workers))), 2_000)
-    bounds = [(s, min(s + step, n)) for s in range(0, n, step)] or [(0, 0)]
-    global _BUILDING
-    _BUILDING = (matcher, listings, chunks_dir, want)
-    paths = []
-    try:
-        with _progress(progress, len(bounds), "building the listing store") as advance:
-            if workers <= 1 or len(bounds) == 1:
-                for b in bounds:
-                    paths.append(_build_chunk(b))
-                    advance()
-            else:
-                import multiprocessing as mp
-                with mp.get_context("fork").Pool(workers, initializer=one_thread_each) as pool:
-                    for path in pool.imap(_build_chunk, bounds):
-                        paths.append(path)
-                        advance()
-    finally:
-        _BUILDING = None
-    return paths
-
-
 _SCORING: tuple | None = None  # (run, matcher, store, candidates) while parts are scored
 
 
@@ -545,30 +496,6 @@ def _score_part(i: int) -> int:
     out = out.replace_schema_metadata({PART_KEY: run._identities[i]})
     _write_parquet(out, run._part_path(i))
     return part.num_rows
-
-
-class _progress:
-    """A rich progress bar (or nothing) whose ``advance()`` moves one step."""
-
-    def __init__(self, enabled: bool, total: int, description: str):
-        self.enabled, self.total, self.description = enabled, total, description
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda: None
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
-        from rich.console import Console
-        self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                           TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
-        self._p.__enter__()
-        task = self._p.add_task(self.description, total=self.total)
-        return lambda: self._p.advance(task)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self._p.__exit__(*exc)
-        return False
 
 
 def run_dedup(listings_path: str | os.PathLike, model_dir: str | os.PathLike, out: str | os.PathLike,

@@ -1,0 +1,925 @@
+"""The catalogue index: a listing store, the blockers' saved structures and a model, in segments.
+
+Layout of an index folder::
+
+    IDX/.dupsearch.json          marker (kind "index")
+    IDX/manifest.json            the current generation: segments, deleted rows, every file's digest
+    IDX/model/                   the model (its own manifest and digests)
+    IDX/vectorizers/b1.*.npy     frozen text vectorisers of the ANN blockers (IDF, projection)
+    IDX/segments/seg-000001/     append-only: store/, keys/b0.*.npy, ann/b1.*.npy, ann/b1.hnsw-*.usearch
+    IDX/deleted-000007.npy       global rows removed (upserted again or deleted), this generation
+    IDX/.lock                    held by the one writer
+
+A write builds its segment in a temporary folder, fsyncs it, renames it into place, then switches
+``manifest.json`` atomically (fsynced): a reader sees the generation before or after a write, never
+between, and a killed writer leaves at most an unreferenced temporary folder (removed by the next
+writer). Files are never changed after they are written; rows are numbered across segments in
+manifest order (a segment's ``offset``).
+
+Matching a new listing asks each blocker what dedup's blocking would propose for it:
+
+- key blockers (seller+category, title, phone, MinHash bands, photo hashes): the catalogue rows
+  sharing a key, unless the key's block (its catalogue rows plus the new listing) is larger than
+  the blocker's ``max_block`` -- dedup skips such blocks too;
+- ANN blockers: the ``k`` nearest catalogue listings in the listing's partition (exact search, or
+  the partition's saved HNSW graph when it is large), and every catalogue listing that would have
+  the new one among *its* ``k`` nearest (its saved k-th neighbour similarity, the "radius"): a
+  dedup pair is proposed when either listing has the other among its neighbours.
+
+The candidates are scored by ``DuplicateMatcher.score`` over a store of the new listings followed
+by the candidates' stored rows: the same per-listing state and the same scoring path as
+``dupsearch predict``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from dupsearch.errors import DataError, DupsearchError
+
+log = logging.getLogger(__name__)
+
+INDEX_FORMAT = 1
+MANIFEST = "manifest.json"
+LOCK = ".lock"
+MODEL_DIR = "model"
+SEGMENTS = "segments"
+VECTORIZERS = "vectorizers"
+MATCH_COLUMNS = ["item_id", "rank", "match_id", "probability", "blockers"]
+HNSW_MIN = 5_000          # partitions above this many rows get a saved HNSW graph (as dedup's exact_limit)
+MERGE_SEGMENTS = 16       # more segments than this: the newer ones are merged into one
+LISTING_GROUP = 1024      # listings per Parquet row group in a segment's listings.parquet
+
+
+class IndexBusyError(DupsearchError):
+    """Another process is writing the index."""
+
+
+class ListingNotFoundError(DupsearchError, KeyError):
+    """An item id that is not in the index."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class IndexFormatError(DupsearchError):
+    """A folder that is not a readable dupsearch index (or a file that does not match its digest)."""
+
+
+# ------------------------------------------------------------------------------- durable files
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(path: Path) -> None:
+    """fsync every file and folder under ``path`` (and it): on disk before it is referenced."""
+    for root, dirs, files in os.walk(path):
+        for f in files:
+            fd = os.open(Path(root) / f, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(root))
+
+
+def _write_json_durable(path: Path, data: dict) -> None:
+    from dupsearch.atomic import atomic_write, strict_json
+    text = strict_json(data, indent=1, ensure_ascii=False)
+
+    def write(fh):
+        fh.write(text.encode("utf-8"))
+        fh.flush()
+        os.fsync(fh.fileno())
+    atomic_write(path, write)
+    _fsync_dir(path.parent)
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, np.ascontiguousarray(array))
+
+
+def _file_entry(path: Path) -> dict:
+    from dupsearch.digests import file_sha256
+    return {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
+
+
+def _folder_entries(folder: Path, base: Path) -> dict[str, dict]:
+    return {str(p.relative_to(base)): _file_entry(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ------------------------------------------------------------------------------- segments
+
+@dataclass
+class _AnnPart:
+    """One ANN blocker's structures in one segment (rows local to the segment)."""
+    vectors: np.ndarray            # (n, d) float32 unit rows (zero: no vector)
+    part: np.ndarray               # (n,) uint64 partition key
+    radius: np.ndarray             # (n,) float32 k-th neighbour similarity when saved (-inf: < k neighbours)
+    order: np.ndarray              # rows sorted by partition key
+    sorted_part: np.ndarray        # part[order]
+    hnsw: dict = field(default_factory=dict)   # partition key -> usearch index (keys: local rows)
+
+    def rows_of(self, key: np.uint64) -> np.ndarray:
+        lo, hi = np.searchsorted(self.sorted_part, [key, key], side="left")[0], \
+            np.searchsorted(self.sorted_part, key, side="right")
+        return self.order[lo:hi]
+
+
+@dataclass
+class _Segment:
+    name: str
+    path: Path
+    offset: int
+    n: int
+    store: object                                  # ListingStore (memory-mapped)
+    keys: dict = field(default_factory=dict)       # blocker -> (sorted uint64 keys, local rows)
+    ann: dict = field(default_factory=dict)        # blocker -> _AnnPart
+    _pf: object = None
+
+    def listings_file(self):
+        import pyarrow.parquet as pq
+        if self._pf is None:
+            self._pf = pq.ParquetFile(self.path / "listings.parquet")
+        return self._pf
+
+
+def _hnsw_file(blocker: str, key: int) -> str:
+    return f"ann/{blocker}.hnsw-{int(key):016x}.usearch"
+
+
+def _open_segment(path: Path, entry: dict, offset: int, blockers: dict, verify: bool) -> _Segment:
+    from dupsearch.features.store import ListingStore
+    files = entry.get("files", {})
+    for rel, info in files.items():
+        f = path / rel
+        if not f.is_file() or f.stat().st_size != info["bytes"]:
+            raise IndexFormatError(f"index segment file {f} is missing or has another size than the "
+                                   "manifest says: the index is damaged (restore it, or build it again)")
+        if verify:
+            from dupsearch.digests import file_sha256
+            if file_sha256(f) != info["sha256"]:
+                raise IndexFormatError(f"index segment file {f} does not match its sha256 in the manifest")
+    seg = _Segment(entry["name"], path, offset, int(entry["n"]), ListingStore.open(path / "store"))
+    for name, b in blockers.items():
+        if b["kind"] == "key":
+            keys = np.load(path / f"keys/{name}.keys.npy", mmap_mode="r")
+            rows = np.load(path / f"keys/{name}.rows.npy", mmap_mode="r")
+            seg.keys[name] = (keys, rows)
+        else:
+            v = np.load(path / f"ann/{name}.vectors.npy", mmap_mode="r")
+            part = np.load(path / f"ann/{name}.part.npy")
+            radius = np.load(path / f"ann/{name}.radius.npy")
+            order = np.argsort(part, kind="stable")
+            ap = _AnnPart(v, part, radius, order, part[order])
+            for key in entry.get("hnsw", {}).get(name, []):
+                from usearch.index import Index as UIndex
+                ap.hnsw[np.uint64(int(key, 16))] = UIndex.restore(str(path / _hnsw_file(name, int(key, 16))), view=True)
+            seg.ann[name] = ap
+    return seg
+
+
+# ------------------------------------------------------------------------------- the index
+
+class Index:
+    """A catalogue index (see the module docstring). Open one with ``Index.open(path)``; build
+    one with ``Index.build(listings, model_dir, out)``.
+
+    Reads (``match``, ``duplicates``) never block and see one generation; writes (``upsert``,
+    ``remove``, ``compact``) take the index's lock for their duration and are durable when they
+    return. One ``Index`` object may be shared by threads: its writes are serialised.
+    """
+
+    def __init__(self, path: Path, manifest: dict, matcher, blockers: dict, specs: dict,
+                 vectorizers: dict, segments: list[_Segment], deleted: np.ndarray):
+        self.path = Path(path)
+        self.manifest = manifest
+        self.matcher = matcher
+        self._blockers = blockers      # name -> {"kind": "key"|"ann", "spec": str}
+        self._made = specs             # name -> Blocker object
+        self._vectorizers = vectorizers
+        self._segments = segments
+        self._write_lock = threading.RLock()
+        self._set_rows(deleted)
+
+    # ---- opening ---------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike, verify: bool = False, trust: bool = False) -> "Index":
+        """Open the index at ``path`` (memory-mapped). ``verify`` also checks every segment
+        file's sha256 (sizes are always checked; the model's digests are always checked).
+        ``trust``: as ``DuplicateMatcher.load`` (a model with pickled LightAutoML parts)."""
+        from dupsearch.candidates.specs import make_blocker
+        from dupsearch.models import DuplicateMatcher
+        path = Path(path)
+        mf = path / MANIFEST
+        if not mf.is_file():
+            raise IndexFormatError(f"{path} is not a dupsearch index (no {MANIFEST}); build one with "
+                                   "`dupsearch index build LISTINGS --model MODEL --out IDX`")
+        try:
+            manifest = json.loads(mf.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise IndexFormatError(f"{mf}: unreadable index manifest ({e})") from None
+        if manifest.get("kind") != "index" or manifest.get("format") != INDEX_FORMAT:
+            raise IndexFormatError(f"{mf}: not an index manifest of format {INDEX_FORMAT}")
+        matcher = DuplicateMatcher.load(path / MODEL_DIR, trust=trust)
+        if matcher.pipeline_.digest() != manifest["pipeline"]:
+            raise IndexFormatError(f"{path / MODEL_DIR} is not the model this index was built with")
+        blockers = manifest["blockers"]
+        made = {name: make_blocker(b["spec"]) for name, b in blockers.items()}
+        vectorizers = {}
+        for name, vz in manifest.get("vectorizers", {}).items():
+            from dupsearch.candidates.ann import HashedTfidfVectors
+            state = {}
+            for part, rel in vz["files"].items():
+                f = path / rel
+                from dupsearch.digests import file_sha256  # a few MB: always checked
+                if not f.is_file() or file_sha256(f) != vz["sha256"][part]:
+                    raise IndexFormatError(f"index file {f} is missing or does not match its sha256")
+                state[part] = np.load(f)
+            vectorizers[name] = HashedTfidfVectors.from_state(vz["settings"], state)
+        segments, offset = [], 0
+        for entry in manifest["segments"]:
+            seg = _open_segment(path / SEGMENTS / entry["name"], entry, offset, blockers, verify)
+            segments.append(seg)
+            offset += seg.n
+        deleted = np.load(path / manifest["deleted"]) if manifest.get("deleted") else np.empty(0, np.int64)
+        index = cls(path, manifest, matcher, blockers, made, vectorizers, segments, deleted)
+        index._trust = trust
+        return index
+
+    def _set_rows(self, deleted: np.ndarray) -> None:
+        n = sum(s.n for s in self._segments)
+        self._n_rows = n
+        self._deleted = np.asarray(deleted, np.int64)
+        live = np.ones(n, bool)
+        live[self._deleted] = False
+        self._live = live
+        ids = np.concatenate([s.store.ids for s in self._segments]) if self._segments else np.empty(0, object)
+        self._ids = ids
+        live_rows = np.flatnonzero(live)
+        self._row_of = pd.Index(ids[live_rows])
+        self._live_rows = live_rows
+
+    def __len__(self) -> int:
+        return len(self._live_rows)
+
+    def __contains__(self, item_id) -> bool:
+        return str(item_id) in self._row_of
+
+    def row(self, item_id) -> int:
+        """The global row of a live listing (ListingNotFoundError when absent)."""
+        loc = self._row_of.get_indexer([str(item_id)])[0]
+        if loc < 0:
+            raise ListingNotFoundError(f"item_id {str(item_id)!r} is not in the index")
+        return int(self._live_rows[loc])
+
+    def stats(self) -> dict:
+        return {"listings": len(self), "rows": self._n_rows, "deleted_rows": int(len(self._deleted)),
+                "segments": len(self._segments), "generation": int(self.manifest["generation"]),
+                "blockers": {k: v["spec"] for k, v in self._blockers.items()}}
+
+    def close(self) -> None:
+        self._segments = []
+
+    # ---- building ---------------------------------------------------------------------------
+    @classmethod
+    def build(cls, listings: pd.DataFrame, model_dir: str | os.PathLike, out: str | os.PathLike,
+              blockers: Sequence[str] | None = None, workers: int = 1, progress: bool = False,
+              trust: bool = False) -> "Index":
+        """Build an index of ``listings`` (a validated listings frame) scored by the model in
+        ``model_dir``, into the new or empty folder ``out`` (or an index dupsearch wrote there)."""
+        from dupsearch.artifacts import claim_dir, mark
+        from dupsearch.candidates.specs import default_blocker_specs, make_blocker
+        from dupsearch.digests import folder_files  # noqa: F401  (model digests come from its manifest)
+        from dupsearch.models import DuplicateMatcher
+        out = Path(out)
+        claim_dir(out, "index", inputs=[model_dir])
+        matcher = DuplicateMatcher.load(model_dir, trust=trust)  # a broken model fails before any work
+        specs = list(blockers) if blockers else default_blocker_specs(listings)
+        described, made = _describe_blockers(specs)
+        t0 = time.perf_counter()
+        tmp = out.parent / f".{out.name}.building"
+        if tmp.exists():
+            shutil.rmtree(tmp)  # our own temporary folder, left by a killed build
+        tmp.mkdir(parents=True)
+        try:
+            shutil.copytree(model_dir, tmp / MODEL_DIR)
+            vectorizers, vz_manifest = {}, {}
+            for name, b in described.items():
+                if b["kind"] == "ann" and made[name].encoder is None:
+                    vz = made[name].fit_vectorizer(listings)
+                    vectorizers[name] = vz
+                    files, digests = {}, {}
+                    for part, arr in vz.state().items():
+                        rel = f"{VECTORIZERS}/{name}.{part}.npy"
+                        _save_npy(tmp / rel, arr)
+                        files[part] = rel
+                        digests[part] = _file_entry(tmp / rel)["sha256"]
+                    vz_manifest[name] = {"settings": vz.settings(), "files": files, "sha256": digests}
+            manifest = {"kind": "index", "format": INDEX_FORMAT, "generation": 1,
+                        "pipeline": matcher.pipeline_.digest(), "blockers": described,
+                        "vectorizers": vz_manifest, "segments": [], "deleted": None, "next_segment": 1,
+                        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            from dupsearch.features.chunks import build_store_chunks
+            from dupsearch.features.store import ListingStore
+            seg_name = "seg-000001"
+            seg_dir = tmp / SEGMENTS / seg_name
+            seg_dir.mkdir(parents=True)
+            chunks = build_store_chunks(matcher, listings, tmp / "store.chunks",
+                                        {"pipeline": matcher.pipeline_.digest(), "n": len(listings)},
+                                        workers, progress)
+            ListingStore.concat_saved(chunks, seg_dir / "store")
+            shutil.rmtree(tmp / "store.chunks")
+            store_s = time.perf_counter() - t0
+            entry = _write_blocker_files(seg_dir, seg_name, listings, described, made, vectorizers,
+                                         full_knn=True, progress=progress)
+            entry["files"] = _folder_entries(seg_dir, seg_dir)
+            manifest["segments"] = [entry]
+            manifest["next_segment"] = 2
+            manifest["build"] = {"listings": int(len(listings)), "store_seconds": round(store_s, 2),
+                                 "seconds": round(time.perf_counter() - t0, 2)}
+            _fsync_tree(tmp)
+            _write_json_durable(tmp / MANIFEST, manifest)
+            mark(tmp, "index")
+            if out.exists():
+                from dupsearch.artifacts import remove_own
+                remove_own(out, "index")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, out) if not out.exists() else _move_into(tmp, out)
+            _fsync_dir(out.parent)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return cls.open(out, trust=trust)
+
+    # ---- matching ---------------------------------------------------------------------------
+    def candidates(self, listings: pd.DataFrame, self_rows: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What the blockers propose for each listing: (query row, global catalogue row, blocker
+        bit mask), one entry per distinct pair. ``self_rows``: each query's own global row (it is
+        never its own candidate), -1 for new listings."""
+        nq = len(listings)
+        self_rows = np.full(nq, -1, np.int64) if self_rows is None else np.asarray(self_rows, np.int64)
+        qs, rs, bits = [], [], []
+        for bit, (name, b) in enumerate(self._blockers.items()):
+            if b["kind"] == "key":
+                q, r = self._key_candidates(name, listings)
+            else:
+                q, r = self._ann_candidates(name, listings)
+            keep = r != self_rows[q]
+            qs.append(q[keep])
+            rs.append(r[keep])
+            bits.append(np.full(int(keep.sum()), 1 << bit, np.int64))
+        if not qs:
+            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64)
+        q, r, m = np.concatenate(qs), np.concatenate(rs), np.concatenate(bits)
+        code = q * np.int64(max(self._n_rows, 1)) + r
+        order = np.argsort(code, kind="stable")
+        code, m = code[order], m[order]
+        first = np.flatnonzero(np.r_[True, code[1:] != code[:-1]]) if len(code) else np.empty(0, np.int64)
+        mask = np.bitwise_or.reduceat(m, first) if len(first) else np.empty(0, np.int64)
+        code = code[first]
+        n = np.int64(max(self._n_rows, 1))
+        return code // n, code % n, mask
+
+    def _key_candidates(self, name: str, listings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        from dupsearch.candidates.blocking import key_hashes
+        blocker = self._made[name]
+        qrow, keys = blocker.block_keys(listings)
+        h = key_hashes(keys)
+        qk_parts, r_parts = [], []
+        for seg in self._segments:
+            K, R = seg.keys[name]
+            lo = np.searchsorted(K, h, side="left")
+            hi = np.searchsorted(K, h, side="right")
+            cnt = hi - lo
+            total = int(cnt.sum())
+            if not total:
+                continue
+            qk = np.repeat(np.arange(len(h)), cnt)
+            starts = np.repeat(lo - np.r_[0, np.cumsum(cnt)[:-1]], cnt)
+            pos = starts + np.arange(total)
+            qk_parts.append(qk)
+            r_parts.append(np.asarray(R)[pos].astype(np.int64) + seg.offset)
+        if not qk_parts:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        qk, r = np.concatenate(qk_parts), np.concatenate(r_parts)
+        live = self._live[r]
+        qk, r = qk[live], r[live]
+        limit = getattr(blocker, "max_block", None)
+        if limit is not None:
+            size = np.bincount(qk, minlength=len(h)) + 1  # the block dedup would see: these rows and the new one
+            ok = size[qk] <= limit
+            qk, r = qk[ok], r[ok]
+        return np.asarray(qrow, np.int64)[qk], r
+
+    def _ann_candidates(self, name: str, listings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        blocker = self._made[name]
+        k = blocker.k
+        V = blocker.listing_vectors(listings, self._vectorizers.get(name))
+        part = blocker.partition_keys(listings)
+        has_vec = np.abs(V).sum(axis=1) > 0 if V.shape[1] else np.zeros(len(listings), bool)
+        q_parts, r_parts, s_parts, near_parts = [], [], [], []
+        for key in np.unique(part[has_vec]):
+            qrows = np.flatnonzero((part == key) & has_vec)
+            Q = V[qrows]
+            for seg in self._segments:
+                ap = seg.ann[name]
+                rows = ap.rows_of(key)
+                if not len(rows):
+                    continue
+                index = ap.hnsw.get(key)
+                if index is not None:
+                    found = index.search(Q, min(2 * k + 8, len(rows)))
+                    keys = found.keys.reshape(len(qrows), -1).astype(np.int64)
+                    sims = (1 - found.distances.reshape(len(qrows), -1)).astype(np.float32)
+                    counts = found.counts.reshape(-1)
+                    valid = np.arange(keys.shape[1])[None, :] < counts[:, None]
+                    qi = np.broadcast_to(np.arange(len(qrows))[:, None], keys.shape)[valid]
+                    cand, sim = keys[valid], sims[valid]
+                else:
+                    S = Q @ np.asarray(ap.vectors[rows]).T
+                    qi = np.repeat(np.arange(len(qrows)), len(rows))
+                    cand, sim = np.tile(rows, len(qrows)), S.ravel()
+                g = cand + seg.offset
+                ok = self._live[g]
+                qi, cand, sim, g = qi[ok], cand[ok], sim[ok], g[ok]
+                # the listing is among the candidate's k nearest (the saved radius)
+                near = sim >= ap.radius[cand]
+                q_parts.append(qrows[qi])
+                r_parts.append(g)
+                s_parts.append(sim)
+                near_parts.append(near)
+        if not q_parts:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        q, r, s, near = (np.concatenate(x) for x in (q_parts, r_parts, s_parts, near_parts))
+        if blocker.min_similarity is not None:
+            keep = s >= blocker.min_similarity
+            q, r, s, near = q[keep], r[keep], s[keep], near[keep]
+        # the k most similar per listing (over all segments), as dedup's search in its partition
+        order = np.lexsort((-s, q))
+        q, r, s, near = q[order], r[order], s[order], near[order]
+        start = np.flatnonzero(np.r_[True, q[1:] != q[:-1]]) if len(q) else np.empty(0, np.int64)
+        rank = np.arange(len(q)) - np.repeat(start, np.diff(np.r_[start, len(q)]))
+        keep = (rank < k) | near
+        return q[keep], r[keep]
+
+    def _blocker_names(self, mask: np.ndarray) -> np.ndarray:
+        names = [b["name"] for b in self._blockers.values()]
+        uniq, inv = np.unique(mask, return_inverse=True)  # as dedup's candidates: 'seller_id+category_l2|ann_text'
+        text = np.array(["|".join(n for i, n in enumerate(names) if m >> i & 1) for m in uniq], dtype=object)
+        return text[inv]
+
+    def _stored(self, rows: np.ndarray):
+        """A store of the listings at global ``rows`` (in that order), from their segments."""
+        from dupsearch.features.store import ListingStore  # noqa: F401
+        rows = np.asarray(rows, np.int64)
+        offsets = np.array([s.offset for s in self._segments], np.int64)
+        seg_of = np.searchsorted(offsets, rows, side="right") - 1
+        order = np.argsort(seg_of, kind="stable")
+        pieces = []
+        for si in np.unique(seg_of):
+            sel = order[seg_of[order] == si]
+            pieces.append((sel, self._segments[si].store.take(rows[sel] - self._segments[si].offset)))
+        store = pieces[0][1]
+        for _, piece in pieces[1:]:
+            store = store.append(piece)
+        placed = np.concatenate([sel for sel, _ in pieces])
+        back = np.empty(len(rows), np.int64)
+        back[placed] = np.arange(len(rows))
+        return store, back  # row i of `rows` is store row back[i]
+
+    def _score(self, query_store, q: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """Probabilities of (query store row q, global row r) pairs: the candidates' stored rows
+        after the queries', through ``DuplicateMatcher.score``."""
+        if not len(q):
+            return np.zeros(0)
+        uniq, inv = np.unique(r, return_inverse=True)
+        cand_store, back = self._stored(uniq)
+        both = query_store.append(cand_store)
+        return self.matcher.score(both, q, query_store.n + back[inv])
+
+    def _ranked(self, ids: np.ndarray, q, r, mask, p, top: int) -> pd.DataFrame:
+        frame = pd.DataFrame({"q": q, "item_id": ids[q] if len(q) else np.empty(0, object),
+                              "match_id": self._ids[r] if len(r) else np.empty(0, object),
+                              "probability": np.asarray(p, np.float64), "blockers": self._blocker_names(mask)})
+        frame = frame.sort_values(["q", "probability", "match_id"], ascending=[True, False, True], kind="stable")
+        frame["rank"] = frame.groupby("q").cumcount() + 1
+        frame = frame[frame["rank"] <= top] if top else frame
+        out = frame[MATCH_COLUMNS].reset_index(drop=True)
+        out["item_id"] = out["item_id"].astype(str)
+        out["match_id"] = out["match_id"].astype(str)
+        out["blockers"] = out["blockers"].astype(str)
+        return out
+
+    def match(self, listings: pd.DataFrame, top: int = 10) -> pd.DataFrame:
+        """For each listing, its top ``top`` candidates in the index (MATCH_COLUMNS; rank 1 is the
+        most probable duplicate; a listing without candidates has no rows). Listings already in
+        the index are matched as new ones (their stored copy is a candidate like any other)."""
+        listings = _validated(listings)
+        if not len(listings):
+            return pd.DataFrame({c: pd.Series(dtype=object if c != "probability" else float) for c in MATCH_COLUMNS})
+        q, r, mask = self.candidates(listings)
+        store = self.matcher.build_store(listings)
+        p = self._score(store, q, r)
+        return self._ranked(listings["item_id"].astype(str).to_numpy(dtype=object), q, r, mask, p, top)
+
+    def duplicates(self, item_id, top: int = 10) -> pd.DataFrame:
+        """The top candidates of a listing already in the index (itself left out)."""
+        return self.duplicates_of([item_id], top)
+
+    # ---- writing ---------------------------------------------------------------------------
+    @contextmanager
+    def _writing(self):
+        import fcntl
+        with self._write_lock:
+            fh = open(self.path / LOCK, "a+")
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                fh.close()
+                raise IndexBusyError(f"{self.path} is being written by another process; wait for it") from None
+            try:
+                self._refresh_locked()
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+                fh.close()
+
+    def _refresh_locked(self) -> None:
+        """Another writer may have switched the manifest since we opened: read it again."""
+        current = json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))
+        if current["generation"] != self.manifest["generation"]:
+            fresh = Index.open(self.path, trust=self._trust)
+            self.__dict__.update({k: v for k, v in fresh.__dict__.items() if k != "_write_lock"})
+
+    def refresh(self) -> bool:
+        """Pick up a generation another process wrote; True when there was one."""
+        try:
+            current = json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        if current.get("generation") == self.manifest["generation"]:
+            return False
+        with self._write_lock:
+            fresh = Index.open(self.path, trust=self._trust)
+            self.__dict__.update({k: v for k, v in fresh.__dict__.items() if k != "_write_lock"})
+        return True
+
+    def _clean_temporaries(self) -> None:
+        referenced = {e["name"] for e in self.manifest["segments"]}
+        for p in (self.path / SEGMENTS).iterdir():
+            if p.name.startswith(".") and p.name.endswith(".tmp"):
+                shutil.rmtree(p, ignore_errors=True)
+            elif p.is_dir() and p.name.startswith("seg-") and p.name not in referenced:
+                shutil.rmtree(p, ignore_errors=True)  # a merged-away segment, or one a killed writer named
+        for p in self.path.glob("deleted-*.npy"):
+            if p.name != self.manifest.get("deleted"):
+                p.unlink(missing_ok=True)
+
+    def _commit(self, manifest: dict, deleted: np.ndarray | None) -> None:
+        manifest["generation"] = int(self.manifest["generation"]) + 1
+        if deleted is not None and len(deleted):
+            name = f"deleted-{manifest['generation']:06d}.npy"
+            with open(self.path / name, "wb") as fh:
+                np.save(fh, np.unique(np.asarray(deleted, np.int64)))
+                fh.flush()
+                os.fsync(fh.fileno())
+            manifest["deleted"] = name
+        elif deleted is not None:
+            manifest["deleted"] = None
+        _write_json_durable(self.path / MANIFEST, manifest)
+
+    def upsert(self, listings: pd.DataFrame, top: int = 10) -> pd.DataFrame:
+        """Add ``listings`` (replacing those whose item_id is in the index); durable when it
+        returns. Returns their matches against the index (other listings, the batch included)."""
+        listings = _validated(listings)
+        if not len(listings):
+            return self.match(listings, top)
+        with self._writing():
+            self._clean_temporaries()
+            ids = listings["item_id"].astype(str).to_numpy(dtype=object)
+            loc = self._row_of.get_indexer(ids)
+            replaced = self._live_rows[loc[loc >= 0]]
+            manifest = json.loads(json.dumps(self.manifest))
+            number = int(manifest["next_segment"])
+            name = f"seg-{number:06d}"
+            seg_tmp = self.path / SEGMENTS / f".{name}.tmp"
+            seg_tmp.mkdir(parents=True)
+            try:
+                store = self.matcher.build_store(listings)
+                store.save(seg_tmp / "store")
+                entry = _write_blocker_files(seg_tmp, name, listings, self._blockers, self._made,
+                                             self._vectorizers, full_knn=False, index=self)
+                entry["files"] = _folder_entries(seg_tmp, seg_tmp)
+                _fsync_tree(seg_tmp)
+                os.replace(seg_tmp, self.path / SEGMENTS / name)
+                _fsync_dir(self.path / SEGMENTS)
+            except BaseException:
+                shutil.rmtree(seg_tmp, ignore_errors=True)
+                raise
+            manifest["segments"].append(entry)
+            manifest["next_segment"] = number + 1
+            deleted = np.concatenate([self._deleted, replaced]) if len(replaced) else None
+            self._commit(manifest, deleted)
+            self._apply(manifest)
+            if len(self._segments) > MERGE_SEGMENTS:
+                self._merge_newer()
+        return self.duplicates_of(ids, top)
+
+    def duplicates_of(self, item_ids: Sequence[str], top: int = 10) -> pd.DataFrame:
+        """``duplicates`` of several listings in the index at once."""
+        rows = np.array([self.row(i) for i in item_ids], np.int64)
+        store, back = self._stored(rows)
+        frames = self._listing_frames(rows)
+        q, r, mask = self.candidates(frames, self_rows=rows)
+        p = self._score(store, back[q], r) if len(q) else np.zeros(0)
+        return self._ranked(np.asarray([str(i) for i in item_ids], dtype=object), q, r, mask, p, top)
+
+    def _listing_frames(self, rows: np.ndarray) -> pd.DataFrame:
+        """The saved listings at global ``rows`` (in that order), as the blockers read them:
+        only the Parquet row groups that hold them are read."""
+        import pyarrow as pa
+        rows = np.asarray(rows, np.int64)
+        offsets = np.array([s.offset for s in self._segments], np.int64)
+        seg_of = np.searchsorted(offsets, rows, side="right") - 1
+        tables, placed = [], []
+        for si in np.unique(seg_of):
+            seg = self._segments[si]
+            sel = np.flatnonzero(seg_of == si)
+            local = rows[sel] - seg.offset
+            pf = seg.listings_file()
+            groups = np.unique(local // LISTING_GROUP)
+            t = pf.read_row_groups([int(g) for g in groups])
+            start = {int(g): i * LISTING_GROUP for i, g in enumerate(groups)}
+            at = np.array([start[int(r // LISTING_GROUP)] + int(r % LISTING_GROUP) for r in local], np.int64)
+            tables.append(t.take(pa.array(at)))
+            placed.append(sel)
+        table = pa.concat_tables(tables).to_pandas()
+        order = np.empty(len(rows), np.int64)
+        order[np.concatenate(placed)] = np.arange(len(rows))
+        return _restore_listings(table.iloc[order].reset_index(drop=True))
+
+    def remove(self, item_ids: Iterable) -> int:
+        """Delete listings by item_id (durable on return); how many were in the index."""
+        ids = np.asarray([str(i) for i in item_ids], dtype=object)
+        with self._writing():
+            loc = self._row_of.get_indexer(ids)
+            rows = np.unique(self._live_rows[loc[loc >= 0]])
+            if not len(rows):
+                return 0
+            manifest = json.loads(json.dumps(self.manifest))
+            self._commit(manifest, np.concatenate([self._deleted, rows]))
+            self._apply(manifest)
+            return int(len(rows))
+
+    def _apply(self, manifest: dict) -> None:
+        """Make ``manifest`` (just committed) this object's generation without reopening all."""
+        have = {s.name for s in self._segments}
+        offset = sum(s.n for s in self._segments)
+        for entry in manifest["segments"]:
+            if entry["name"] not in have:
+                seg = _open_segment(self.path / SEGMENTS / entry["name"], entry, offset, self._blockers, False)
+                self._segments.append(seg)
+                offset += seg.n
+        self.manifest = manifest
+        deleted = np.load(self.path / manifest["deleted"]) if manifest.get("deleted") else np.empty(0, np.int64)
+        self._set_rows(deleted)
+
+    def compact(self, progress: bool = False) -> dict:
+        """Merge every segment into one without deleted rows (HNSW graphs for large partitions
+        rebuilt, every radius recomputed); readers of older generations keep their files open."""
+        with self._writing():
+            before = len(self._segments)
+            self._merge(0, full_knn=True)
+            return {"segments_before": before, "segments": len(self._segments), "listings": len(self)}
+
+    def _merge_newer(self) -> None:
+        """Merge all segments after the first (the bulk-built one) into one."""
+        self._merge(1, full_knn=False)
+
+    def _merge(self, first: int, full_knn: bool) -> None:
+        from dupsearch.features.store import ListingStore
+        if len(self._segments) - first < 2 and not (first == 0 and len(self._deleted)):
+            return
+        merged = self._segments[first:]
+        start = merged[0].offset
+        rows = np.arange(start, self._n_rows)
+        rows = rows[self._live[rows]]
+        manifest = json.loads(json.dumps(self.manifest))
+        number = int(manifest["next_segment"])
+        name = f"seg-{number:06d}"
+        seg_tmp = self.path / SEGMENTS / f".{name}.tmp"
+        seg_tmp.mkdir(parents=True)
+        try:
+            listings = self._listing_frames(rows) if len(rows) else None
+            if listings is None:
+                raise DupsearchError("nothing to merge")
+            store, back = self._stored(rows)
+            store = store.take(back)
+            store.save(seg_tmp / "store")
+            kept_radius = {}
+            if not full_knn:
+                for bname, b in self._blockers.items():
+                    if b["kind"] == "ann":
+                        kept_radius[bname] = np.concatenate([s.ann[bname].radius for s in merged])[
+                            rows - start]
+            entry = _write_blocker_files(seg_tmp, name, listings, self._blockers, self._made, self._vectorizers,
+                                         full_knn=full_knn, radius=kept_radius or None)
+            entry["files"] = _folder_entries(seg_tmp, seg_tmp)
+            _fsync_tree(seg_tmp)
+            os.replace(seg_tmp, self.path / SEGMENTS / name)
+            _fsync_dir(self.path / SEGMENTS)
+        except BaseException:
+            shutil.rmtree(seg_tmp, ignore_errors=True)
+            raise
+        manifest["segments"] = manifest["segments"][:first] + [entry]
+        manifest["next_segment"] = number + 1
+        keep_deleted = self._deleted[self._deleted < start]
+        self._commit(manifest, keep_deleted)
+        fresh = Index.open(self.path, trust=self._trust)
+        self.__dict__.update({k: v for k, v in fresh.__dict__.items() if k != "_write_lock"})
+        self._clean_temporaries()
+
+
+# ------------------------------------------------------------------------------- helpers
+
+def _move_into(tmp: Path, out: Path) -> None:
+    """Move the built index's entries into the existing (empty or emptied) folder ``out``."""
+    for p in tmp.iterdir():
+        os.replace(p, out / p.name)
+    tmp.rmdir()
+
+
+def _describe_blockers(specs: Sequence[str]) -> tuple[dict, dict]:
+    """name -> {"kind", "spec"} and name -> Blocker, for the blockers an index can keep."""
+    from dupsearch.candidates.ann import ANNBlocker
+    from dupsearch.candidates.blocking import _KeyBlocker
+    from dupsearch.candidates.specs import make_blocker
+    described, made = {}, {}
+    for i, spec in enumerate(specs):
+        try:
+            b = make_blocker(spec)
+        except ValueError as e:
+            raise DataError(str(e), column="--block") from None
+        name = f"b{i}"
+        if isinstance(b, _KeyBlocker):
+            kind = "key"
+        elif isinstance(b, ANNBlocker):
+            if not b.frozen_vectors:
+                raise DupsearchError(f"blocker {spec!r}: the index keeps ANN blockers over text with the "
+                                     "default vectors or an encoder that needs no fitting (not photos, "
+                                     "given vectors or a fitted encoder)")
+            if b.exclude:
+                raise DupsearchError(f"blocker {spec!r}: exclude= is not supported by the index yet")
+            kind = "ann"
+        else:
+            raise DupsearchError(f"blocker {spec!r} cannot be kept in an index")
+        described[name] = {"kind": kind, "spec": spec, "name": b.name}
+        made[name] = b
+    return described, made
+
+
+def _knn_radius(V: np.ndarray, part: np.ndarray, k: int, threads: int = 0
+                ) -> tuple[np.ndarray, dict]:
+    """Each row's k-th neighbour similarity within its partition (-inf with fewer than k
+    neighbours), and an HNSW graph (usearch) for each partition above HNSW_MIN rows."""
+    from dupsearch.candidates.ann import _exact_knn
+    n = len(V)
+    radius = np.full(n, -np.inf, np.float32)
+    graphs = {}
+    has_vec = np.abs(V).sum(axis=1) > 0 if V.shape[1] else np.zeros(n, bool)
+    order = np.argsort(part, kind="stable")
+    order = order[has_vec[order]]
+    sp_ = part[order]
+    starts = np.flatnonzero(np.r_[True, sp_[1:] != sp_[:-1]]) if len(order) else np.empty(0, np.int64)
+    ends = np.r_[starts[1:], len(order)]
+    for s, e in zip(starts, ends):
+        rows = order[s:e]
+        if len(rows) <= k:
+            continue  # fewer than k neighbours: every newcomer is among them
+        X = np.ascontiguousarray(V[rows])
+        if len(rows) <= HNSW_MIN:
+            _, sims = _exact_knn(X, k)
+            radius[rows] = sims[:, k - 1]
+        else:
+            from usearch.index import Index as UIndex
+            g = UIndex(ndim=X.shape[1], metric="ip", dtype="f32", connectivity=16,
+                       expansion_add=128, expansion_search=128)
+            g.add(rows.astype(np.uint64), X, threads=threads)
+            found = g.search(X, k + 1, threads=threads)
+            sims = (1 - found.distances).astype(np.float32)
+            keys = found.keys.astype(np.int64)
+            not_self = keys != rows[:, None]
+            # the k-th best hit that is not the listing itself
+            ranked = np.where(not_self, sims, np.inf)
+            ranked = np.sort(np.where(np.isfinite(ranked), ranked, -np.inf), axis=1)[:, ::-1]
+            radius[rows] = ranked[:, k - 1]
+            graphs[int(part[rows[0]])] = g
+    return radius, graphs
+
+
+def _write_blocker_files(seg_dir: Path, name: str, listings: pd.DataFrame, described: dict, made: dict,
+                         vectorizers: dict, full_knn: bool, progress: bool = False, index: Index | None = None,
+                         radius: dict | None = None) -> dict:
+    """The segment's listings, key tables and vectors; returns its manifest entry (no files yet)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from dupsearch.candidates.blocking import key_hashes
+    from dupsearch.io.readers import _arrow_column
+    n = len(listings)
+    frame = listings.reset_index(drop=True)
+    # small row groups: a listing is read back by its row (GET duplicates) without the rest
+    pq.write_table(pa.Table.from_arrays([_arrow_column(frame.iloc[:, i]) for i in range(frame.shape[1])],
+                                        names=[str(c) for c in frame.columns]),
+                   seg_dir / "listings.parquet", row_group_size=LISTING_GROUP)
+    entry = {"name": name, "n": int(n), "hnsw": {}}
+    for bname, b in described.items():
+        blocker = made[bname]
+        if b["kind"] == "key":
+            rows, keys = blocker.block_keys(listings)
+            h = key_hashes(keys)
+            order = np.argsort(h, kind="stable")
+            _save_npy(seg_dir / f"keys/{bname}.keys.npy", h[order])
+            _save_npy(seg_dir / f"keys/{bname}.rows.npy", np.asarray(rows, np.int64)[order])
+            continue
+        V = blocker.listing_vectors(listings, vectorizers.get(bname))
+        part = blocker.partition_keys(listings)
+        _save_npy(seg_dir / f"ann/{bname}.vectors.npy", V)
+        _save_npy(seg_dir / f"ann/{bname}.part.npy", part)
+        if radius is not None and bname in radius:
+            r = radius[bname]
+        elif full_knn:
+            r, graphs = _knn_radius(V, part, blocker.k, blocker.threads)
+            keys_hex = []
+            for key, g in graphs.items():
+                g.save(str(seg_dir / _hnsw_file(bname, key)))
+                keys_hex.append(f"{key:016x}")
+            entry["hnsw"][bname] = keys_hex
+        else:
+            r = _new_radius(index, bname, blocker, V, part)
+        _save_npy(seg_dir / f"ann/{bname}.radius.npy", np.asarray(r, np.float32))
+    return entry
+
+
+def _new_radius(index: Index | None, bname: str, blocker, V: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """k-th neighbour similarity of new rows among the live catalogue and the new rows themselves
+    (-inf with fewer than k neighbours)."""
+    n, k = len(V), blocker.k
+    out = np.full(n, -np.inf, np.float32)
+    has_vec = np.abs(V).sum(axis=1) > 0 if V.shape[1] else np.zeros(n, bool)
+    for key in np.unique(part[has_vec]):
+        q = np.flatnonzero((part == key) & has_vec)
+        best = V[q] @ V[q].T  # the new rows among themselves
+        np.fill_diagonal(best, -np.inf)
+        best = -np.sort(-best, axis=1)[:, :k]
+        for seg in (index._segments if index is not None else []):
+            ap = seg.ann[bname]
+            rows = ap.rows_of(key)
+            if not len(rows):
+                continue
+            g = ap.hnsw.get(key)
+            if g is not None:
+                res = g.search(V[q], min(k + 1, len(rows)))
+                sims = (1 - res.distances.reshape(len(q), -1)).astype(np.float32)
+                valid = np.arange(sims.shape[1])[None, :] < res.counts.reshape(-1)[:, None]
+                keys = np.where(valid, res.keys.reshape(len(q), -1).astype(np.int64), 0)
+                sims = np.where(valid & index._live[keys + seg.offset], sims, -np.inf)
+            else:
+                sims = V[q] @ np.asarray(ap.vectors[rows]).T
+                sims = np.where(index._live[rows + seg.offset][None, :], sims, -np.inf)
+            best = -np.sort(-np.hstack([best, sims]), axis=1)[:, :k]
+        if best.shape[1] >= k:
+            out[q] = best[:, k - 1]
+    return out
+
+
+def _validated(listings: pd.DataFrame) -> pd.DataFrame:
+    from dupsearch.io.schema import normalize_listings
+    if "item_id" not in listings.columns:
+        raise DataError("missing required column", column="item_id")
+    frame, report = normalize_listings(listings)
+    return frame.reset_index(drop=True)
+
+
+def _restore_listings(table: pd.DataFrame) -> pd.DataFrame:
+    """A listings frame read back from a segment's Parquet (attributes/images as written)."""
+    return _validated(table)

@@ -1,0 +1,251 @@
+"""The catalogue index (dupsearch.index): build, match, upsert, remove, compaction, crash safety.
+
+A module fixture generates a small market (the generator's columns: seller, city, categories)
+and trains a small model; each test builds its own index from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import one_line, run_cli
+
+N_LISTINGS = 700
+FAST_CONFIG = {"gbdt": {"max_iterations": 60, "early_stopping_rounds": 20, "threads": 2},
+               "n_models": 1, "cv_folds": 2}
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory):
+    from dupsearch import read_listings
+    root = tmp_path_factory.mktemp("index_market")
+    data, model, config = root / "data", root / "model", root / "fast.json"
+    config.write_text(json.dumps(FAST_CONFIG))
+    run_cli("generate", data, "-n", N_LISTINGS, "--seed", 11, "--no-photos", check_ok=True)
+    run_cli("train", data / "listings.parquet", data / "train_pairs.parquet", "--out", model,
+            "--config", config, "--folds", 2, "--no-report", check_ok=True)
+    listings, _ = read_listings(data / "listings.parquet")
+    rng = np.random.default_rng(0)
+    held = np.sort(rng.choice(len(listings), 60, replace=False))
+    return {"root": root, "data": data, "model": model, "listings": listings,
+            "catalogue": listings.drop(index=held).reset_index(drop=True),
+            "new": listings.iloc[held].reset_index(drop=True)}
+
+
+@pytest.fixture
+def built(market, tmp_path):
+    from dupsearch.index import Index
+    return Index.build(market["catalogue"], market["model"], tmp_path / "idx")
+
+
+def _pairs_of(frame: pd.DataFrame) -> set[tuple[str, str]]:
+    return set(zip(frame["item_id"], frame["match_id"]))
+
+
+def test_match_scores_equal_predict(market, built):
+    from dupsearch import DuplicateMatcher
+    res = built.match(market["new"], top=5)
+    assert len(res) > 0 and set(res["item_id"]) <= set(market["new"]["item_id"])
+    assert (res.groupby("item_id")["rank"].max() <= 5).all()
+    assert res.groupby("item_id")["probability"].apply(lambda p: (np.diff(p.to_numpy()) <= 0).all()).all()
+    pairs = res.rename(columns={"item_id": "item_id_a", "match_id": "item_id_b"})[["item_id_a", "item_id_b"]]
+    p = DuplicateMatcher.load(market["model"]).predict_proba(market["listings"], pairs)
+    np.testing.assert_allclose(res["probability"].to_numpy(), p, rtol=0, atol=1e-12)
+
+
+def test_candidates_hold_what_dedup_blocking_proposes(market, built):
+    """Key blockers: exactly dedup's pairs between a new listing and the catalogue; all blockers:
+    at least the true re-posts dedup's blocking finds (the held-back listings' truth)."""
+    from dupsearch.candidates.blocking import candidate_pairs
+    from dupsearch.candidates.specs import default_blocker_specs, make_blocker
+    listings, new = market["listings"], market["new"]
+    specs = default_blocker_specs(listings)
+    is_new = listings["item_id"].isin(new["item_id"]).to_numpy()
+    ids = listings["item_id"].to_numpy(dtype=object)
+
+    def cross(blockers):
+        c = candidate_pairs(listings, blockers)
+        a, b = c.a, c.b
+        keep = is_new[a] != is_new[b]
+        q, r = np.where(is_new[a[keep]], a[keep], b[keep]), np.where(is_new[a[keep]], b[keep], a[keep])
+        return set(zip(ids[q], ids[r]))
+
+    q, r, _ = built.candidates(new)
+    found = set(zip(new["item_id"].to_numpy(dtype=object)[q], built._ids[r]))
+    keys_only = cross([make_blocker(specs[0])])
+    assert specs[0].startswith("key:") and keys_only
+    key_q, key_r = built._key_candidates("b0", new)
+    assert set(zip(new["item_id"].to_numpy(dtype=object)[key_q], built._ids[key_r])) == keys_only
+    truth = listings.set_index("item_id")["cluster_id"]
+    true_cross = {(a, b) for a, b in cross([make_blocker(s) for s in specs]) if truth[a] == truth[b]}
+    assert true_cross and true_cross <= found
+
+
+def test_upsert_remove_and_reopen(market, built):
+    from dupsearch.index import Index, ListingNotFoundError
+    new = market["new"]
+    n0 = len(built)
+    res = built.upsert(new.iloc[:20], top=3)
+    assert len(built) == n0 + 20 and set(res["item_id"]) <= set(new["item_id"][:20])
+    assert not (res["item_id"] == res["match_id"]).any()  # never its own match
+    reopened = Index.open(built.path)
+    assert len(reopened) == n0 + 20 and new["item_id"][5] in reopened
+    pd.testing.assert_frame_equal(reopened.duplicates(new["item_id"][5]), built.duplicates(new["item_id"][5]))
+    # replace: same id, other text; the old version is gone
+    changed = new.iloc[[5]].copy()
+    changed["title"] = "совсем другой товар " + changed["title"]
+    built.upsert(changed)
+    assert len(built) == n0 + 20
+    assert built._listing_frames(np.array([built.row(new["item_id"][5])]))["title"][0].startswith("совсем")
+    assert built.remove([new["item_id"][5], "no-such-id"]) == 1
+    assert new["item_id"][5] not in built and len(Index.open(built.path)) == n0 + 19
+    with pytest.raises(ListingNotFoundError):
+        built.duplicates(new["item_id"][5])
+
+
+def test_upsert_equals_build_of_the_union(market, tmp_path):
+    """With key blockers (nothing refitted), an index built from A then given B matches like
+    one built from A and B together."""
+    from dupsearch.index import Index
+    cat, new = market["catalogue"], market["new"]
+    specs = ["key:seller_id+category_l2", "key:category_l3"]
+    grown = Index.build(cat, market["model"], tmp_path / "grown", blockers=specs)
+    grown.upsert(new.iloc[:30])
+    whole = Index.build(pd.concat([cat, new.iloc[:30]], ignore_index=True), market["model"], tmp_path / "whole",
+                        blockers=specs)
+    probe = new.iloc[30:]
+    pd.testing.assert_frame_equal(grown.match(probe, top=0), whole.match(probe, top=0))
+
+
+def test_merge_and_compact_keep_the_answers(market, built, monkeypatch):
+    from dupsearch.index import core
+    new = market["new"]
+    monkeypatch.setattr(core, "MERGE_SEGMENTS", 3)
+    for i in range(5):  # more segments than MERGE_SEGMENTS: the newer ones are merged
+        built.upsert(new.iloc[i * 4:(i + 1) * 4])
+    assert len(built._segments) <= 3
+    built.remove([new["item_id"][0]])
+    probe = new.iloc[40:]
+    before = built.match(probe, top=0)
+    rep = built.compact()
+    assert rep["segments"] == 1 and len(built) == len(market["catalogue"]) + 19
+    after = built.match(probe, top=0)
+    # radii recomputed over the merged rows: the ANN candidates may differ a little, scores not
+    common = before.merge(after, on=["item_id", "match_id"])
+    assert len(common) >= 0.8 * len(before)
+    np.testing.assert_allclose(common["probability_x"], common["probability_y"], atol=1e-12)
+    assert not list((built.path / "segments").glob(".*.tmp"))
+
+
+def test_one_writer_readers_never_blocked(market, built):
+    import fcntl
+    from dupsearch.index import Index, IndexBusyError
+    with open(built.path / ".lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another writer holds the index
+        other = Index.open(built.path)
+        assert len(other.match(market["new"].iloc[:3])) > 0
+        with pytest.raises(IndexBusyError):
+            other.upsert(market["new"].iloc[:1])
+    other.upsert(market["new"].iloc[:1])  # free again
+
+
+WRITER = textwrap.dedent("""
+    import sys, pandas as pd
+    from dupsearch.index import Index
+    idx = Index.open(sys.argv[1])
+    new = pd.read_parquet(sys.argv[2])
+    for i in range(len(new)):
+        idx.upsert(new.iloc[[i]], top=0)
+        print(new["item_id"].iloc[i], flush=True)  # acknowledged: upsert returned
+""")
+
+
+def test_kill_9_during_upserts_loses_no_acknowledged_write(market, built, tmp_path):
+    from dupsearch.index import Index
+    new = market["new"]
+    new.to_parquet(tmp_path / "new.parquet")
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(built.path), str(tmp_path / "new.parquet")],
+                            stdout=subprocess.PIPE, text=True)
+    acked = []
+    deadline = time.time() + 120
+    while len(acked) < 8 and time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        acked.append(line.strip())
+    time.sleep(0.05)  # somewhere inside the next write
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    acked += [x.strip() for x in proc.stdout.read().splitlines()]
+    assert len(acked) >= 8
+    idx = Index.open(built.path, verify=True)  # opens clean: every file matches its digest
+    assert all(i in idx for i in acked)
+    assert len(idx) in (len(market["catalogue"]) + len(acked), len(market["catalogue"]) + len(acked) + 1)
+    idx.upsert(new.iloc[[-1]])  # the next writer cleans what the killed one left
+    assert not list((built.path / "segments").glob(".*.tmp"))
+
+
+def test_cli_build_add_match_remove_verify(market, tmp_path):
+    data = market["data"]
+    idx = tmp_path / "idx"
+    market["catalogue"].to_parquet(tmp_path / "cat.parquet")
+    market["new"].to_parquet(tmp_path / "new.parquet")
+    run_cli("index", "build", tmp_path / "cat.parquet", "--model", market["model"], "--out", idx, check_ok=True)
+    out = run_cli("match", idx, tmp_path / "new.parquet", "--out", tmp_path / "m.csv", "--top", 2, check_ok=True)
+    assert "listings matched" in out.stdout + out.stderr
+    m = pd.read_csv(tmp_path / "m.csv", dtype={"item_id": str, "match_id": str})
+    assert list(m.columns) == ["item_id", "rank", "match_id", "probability", "blockers", "is_duplicate"]
+    assert m["rank"].max() == 2
+    run_cli("index", "add", idx, tmp_path / "new.parquet", check_ok=True)
+    (tmp_path / "ids.txt").write_text("\n".join(market["new"]["item_id"][:10]) + "\nnot-there\n")
+    out = run_cli("index", "remove", idx, "--ids", tmp_path / "ids.txt", check_ok=True)
+    assert "10 of 11 listings removed" in one_line(out.stdout + out.stderr)
+    run_cli("index", "compact", idx, check_ok=True)
+    run_cli("index", "verify", idx, check_ok=True)
+    # a damaged file: one line naming it, exit 2
+    seg = next((idx / "segments").iterdir())
+    vec = next((seg / "ann").glob("*.vectors.npy"))
+    data_bytes = bytearray(vec.read_bytes())
+    data_bytes[-1] ^= 0xFF
+    vec.write_bytes(bytes(data_bytes))
+    bad = run_cli("index", "verify", idx)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert str(vec) in one_line(bad.stderr) and "sha256" in bad.stderr
+    vec.write_bytes(bytes(data_bytes[:-100]))
+    bad = run_cli("match", idx, tmp_path / "new.parquet", "--out", tmp_path / "m2.csv")
+    assert bad.returncode == 2 and "another size" in one_line(bad.stderr) and "Traceback" not in bad.stderr
+
+
+def test_cli_refuses_bad_input_and_foreign_outputs(market, tmp_path):
+    idx = tmp_path / "idx"
+    market["catalogue"].to_parquet(tmp_path / "cat.parquet")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("mine")
+    r = run_cli("index", "build", tmp_path / "cat.parquet", "--model", market["model"], "--out", notes)
+    assert r.returncode == 2 and "did not write" in one_line(r.stderr) and (notes / "todo.txt").read_text() == "mine"
+    run_cli("index", "build", tmp_path / "cat.parquet", "--model", market["model"], "--out", idx, check_ok=True)
+    # no item_id column: file and column named
+    market["new"].drop(columns=["item_id"]).to_parquet(tmp_path / "noid.parquet")
+    r = run_cli("match", idx, tmp_path / "noid.parquet", "--out", tmp_path / "m.csv")
+    assert r.returncode == 2 and "item_id" in r.stderr and "noid.parquet" in one_line(r.stderr)
+    assert "Traceback" not in r.stderr
+    # output inside the index folder: refused, nothing written there
+    r = run_cli("match", idx, tmp_path / "cat.parquet", "--out", idx / "m.csv")
+    assert r.returncode == 2 and not (idx / "m.csv").exists()
+    r = run_cli("match", tmp_path / "notes", tmp_path / "cat.parquet", "--out", tmp_path / "m.csv")
+    assert r.returncode == 2 and "not a dupsearch index" in one_line(r.stderr)
+    r = run_cli("index", "build", tmp_path / "cat.parquet", "--model", market["model"], "--out",
+                tmp_path / "i2", "--block", "ann:photos?encoder=colorhist")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "photos" in r.stderr
