@@ -30,8 +30,14 @@ SCORERS = ("ratio", "partial_ratio", "token_set_ratio", "token_sort_ratio", "jar
            "levenshtein", "lcsseq", "common_prefix", "lcsseq_shorter")
 
 
+# Below this many pairs one thread: starting rapidfuzz's threads costs more than the pairs
+# (an online match scores tens of pairs).
+SMALL_BATCH = 2_000
+
+
 def _cpdist(a, b, scorer) -> np.ndarray:
-    return process.cpdist(a, b, scorer=scorer, workers=thread_limit(-1)).astype(float)
+    workers = 1 if len(a) < SMALL_BATCH else thread_limit(-1)
+    return process.cpdist(a, b, scorer=scorer, workers=workers).astype(float)
 
 
 class StringFamily(FieldFamily):
