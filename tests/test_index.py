@@ -82,11 +82,11 @@ def test_candidates_hold_what_dedup_blocking_proposes(market, built):
         return set(zip(ids[q], ids[r]))
 
     q, r, _ = built.candidates(new)
-    found = set(zip(new["item_id"].to_numpy(dtype=object)[q], built._ids[r]))
+    found = set(zip(new["item_id"].to_numpy(dtype=object)[q], built._ids_of(r)))
     keys_only = cross([make_blocker(specs[0])])
     assert specs[0].startswith("key:") and keys_only
     key_q, key_r = built._key_candidates("b0", new)
-    assert set(zip(new["item_id"].to_numpy(dtype=object)[key_q], built._ids[key_r])) == keys_only
+    assert set(zip(new["item_id"].to_numpy(dtype=object)[key_q], built._ids_of(key_r))) == keys_only
     truth = listings.set_index("item_id")["cluster_id"]
     true_cross = {(a, b) for a, b in cross([make_blocker(s) for s in specs]) if truth[a] == truth[b]}
     assert true_cross and true_cross <= found
@@ -249,3 +249,21 @@ def test_cli_refuses_bad_input_and_foreign_outputs(market, tmp_path):
     r = run_cli("index", "build", tmp_path / "cat.parquet", "--model", market["model"], "--out",
                 tmp_path / "i2", "--block", "ann:photos?encoder=colorhist")
     assert r.returncode == 2 and "Traceback" not in r.stderr and "photos" in r.stderr
+
+
+def test_large_partitions_use_saved_hnsw_graphs(market, tmp_path, monkeypatch):
+    """Partitions above HNSW_MIN rows are searched in their saved graph (memory-mapped on open):
+    one listing or many, before and after upserts, as exact search finds."""
+    from dupsearch.index import Index, core
+    monkeypatch.setattr(core, "HNSW_MIN", 20)
+    specs = ["ann:text?k=5&partition=category_l1"]
+    graph = Index.build(market["catalogue"], market["model"], tmp_path / "graph", blockers=specs)
+    assert graph.manifest["segments"][0]["hnsw"]["b0"] and list((graph.path / "segments").rglob("*.usearch"))
+    monkeypatch.setattr(core, "HNSW_MIN", 10**9)
+    exact = Index.build(market["catalogue"], market["model"], tmp_path / "exact", blockers=specs)
+    new = market["new"]
+    for probe in (new.iloc[[0]], new.iloc[[1]], new):
+        a, b = Index.open(graph.path).match(probe, top=5), exact.match(probe, top=5)
+        assert len(a) and len(set(zip(a.item_id, a.match_id)) & set(zip(b.item_id, b.match_id))) >= 0.9 * len(b)
+    graph.upsert(new.iloc[:5])
+    assert len(graph.duplicates(new["item_id"][0], top=3)) > 0

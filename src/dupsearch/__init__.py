@@ -32,6 +32,7 @@ _PUBLIC = {
     "ConfigError": "dupsearch.config",
     "FeaturePipeline": "dupsearch.features.pipeline",
     "ListingStore": "dupsearch.features.store",
+    "Index": "dupsearch.index",
     "read_listings": "dupsearch.io.readers",
     "read_pairs": "dupsearch.io.readers",
     "write_table": "dupsearch.io.readers",

@@ -154,12 +154,29 @@ class _Segment:
     keys: dict = field(default_factory=dict)       # blocker -> (sorted uint64 keys, local rows)
     ann: dict = field(default_factory=dict)        # blocker -> _AnnPart
     _pf: object = None
+    _id_index: object = None
+
+    def id_index(self) -> pd.Index:
+        if self._id_index is None:
+            self._id_index = pd.Index(self.store.ids)
+        return self._id_index
 
     def listings_file(self):
         import pyarrow.parquet as pq
         if self._pf is None:
             self._pf = pq.ParquetFile(self.path / "listings.parquet")
         return self._pf
+
+
+def _hnsw_search(graph, Q: np.ndarray, k: int, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, similarities) of each query's k nearest in a usearch graph, shape (len(Q), k); a
+    missing hit has key -1 and similarity -inf (usearch answers one query with a flat result)."""
+    found = graph.search(np.ascontiguousarray(Q, np.float32), k, threads=threads)
+    keys = np.asarray(found.keys, np.int64).reshape(len(Q), -1)
+    sims = (1 - np.asarray(found.distances, np.float32)).reshape(len(Q), -1)
+    counts = np.asarray(getattr(found, "counts", [keys.shape[1]]), np.int64).reshape(-1)
+    valid = np.arange(keys.shape[1])[None, :] < counts[:, None]
+    return np.where(valid, keys, -1), np.where(valid, sims, -np.inf).astype(np.float32)
 
 
 def _hnsw_file(blocker: str, key: int) -> str:
@@ -179,6 +196,7 @@ def _open_segment(path: Path, entry: dict, offset: int, blockers: dict, verify: 
             if file_sha256(f) != info["sha256"]:
                 raise IndexFormatError(f"index segment file {f} does not match its sha256 in the manifest")
     seg = _Segment(entry["name"], path, offset, int(entry["n"]), ListingStore.open(path / "store"))
+    seg.listings_file()  # opened now: a reader keeps it after a later merge removes the segment
     for name, b in blockers.items():
         if b["kind"] == "key":
             keys = np.load(path / f"keys/{name}.keys.npy", mmap_mode="r")
@@ -266,30 +284,57 @@ class Index:
         return index
 
     def _set_rows(self, deleted: np.ndarray) -> None:
-        n = sum(s.n for s in self._segments)
-        self._n_rows = n
+        """Row bookkeeping for the current segments and removed rows (item ids stay per segment:
+        a commit does not rebuild an index of a million ids)."""
+        self._offsets = np.array([s.offset for s in self._segments], np.int64)
+        self._n_rows = int(sum(s.n for s in self._segments))
         self._deleted = np.asarray(deleted, np.int64)
-        live = np.ones(n, bool)
+        live = np.ones(self._n_rows, bool)
         live[self._deleted] = False
         self._live = live
-        ids = np.concatenate([s.store.ids for s in self._segments]) if self._segments else np.empty(0, object)
-        self._ids = ids
-        live_rows = np.flatnonzero(live)
-        self._row_of = pd.Index(ids[live_rows])
-        self._live_rows = live_rows
+        self._n_live = int(live.sum())
+
+    def _segment_of(self, rows: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self._offsets, rows, side="right") - 1
+
+    def _ids_of(self, rows: np.ndarray) -> np.ndarray:
+        """The item ids at global ``rows``."""
+        rows = np.asarray(rows, np.int64)
+        out = np.empty(len(rows), dtype=object)
+        seg_of = self._segment_of(rows)
+        for si in np.unique(seg_of):
+            sel = seg_of == si
+            seg = self._segments[si]
+            out[sel] = seg.store.ids[rows[sel] - seg.offset]
+        return out
+
+    def _live_rows_of(self, item_ids) -> np.ndarray:
+        """The global row of each live listing by item id (-1 when it is not in the index)."""
+        ids = np.asarray([str(i) for i in item_ids], dtype=object)
+        out = np.full(len(ids), -1, np.int64)
+        for seg in reversed(self._segments):  # the newest copy of an id is the live one
+            todo = np.flatnonzero(out < 0)
+            if not len(todo):
+                break
+            loc = seg.id_index().get_indexer(ids[todo])
+            hit = loc >= 0
+            g = loc[hit] + seg.offset
+            alive = self._live[g]
+            out[todo[hit][alive]] = g[alive]
+        return out
 
     def __len__(self) -> int:
-        return len(self._live_rows)
+        return self._n_live
 
     def __contains__(self, item_id) -> bool:
-        return str(item_id) in self._row_of
+        return bool(self._live_rows_of([item_id])[0] >= 0)
 
     def row(self, item_id) -> int:
         """The global row of a live listing (ListingNotFoundError when absent)."""
-        loc = self._row_of.get_indexer([str(item_id)])[0]
-        if loc < 0:
+        r = int(self._live_rows_of([item_id])[0])
+        if r < 0:
             raise ListingNotFoundError(f"item_id {str(item_id)!r} is not in the index")
-        return int(self._live_rows[loc])
+        return r
 
     def stats(self) -> dict:
         return {"listings": len(self), "rows": self._n_rows, "deleted_rows": int(len(self._deleted)),
@@ -448,11 +493,8 @@ class Index:
                     continue
                 index = ap.hnsw.get(key)
                 if index is not None:
-                    found = index.search(Q, min(2 * k + 8, len(rows)))
-                    keys = found.keys.reshape(len(qrows), -1).astype(np.int64)
-                    sims = (1 - found.distances.reshape(len(qrows), -1)).astype(np.float32)
-                    counts = found.counts.reshape(-1)
-                    valid = np.arange(keys.shape[1])[None, :] < counts[:, None]
+                    keys, sims = _hnsw_search(index, Q, min(2 * k + 8, len(rows)))
+                    valid = keys >= 0
                     qi = np.broadcast_to(np.arange(len(qrows))[:, None], keys.shape)[valid]
                     cand, sim = keys[valid], sims[valid]
                 else:
@@ -519,7 +561,7 @@ class Index:
 
     def _ranked(self, ids: np.ndarray, q, r, mask, p, top: int) -> pd.DataFrame:
         frame = pd.DataFrame({"q": q, "item_id": ids[q] if len(q) else np.empty(0, object),
-                              "match_id": self._ids[r] if len(r) else np.empty(0, object),
+                              "match_id": self._ids_of(r) if len(r) else np.empty(0, object),
                               "probability": np.asarray(p, np.float64), "blockers": self._blocker_names(mask)})
         frame = frame.sort_values(["q", "probability", "match_id"], ascending=[True, False, True], kind="stable")
         frame["rank"] = frame.groupby("q").cumcount() + 1
@@ -617,8 +659,8 @@ class Index:
         with self._writing():
             self._clean_temporaries()
             ids = listings["item_id"].astype(str).to_numpy(dtype=object)
-            loc = self._row_of.get_indexer(ids)
-            replaced = self._live_rows[loc[loc >= 0]]
+            replaced = self._live_rows_of(ids)
+            replaced = replaced[replaced >= 0]
             manifest = json.loads(json.dumps(self.manifest))
             number = int(manifest["next_segment"])
             name = f"seg-{number:06d}"
@@ -642,7 +684,11 @@ class Index:
             self._commit(manifest, deleted)
             self._apply(manifest)
             if len(self._segments) > MERGE_SEGMENTS:
-                self._merge_newer()
+                try:
+                    self._merge_newer()
+                except Exception as exc:  # noqa: BLE001 - the write is committed; merging is upkeep
+                    log.warning("index %s: merging segments failed (%s); the index stays as committed",
+                                self.path, exc)
         return self.duplicates_of(ids, top)
 
     def duplicates_of(self, item_ids: Sequence[str], top: int = 10) -> pd.DataFrame:
@@ -673,7 +719,9 @@ class Index:
             at = np.array([start[int(r // LISTING_GROUP)] + int(r % LISTING_GROUP) for r in local], np.int64)
             tables.append(t.take(pa.array(at)))
             placed.append(sel)
-        table = pa.concat_tables(tables).to_pandas()
+        # per segment to pandas first: a segment whose photo lists are all empty has another
+        # Arrow type for them (list<null>) than one with photos
+        table = pd.concat([t.to_pandas() for t in tables], ignore_index=True)
         order = np.empty(len(rows), np.int64)
         order[np.concatenate(placed)] = np.arange(len(rows))
         return _restore_listings(table.iloc[order].reset_index(drop=True))
@@ -682,8 +730,8 @@ class Index:
         """Delete listings by item_id (durable on return); how many were in the index."""
         ids = np.asarray([str(i) for i in item_ids], dtype=object)
         with self._writing():
-            loc = self._row_of.get_indexer(ids)
-            rows = np.unique(self._live_rows[loc[loc >= 0]])
+            rows = self._live_rows_of(ids)
+            rows = np.unique(rows[rows >= 0])
             if not len(rows):
                 return 0
             manifest = json.loads(json.dumps(self.manifest))
@@ -825,13 +873,9 @@ def _knn_radius(V: np.ndarray, part: np.ndarray, k: int, threads: int = 0
             g = UIndex(ndim=X.shape[1], metric="ip", dtype="f32", connectivity=16,
                        expansion_add=128, expansion_search=128)
             g.add(rows.astype(np.uint64), X, threads=threads)
-            found = g.search(X, k + 1, threads=threads)
-            sims = (1 - found.distances).astype(np.float32)
-            keys = found.keys.astype(np.int64)
-            not_self = keys != rows[:, None]
+            keys, sims = _hnsw_search(g, X, k + 1, threads)
             # the k-th best hit that is not the listing itself
-            ranked = np.where(not_self, sims, np.inf)
-            ranked = np.sort(np.where(np.isfinite(ranked), ranked, -np.inf), axis=1)[:, ::-1]
+            ranked = -np.sort(-np.where(keys != rows[:, None], sims, -np.inf), axis=1)
             radius[rows] = ranked[:, k - 1]
             graphs[int(part[rows[0]])] = g
     return radius, graphs
@@ -898,11 +942,8 @@ def _new_radius(index: Index | None, bname: str, blocker, V: np.ndarray, part: n
                 continue
             g = ap.hnsw.get(key)
             if g is not None:
-                res = g.search(V[q], min(k + 1, len(rows)))
-                sims = (1 - res.distances.reshape(len(q), -1)).astype(np.float32)
-                valid = np.arange(sims.shape[1])[None, :] < res.counts.reshape(-1)[:, None]
-                keys = np.where(valid, res.keys.reshape(len(q), -1).astype(np.int64), 0)
-                sims = np.where(valid & index._live[keys + seg.offset], sims, -np.inf)
+                keys, sims = _hnsw_search(g, V[q], min(k + 1, len(rows)))
+                sims = np.where((keys >= 0) & index._live[np.maximum(keys, 0) + seg.offset], sims, -np.inf)
             else:
                 sims = V[q] @ np.asarray(ap.vectors[rows]).T
                 sims = np.where(index._live[rows + seg.offset][None, :], sims, -np.inf)

@@ -1,0 +1,202 @@
+"""Load test of `dupsearch serve` on 127.0.0.1: latencies with concurrent clients, throughput.
+
+    python scripts/bench_serve.py --index OUT/index --listings M/listings.parquet --json OUT/serve.json \\
+        [--clients 20] [--requests 2000] [--max-seconds 120]
+
+Starts the real server (`dupsearch serve --port 0`, a token file in a temporary folder) on the
+index that `python -m dupsearch.bench.index` built, then, with a bounded asyncio client (httpx):
+
+1. single-listing matches: ``--clients`` concurrent clients send ``POST /v1/match`` with one
+   held-back listing each (the same held-back set as the index benchmark), ``--requests`` in all
+   or until ``--max-seconds``: p50 / p90 / p99 latency and matches per second;
+2. batch matches: ``POST /v1/match`` with 1,000 listings, three times: listings per second;
+3. upserts: the clients ``PUT /v1/listings/{id}`` every held-back listing (the server commits
+   concurrent writes together): upserts per second and latencies; then ``DELETE`` them again,
+   so that the index is as it was (a rerun measures the same thing).
+
+Every request must answer 200; any other status is counted and reported. Bounded in count and
+time; only 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    keep = ["item_id", "title", "description", "category_l1", "category_l2", "category_l3", "category_l4",
+            "attributes", "price", "images", "seller_id", "city"]
+    out = []
+    for r in frame[[c for c in keep if c in frame.columns]].to_dict(orient="records"):
+        r["attributes"] = {str(k): str(v) for k, v in dict(r.get("attributes") or {}).items()}
+        r["images"] = [str(p) for p in (r.get("images") if r.get("images") is not None else [])]
+        price = r.get("price")
+        r["price"] = None if price is None or (isinstance(price, float) and not math.isfinite(price)) else float(price)
+        for k in ("title", "description", "category_l1", "category_l2", "category_l3", "category_l4",
+                  "seller_id", "city"):
+            if k in r and (r[k] is None or (isinstance(r[k], float) and math.isnan(r[k]))):
+                r[k] = ""
+            elif k in r:
+                r[k] = str(r[k])
+        r["item_id"] = str(r["item_id"])
+        out.append(r)
+    return out
+
+
+def _percentiles(ms: list[float]) -> dict:
+    a = np.asarray(ms)
+    return {"p50_ms": round(float(np.percentile(a, 50)), 1), "p90_ms": round(float(np.percentile(a, 90)), 1),
+            "p99_ms": round(float(np.percentile(a, 99)), 1), "max_ms": round(float(a.max()), 1)}
+
+
+class Server:
+    def __init__(self, index: Path, token: str, log: Path):
+        self.tokens = Path(tempfile.mkdtemp()) / "tokens"
+        self.tokens.write_text(f"write:{token}\n")
+        self.log = open(log, "w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "dupsearch.cli.main", "serve", str(index), "--port", "0",
+                                      "--tokens", str(self.tokens), "--max-batch", "2000", "--timeout", "120"],
+                                     stderr=subprocess.PIPE, stdout=self.log, text=True)
+        deadline = time.time() + 300
+        self.url = None
+        while time.time() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            self.log.write(line)
+            if "listening on http://" in line:
+                self.url = line.split("listening on ", 1)[1].strip()
+                break
+        if self.url is None:
+            self.proc.kill()
+            raise SystemExit(f"the server did not start (log: {log})")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+async def _run_clients(n_clients: int, jobs: list, send, max_seconds: float) -> tuple[list[float], dict, float]:
+    queue: asyncio.Queue = asyncio.Queue()
+    for j in jobs:
+        queue.put_nowait(j)
+    latencies: list[float] = []
+    statuses: dict = {}
+    stop_at = time.perf_counter() + max_seconds
+
+    async def client():
+        while time.perf_counter() < stop_at:
+            try:
+                job = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            t = time.perf_counter()
+            status = await send(job)
+            latencies.append((time.perf_counter() - t) * 1000)
+            statuses[status] = statuses.get(status, 0) + 1
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*[client() for _ in range(n_clients)])
+    return latencies, statuses, time.perf_counter() - t0
+
+
+async def _bench(url: str, token: str, records: list[dict], clients: int, requests: int, max_seconds: float) -> dict:
+    import httpx
+    headers = {"Authorization": f"Bearer {token}"}
+    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
+    out: dict = {}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=300, limits=limits) as http:
+        async def match_one(rec):
+            r = await http.post("/v1/match", json=rec)
+            return r.status_code
+
+        for rec in records[:20]:  # warm-up
+            await match_one(rec)
+        jobs = [records[i % len(records)] for i in range(requests)]
+        lat, st, secs = await _run_clients(clients, jobs, match_one, max_seconds)
+        out["single_match"] = {"clients": clients, "requests": len(lat), "seconds": round(secs, 2),
+                               "per_second": round(len(lat) / secs, 1), "statuses": st, **_percentiles(lat)}
+
+        batch = records[:1000]
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            r = await http.post("/v1/match", json={"listings": batch})
+            times.append(time.perf_counter() - t)
+            assert r.status_code == 200, r.text[:300]
+        out["batch_match"] = {"batch": len(batch), "seconds": [round(t, 2) for t in times],
+                              "listings_per_second": round(len(batch) / float(np.median(times)), 1)}
+
+        async def upsert(rec):
+            r = await http.put(f"/v1/listings/{rec['item_id']}", json=rec)
+            return r.status_code
+
+        lat, st, secs = await _run_clients(clients, list(records), upsert, max_seconds * 5)
+        out["upsert"] = {"clients": clients, "requests": len(lat), "seconds": round(secs, 2),
+                         "per_second": round(len(lat) / secs, 1), "statuses": st, **_percentiles(lat)}
+        health = (await http.get("/healthz")).json()
+        out["listings_after_upserts"] = health.get("listings")
+        metrics = (await http.get("/metrics")).text
+        out["metrics_sample"] = [ln for ln in metrics.splitlines() if "batch" in ln and not ln.startswith("#")][:8]
+
+        async def delete(rec):
+            r = await http.delete(f"/v1/listings/{rec['item_id']}")
+            return r.status_code
+
+        lat, st, secs = await _run_clients(clients, list(records), delete, max_seconds * 5)
+        out["delete"] = {"clients": clients, "requests": len(lat), "seconds": round(secs, 2),
+                         "per_second": round(len(lat) / secs, 1), "statuses": st, **_percentiles(lat)}
+        out["listings_after_deletes"] = (await http.get("/healthz")).json().get("listings")
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--index", type=Path, required=True)
+    ap.add_argument("--listings", type=Path, required=True, help="the market the index benchmark read")
+    ap.add_argument("--hold", type=int, default=2000)
+    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--max-seconds", type=float, default=120)
+    ap.add_argument("--json", type=Path)
+    a = ap.parse_args(argv)
+    from dupsearch import read_listings
+    from dupsearch.bench.index import held_back
+    from dupsearch.bench.runner import source_commit
+    listings, _ = read_listings(a.listings)
+    records = _records(listings.iloc[held_back(listings, a.hold)])
+    token = secrets.token_urlsafe(24)
+    log = (a.json.parent if a.json else Path(".")) / "serve.log"
+    t0 = time.perf_counter()
+    server = Server(a.index, token, log)
+    started = time.perf_counter() - t0
+    try:
+        res = asyncio.run(_bench(server.url, token, records, a.clients, a.requests, a.max_seconds))
+    finally:
+        server.stop()
+    res = {**source_commit(), "server_start_seconds": round(started, 1), "cpus": os.cpu_count(), **res}
+    print(json.dumps(res, indent=1))
+    if a.json:
+        from dupsearch.atomic import atomic_write_json
+        atomic_write_json(a.json, res)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""`dupsearch serve IDX`: the catalogue index over HTTP (FastAPI + uvicorn, extra ``serve``).
+
+``run_server(index_path, ...)`` runs one process: one uvicorn server, one index handle, one
+writer (group commit). ``create_app`` (in ``dupsearch.serve.app``) builds the ASGI app alone,
+for tests or another server. See ``app.py`` for the endpoints and ``auth.py`` for tokens.
+
+Tokens: a file with one token per line, ``read:<token>`` or ``write:<token>`` (``#`` starts a
+comment line), and/or the environment variable ``DUPSEARCH_TOKENS`` with the same entries
+separated by commas (``read:<token>,write:<token>``). A write token may also read. Tokens are
+hashed (sha256) when loaded; the plaintext is not kept, and ``DUPSEARCH_TOKENS`` is removed from
+the server's environment once read. Without any token the server refuses to start unless
+``no_auth=True`` (``--no-auth``), meant for local use only.
+
+``import dupsearch`` never imports this package; importing ``dupsearch.serve`` does not import
+fastapi either (``create_app`` loads it on first use), so a missing extra is reported by
+``run_server`` as ``MissingDependencyError``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+from dupsearch.errors import DupsearchError
+
+DEFAULT_MAX_BODY_BYTES = 1 << 20  # 1 MiB: a batch of a few hundred listings with descriptions
+DEFAULT_MAX_BATCH = 256           # listings per POST /v1/match
+DEFAULT_TIMEOUT_S = 10.0          # per request, queueing for the writer included
+
+
+def _require_serve_extra() -> None:
+    from dupsearch.encoders.base import MissingDependencyError
+    missing = []
+    for module in ("fastapi", "uvicorn"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise MissingDependencyError(
+            f"`dupsearch serve` needs the Python package(s) {', '.join(map(repr, missing))}, "
+            "which are not installed: pip install 'dupsearch[serve]'")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a port in use is a one-line error, not a log."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise DupsearchError(f"cannot resolve host {host!r}: {e.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as e:
+        sock.close()
+        raise DupsearchError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_server(index_path: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000,
+               tokens_file: str | os.PathLike | None = None, no_auth: bool = False,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_batch: int = DEFAULT_MAX_BATCH,
+               timeout_s: float = DEFAULT_TIMEOUT_S, trust: bool = False, log_level: str = "info",
+               access_log: bool = False) -> None:
+    """Serve the index at ``index_path`` until SIGINT/SIGTERM, then shut down gracefully: requests
+    in flight finish, queued writes are committed, the index is closed.
+
+    ``port=0`` takes a free port; the line ``dupsearch serve: listening on http://HOST:PORT`` on
+    stderr says which. ``trust``: load a model with pickled parts (as ``Index.open``). Raises
+    ``MissingDependencyError`` without fastapi/uvicorn and ``DupsearchError`` (one line) for no
+    tokens, a bad token file, a port in use or an index that does not open.
+    """
+    _require_serve_extra()
+    import uvicorn
+
+    from dupsearch.serve.app import create_app
+    from dupsearch.serve.auth import TOKENS_ENV, load_tokens
+
+    tokens = None
+    if not no_auth:
+        tokens = load_tokens(tokens_file)
+        os.environ.pop(TOKENS_ENV, None)  # hashed now: the plaintext need not stay around
+        if not len(tokens):
+            raise DupsearchError(
+                "no API tokens: pass --tokens FILE (lines read:<token> / write:<token>) or set "
+                f"{TOKENS_ENV}=read:<token>,write:<token>; or --no-auth for local use only")
+    sock = _bind(host, port)
+    try:
+        app = create_app(Path(index_path), tokens=tokens, no_auth=no_auth, max_body_bytes=max_body_bytes,
+                         max_batch=max_batch, timeout_s=timeout_s, trust=trust)
+        config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on",
+                                # a request in flight gets its own timeout to finish, plus slack
+                                timeout_graceful_shutdown=int(timeout_s) + 5)
+        server = uvicorn.Server(config)
+        bound_host, bound_port = sock.getsockname()[:2]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        auth = "no auth" if no_auth else f"{len(tokens)} token(s)"
+        sys.stderr.write(f"dupsearch serve: listening on http://{shown}:{bound_port} "
+                         f"(index {index_path}, {len(app.state.index)} listings, {auth})\n")
+        sys.stderr.flush()
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def __getattr__(name: str):
+    if name == "create_app":
+        from dupsearch.serve.app import create_app
+        return create_app
+    raise AttributeError(f"module 'dupsearch.serve' has no attribute {name!r}")
+
+
+__all__ = ["run_server", "create_app", "DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_BATCH", "DEFAULT_TIMEOUT_S"]
+
+logging.getLogger("dupsearch.serve").addHandler(logging.NullHandler())
