@@ -166,7 +166,7 @@ WRITER = textwrap.dedent("""
     idx = Index.open(sys.argv[1])
     new = pd.read_parquet(sys.argv[2])
     for i in range(len(new)):
-        idx.upsert(new.iloc[[i]], top=0)
+        idx.upsert(new.iloc[[i]], top=None)
         print(new["item_id"].iloc[i], flush=True)  # acknowledged: upsert returned
 """)
 

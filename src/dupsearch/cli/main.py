@@ -638,7 +638,7 @@ def index_add(
     idx = Index.open(index, trust=trust_model)
     lst = _read_listings(listings, mapping)
     replaced = int(sum(i in idx for i in lst["item_id"].astype(str)))
-    idx.upsert(lst, top=0)
+    idx.upsert(lst, top=None)
     console.print(f"{len(lst):,} listings added ({replaced:,} replaced); the index holds {len(idx):,}")
 
 
@@ -734,7 +734,7 @@ def serve(
     no_auth: bool = typer.Option(False, "--no-auth", help="Serve without tokens (local use only)."),
     max_body_mb: float = typer.Option(8.0, min=0.001, help="Largest request body, MiB (413 above)."),
     max_batch: int = typer.Option(1000, min=1, help="Most listings in one request (413 above)."),
-    timeout: float = typer.Option(30.0, min=0.1, help="Seconds a request may take (then 503)."),
+    timeout: float = typer.Option(30.0, min=0.1, help="Seconds a request may take (then 504; a queued write not yet started: 503, not applied)."),
     trust_model: bool = typer.Option(False, "--trust-model", help=TRUST_HELP),
 ):
     """Serve an index over HTTP (needs `pip install 'dupsearch[serve]'`): POST /v1/match,

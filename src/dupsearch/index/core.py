@@ -650,12 +650,13 @@ class Index:
             manifest["deleted"] = None
         _write_json_durable(self.path / MANIFEST, manifest)
 
-    def upsert(self, listings: pd.DataFrame, top: int = 10) -> pd.DataFrame:
+    def upsert(self, listings: pd.DataFrame, top: int | None = 10) -> pd.DataFrame:
         """Add ``listings`` (replacing those whose item_id is in the index); durable when it
-        returns. Returns their matches against the index (other listings, the batch included)."""
+        returns. Returns their matches against the index (other listings, the batch included;
+        ``top=None``: no matching, an empty table)."""
         listings = _validated(listings)
         if not len(listings):
-            return self.match(listings, top)
+            return self.match(listings, top or 1)
         with self._writing():
             self._clean_temporaries()
             ids = listings["item_id"].astype(str).to_numpy(dtype=object)
@@ -683,13 +684,18 @@ class Index:
             deleted = np.concatenate([self._deleted, replaced]) if len(replaced) else None
             self._commit(manifest, deleted)
             self._apply(manifest)
+            found = None
+            if top is not None:  # the batch's matches, from the listings and store in hand
+                rows = self._segments[-1].offset + np.arange(len(listings))
+                q, r, mask = self.candidates(listings, self_rows=rows)
+                found = self._ranked(ids, q, r, mask, self._score(store, q, r), top)
             if len(self._segments) > MERGE_SEGMENTS:
                 try:
                     self._merge_newer()
                 except Exception as exc:  # noqa: BLE001 - the write is committed; merging is upkeep
                     log.warning("index %s: merging segments failed (%s); the index stays as committed",
                                 self.path, exc)
-        return self.duplicates_of(ids, top)
+        return found if found is not None else self._ranked(ids, *(np.empty(0, np.int64),) * 3, np.zeros(0), 1)
 
     def duplicates_of(self, item_ids: Sequence[str], top: int = 10) -> pd.DataFrame:
         """``duplicates`` of several listings in the index at once."""
