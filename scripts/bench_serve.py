@@ -25,6 +25,7 @@ import asyncio
 import json
 import math
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -77,8 +78,9 @@ class Server:
             if not line:
                 break
             self.log.write(line)
-            if "listening on http://" in line:
-                self.url = line.split("listening on ", 1)[1].strip()
+            found = re.search(r"listening on (http://[^\s/]+)", line)
+            if found:
+                self.url = found.group(1)
                 break
         if self.url is None:
             self.proc.kill()

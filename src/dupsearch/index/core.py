@@ -353,7 +353,6 @@ class Index:
         ``model_dir``, into the new or empty folder ``out`` (or an index dupsearch wrote there)."""
         from dupsearch.artifacts import claim_dir, mark
         from dupsearch.candidates.specs import default_blocker_specs, make_blocker
-        from dupsearch.digests import folder_files  # noqa: F401  (model digests come from its manifest)
         from dupsearch.models import DuplicateMatcher
         out = Path(out)
         claim_dir(out, "index", inputs=[model_dir])
@@ -663,24 +662,12 @@ class Index:
             replaced = self._live_rows_of(ids)
             replaced = replaced[replaced >= 0]
             manifest = json.loads(json.dumps(self.manifest))
-            number = int(manifest["next_segment"])
-            name = f"seg-{number:06d}"
-            seg_tmp = self.path / SEGMENTS / f".{name}.tmp"
-            seg_tmp.mkdir(parents=True)
-            try:
+            with self._new_segment(manifest) as (name, seg_tmp, entry):
                 store = self.matcher.build_store(listings)
                 store.save(seg_tmp / "store")
-                entry = _write_blocker_files(seg_tmp, name, listings, self._blockers, self._made,
-                                             self._vectorizers, full_knn=False, index=self)
-                entry["files"] = _folder_entries(seg_tmp, seg_tmp)
-                _fsync_tree(seg_tmp)
-                os.replace(seg_tmp, self.path / SEGMENTS / name)
-                _fsync_dir(self.path / SEGMENTS)
-            except BaseException:
-                shutil.rmtree(seg_tmp, ignore_errors=True)
-                raise
+                entry.update(_write_blocker_files(seg_tmp, name, listings, self._blockers, self._made,
+                                                  self._vectorizers, full_knn=False, index=self))
             manifest["segments"].append(entry)
-            manifest["next_segment"] = number + 1
             deleted = np.concatenate([self._deleted, replaced]) if len(replaced) else None
             self._commit(manifest, deleted)
             self._apply(manifest)
@@ -696,6 +683,27 @@ class Index:
                     log.warning("index %s: merging segments failed (%s); the index stays as committed",
                                 self.path, exc)
         return found if found is not None else self._ranked(ids, *(np.empty(0, np.int64),) * 3, np.zeros(0), 1)
+
+    @contextmanager
+    def _new_segment(self, manifest: dict):
+        """Yields (name, temporary folder, manifest entry) for the caller to fill; then records
+        every file's digest, fsyncs the folder and renames it into place (nothing is referenced
+        until the caller commits a manifest naming it; on error the folder is removed)."""
+        number = int(manifest["next_segment"])
+        name = f"seg-{number:06d}"
+        seg_tmp = self.path / SEGMENTS / f".{name}.tmp"
+        seg_tmp.mkdir(parents=True)
+        entry: dict = {}
+        try:
+            yield name, seg_tmp, entry
+            entry["files"] = _folder_entries(seg_tmp, seg_tmp)
+            _fsync_tree(seg_tmp)
+            os.replace(seg_tmp, self.path / SEGMENTS / name)
+            _fsync_dir(self.path / SEGMENTS)
+        except BaseException:
+            shutil.rmtree(seg_tmp, ignore_errors=True)
+            raise
+        manifest["next_segment"] = number + 1
 
     def duplicates_of(self, item_ids: Sequence[str], top: int = 10) -> pd.DataFrame:
         """``duplicates`` of several listings in the index at once."""
@@ -771,7 +779,6 @@ class Index:
         self._merge(1, full_knn=False)
 
     def _merge(self, first: int, full_knn: bool) -> None:
-        from dupsearch.features.store import ListingStore
         if len(self._segments) - first < 2 and not (first == 0 and len(self._deleted)):
             return
         merged = self._segments[first:]
@@ -779,11 +786,7 @@ class Index:
         rows = np.arange(start, self._n_rows)
         rows = rows[self._live[rows]]
         manifest = json.loads(json.dumps(self.manifest))
-        number = int(manifest["next_segment"])
-        name = f"seg-{number:06d}"
-        seg_tmp = self.path / SEGMENTS / f".{name}.tmp"
-        seg_tmp.mkdir(parents=True)
-        try:
+        with self._new_segment(manifest) as (name, seg_tmp, entry):
             listings = self._listing_frames(rows) if len(rows) else None
             if listings is None:
                 raise DupsearchError("nothing to merge")
@@ -796,17 +799,9 @@ class Index:
                     if b["kind"] == "ann":
                         kept_radius[bname] = np.concatenate([s.ann[bname].radius for s in merged])[
                             rows - start]
-            entry = _write_blocker_files(seg_tmp, name, listings, self._blockers, self._made, self._vectorizers,
-                                         full_knn=full_knn, radius=kept_radius or None)
-            entry["files"] = _folder_entries(seg_tmp, seg_tmp)
-            _fsync_tree(seg_tmp)
-            os.replace(seg_tmp, self.path / SEGMENTS / name)
-            _fsync_dir(self.path / SEGMENTS)
-        except BaseException:
-            shutil.rmtree(seg_tmp, ignore_errors=True)
-            raise
+            entry.update(_write_blocker_files(seg_tmp, name, listings, self._blockers, self._made,
+                                              self._vectorizers, full_knn=full_knn, radius=kept_radius or None))
         manifest["segments"] = manifest["segments"][:first] + [entry]
-        manifest["next_segment"] = number + 1
         keep_deleted = self._deleted[self._deleted < start]
         self._commit(manifest, keep_deleted)
         fresh = Index.open(self.path, trust=self._trust)
