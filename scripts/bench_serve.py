@@ -30,6 +30,7 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -85,6 +86,9 @@ class Server:
         if self.url is None:
             self.proc.kill()
             raise SystemExit(f"the server did not start (log: {log})")
+        # keep reading the server's stderr into the log: a full pipe would stall the server
+        self._drain = threading.Thread(target=lambda: [self.log.write(ln) for ln in self.proc.stderr], daemon=True)
+        self._drain.start()
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -92,6 +96,7 @@ class Server:
             self.proc.wait(60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        self._drain.join(5)
         self.log.close()
 
 
@@ -182,6 +187,7 @@ def main(argv=None) -> None:
     from dupsearch import read_listings
     from dupsearch.bench.index import held_back
     from dupsearch.bench.runner import source_commit
+    source = source_commit()  # the code that runs: taken before, not after
     listings, _ = read_listings(a.listings)
     records = _records(listings.iloc[held_back(listings, a.hold)])
     token = secrets.token_urlsafe(24)
@@ -193,7 +199,7 @@ def main(argv=None) -> None:
         res = asyncio.run(_bench(server.url, token, records, a.clients, a.requests, a.max_seconds))
     finally:
         server.stop()
-    res = {**source_commit(), "server_start_seconds": round(started, 1), "cpus": os.cpu_count(), **res}
+    res = {**source, "server_start_seconds": round(started, 1), "cpus": os.cpu_count(), **res}
     print(json.dumps(res, indent=1))
     if a.json:
         from dupsearch.atomic import atomic_write_json

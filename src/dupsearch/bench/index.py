@@ -166,7 +166,8 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     from dupsearch.atomic import atomic_write_json
     from dupsearch.bench.runner import source_commit
-    res = {**source_commit(), **run(a.listings, a.model, a.out, a.hold, a.workers, rebuild=a.rebuild)}
+    source = source_commit()  # the code that runs: taken before, not after
+    res = {**source, **run(a.listings, a.model, a.out, a.hold, a.workers, rebuild=a.rebuild)}
     print(json.dumps(res, indent=1))
     if a.json:
         atomic_write_json(a.json, res)
