@@ -740,9 +740,12 @@ def serve(
     """Serve an index over HTTP (needs `pip install 'dupsearch[serve]'`): POST /v1/match,
     PUT/DELETE /v1/listings/{id}, GET /v1/listings/{id}/duplicates, /healthz, /metrics, /docs."""
     from dupsearch.serve import run_server
-    run_server(index, host=host, port=port, tokens_file=tokens, no_auth=no_auth,
-               max_body_bytes=int(max_body_mb * 2**20), max_batch=max_batch, timeout_s=timeout,
-               trust=trust_model)
+    try:
+        run_server(index, host=host, port=port, tokens_file=tokens, no_auth=no_auth,
+                   max_body_bytes=int(max_body_mb * 2**20), max_batch=max_batch, timeout_s=timeout,
+                   trust=trust_model)
+    except KeyboardInterrupt:  # Ctrl-C is how a server is stopped: it has shut down cleanly by now
+        console.print("dupsearch serve: stopped")
 
 
 @app.command()
