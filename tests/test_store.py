@@ -226,3 +226,14 @@ def test_a_damaged_store_is_one_error_naming_the_file(fitted, tmp_path):
         ListingStore.open(path)
     with pytest.raises(Exception, match="not a dupsearch listing store"):
         ListingStore.open(tmp_path)
+
+
+def test_string_column_takes_scattered_rows_across_chunks():
+    """Rows far apart are taken chunk by chunk (never by joining the whole column), in order,
+    repeats kept."""
+    import pyarrow as pa
+    from dupsearch.features.store import StringColumn
+    col = StringColumn(pa.chunked_array([pa.array([f"s{i}" for i in range(j * 100, (j + 1) * 100)])
+                                         for j in range(5)]))
+    idx = np.array([499, 0, 250, 0, 101, 499])
+    assert list(col[idx]) == [f"s{i}" for i in idx]
