@@ -108,3 +108,23 @@ def run_cli(*args, check_ok: bool = False, timeout: int = 300) -> subprocess.Com
 
 def one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+# A model trained in seconds: one booster, few rounds, two folds (tests of the commands around it).
+FAST_CONFIG = {"gbdt": {"max_iterations": 60, "early_stopping_rounds": 20, "threads": 2},
+               "n_models": 1, "cv_folds": 2}
+
+
+def small_market_and_model(root, n_listings: int, seed: int):
+    """`dupsearch generate` a market of ``n_listings`` (no photos) into ROOT/data and train a fast
+    model on its train pairs into ROOT/model, through the real entry point; returns (data, model,
+    config file)."""
+    import json
+    from pathlib import Path
+    root = Path(root)
+    data, model, config = root / "data", root / "model", root / "fast.json"
+    config.write_text(json.dumps(FAST_CONFIG))
+    run_cli("generate", data, "-n", n_listings, "--seed", seed, "--no-photos", check_ok=True)
+    run_cli("train", data / "listings.parquet", data / "train_pairs.parquet", "--out", model,
+            "--config", config, "--folds", 2, "--no-report", check_ok=True)
+    return data, model, config

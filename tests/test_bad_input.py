@@ -60,11 +60,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from helpers import run_cli
+from helpers import run_cli, small_market_and_model
 
 N_LISTINGS = 300
-FAST_CONFIG = {"gbdt": {"max_iterations": 60, "early_stopping_rounds": 20, "threads": 2},
-               "n_models": 1, "cv_folds": 2}
 CASE_TIMEOUT = 180
 
 
@@ -138,11 +136,7 @@ def _plain_records(listings: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory) -> Shared:
     root = tmp_path_factory.mktemp("bad_input_shared")
-    data, model, config = root / "data", root / "model", root / "fast.json"
-    config.write_text(json.dumps(FAST_CONFIG))
-    run_cli("generate", data, "-n", N_LISTINGS, "--seed", 1, "--no-photos", check_ok=True)
-    run_cli("train", data / "listings.parquet", data / "train_pairs.parquet", "--out", model,
-            "--config", config, "--folds", 2, "--no-report", check_ok=True)
+    data, model, config = small_market_and_model(root, N_LISTINGS, seed=1)
     s = Shared(root, data, model, config, _plain_records(data / "listings.parquet"))
     s.before = snapshot(root)  # checked by test_shared_inputs_unchanged, after every case
     return s

@@ -6,7 +6,6 @@ and trains a small model; each test builds its own index from it.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -19,22 +18,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import one_line, run_cli
+from helpers import one_line, run_cli, small_market_and_model
 
 N_LISTINGS = 700
-FAST_CONFIG = {"gbdt": {"max_iterations": 60, "early_stopping_rounds": 20, "threads": 2},
-               "n_models": 1, "cv_folds": 2}
 
 
 @pytest.fixture(scope="module")
 def market(tmp_path_factory):
     from dupsearch import read_listings
     root = tmp_path_factory.mktemp("index_market")
-    data, model, config = root / "data", root / "model", root / "fast.json"
-    config.write_text(json.dumps(FAST_CONFIG))
-    run_cli("generate", data, "-n", N_LISTINGS, "--seed", 11, "--no-photos", check_ok=True)
-    run_cli("train", data / "listings.parquet", data / "train_pairs.parquet", "--out", model,
-            "--config", config, "--folds", 2, "--no-report", check_ok=True)
+    data, model, _ = small_market_and_model(root, N_LISTINGS, seed=11)
     listings, _ = read_listings(data / "listings.parquet")
     rng = np.random.default_rng(0)
     held = np.sort(rng.choice(len(listings), 60, replace=False))

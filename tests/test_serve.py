@@ -47,7 +47,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import run_cli
+from helpers import run_cli, small_market_and_model
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
@@ -57,8 +57,6 @@ from dupsearch import read_listings  # noqa: E402
 from dupsearch.index import Index  # noqa: E402
 
 N_LISTINGS, N_INDEXED = 600, 500
-FAST_CONFIG = {"gbdt": {"max_iterations": 60, "early_stopping_rounds": 20, "threads": 2},
-               "n_models": 1, "cv_folds": 2}
 API_COLUMNS = ["item_id", "title", "description", "category_l1", "category_l2", "category_l3",
                "category_l4", "attributes", "price", "images", "seller_id", "city"]
 READ_TOKEN = "read-" + secrets.token_urlsafe(24)
@@ -93,11 +91,7 @@ def as_json(row: dict) -> dict:
 @pytest.fixture(scope="module")
 def catalogue(tmp_path_factory) -> Catalogue:
     root = tmp_path_factory.mktemp("serve")
-    data, model, config = root / "data", root / "model", root / "fast.json"
-    config.write_text(json.dumps(FAST_CONFIG))
-    run_cli("generate", data, "-n", N_LISTINGS, "--seed", 3, "--no-photos", check_ok=True)
-    run_cli("train", data / "listings.parquet", data / "train_pairs.parquet", "--out", model,
-            "--config", config, "--folds", 2, "--no-report", check_ok=True)
+    data, model, _ = small_market_and_model(root, N_LISTINGS, seed=3)
     listings, _ = read_listings(data / "listings.parquet")
     listings = listings[API_COLUMNS]
     Index.build(listings.iloc[:N_INDEXED], model, root / "index").close()
