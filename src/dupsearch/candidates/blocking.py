@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import sys
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Literal, Protocol, Sequence
 
@@ -150,15 +151,15 @@ class _BlockerBase:
         return _codes_frame(self.pair_codes(listings), _item_ids(listings))
 
 
-class _KeyBlocker(_BlockerBase):
+class _KeyBlocker(_BlockerBase, ABC):
     """A blocker whose pairs are the rows sharing a key: ``block_keys`` gives each row's keys
     (a row may have several), and the catalogue index keeps them to answer new listings."""
 
     max_block: int | None = None
 
+    @abstractmethod
     def block_keys(self, listings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Parallel arrays (row, key); rows without a key are left out."""
-        raise NotImplementedError
 
     def pair_codes(self, listings: pd.DataFrame, progress=None) -> np.ndarray:
         _item_ids(listings)  # checks the ids before any work

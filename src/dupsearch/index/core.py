@@ -37,6 +37,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -360,10 +361,11 @@ class Index:
         specs = list(blockers) if blockers else default_blocker_specs(listings)
         described, made = _describe_blockers(specs)
         t0 = time.perf_counter()
-        tmp = out.parent / f".{out.name}.building"
-        if tmp.exists():
-            shutil.rmtree(tmp)  # our own temporary folder, left by a killed build
-        tmp.mkdir(parents=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # a fresh folder of our own: nothing that exists is ever removed to make room for it
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building.", dir=out.parent))
+        from dupsearch.atomic import _umask
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's folder is private; the index reads like any folder
         try:
             shutil.copytree(model_dir, tmp / MODEL_DIR)
             vectorizers, vz_manifest = {}, {}
