@@ -112,6 +112,22 @@ def test_append_equals_a_store_of_the_union(fitted):
     assert union.take(np.arange(k)).equals(pipe.build_store(a))
 
 
+def test_gather_from_saved_and_built_stores_equals_a_store_of_those_rows(fitted, tmp_path):
+    """The index's one-copy gather: rows of a memory-mapped saved store and of a store built in
+    memory, in any order, equal a store built from those listings in that order."""
+    listings, _, _, pipe = fitted
+    k = len(listings) // 2
+    a, b = listings.iloc[:k].reset_index(drop=True), listings.iloc[k:].reset_index(drop=True)
+    saved = ListingStore.open(pipe.build_store(a).save(tmp_path / "a"))
+    built = pipe.build_store(b)
+    ra, rb = np.array([3, 0, k - 1, 3]), np.array([1, 0])
+    gathered = ListingStore.gather([(built, rb), (saved, ra)])
+    want = pipe.build_store(pd.concat([b.iloc[rb], a.iloc[ra]], ignore_index=True), unique_ids=False)
+    assert gathered.equals(want)
+    assert not gathered.equals(pipe.build_store(pd.concat([a.iloc[ra], b.iloc[rb]], ignore_index=True),
+                                                unique_ids=False))
+
+
 def test_append_refuses_a_store_of_another_pipeline(fitted):
     listings, _, _, pipe = fitted
     other = FeaturePipeline(FeatureConfig(families=("price", "lengths"))).fit(listings)

@@ -250,11 +250,35 @@ class ListingStore:
 
     def take(self, idx: np.ndarray) -> "ListingStore":
         """A store of the listings at rows ``idx`` (in that order)."""
-        idx = np.asarray(idx, np.int64)
-        out = ListingStore(self.ids[idx], self.meta)
-        for name, kind in self.columns().items():
-            col = self.get(name)
-            out.put(name, col.take(idx) if kind == "ragged" else col[idx])
+        return ListingStore.gather([(self, idx)])
+
+    @staticmethod
+    def gather(parts: list) -> "ListingStore":
+        """One store of the rows ``rows`` of each ``(store, rows)`` in ``parts`` (``rows`` None: all),
+        one after another, each value copied once (``take`` then ``append`` copies twice)."""
+        stores = [s for s, _ in parts]
+        first = stores[0]
+        for other in stores[1:]:
+            if first.meta.get("pipeline") != other.meta.get("pipeline"):
+                raise DupsearchError("cannot append a listing store built by another feature pipeline")
+            if other.columns() != first.columns():
+                raise DupsearchError(f"cannot append a listing store with other columns "
+                                     f"({sorted(set(first.columns()) ^ set(other.columns()))})")
+        parts = [(s, np.arange(s.n, dtype=np.int64) if rows is None else np.asarray(rows, np.int64))
+                 for s, rows in parts]
+        out = ListingStore(np.concatenate([s.ids[rows] for s, rows in parts]), first.meta)
+        for name, kind in first.columns().items():
+            cols = [(s.get(name), rows) for s, rows in parts]
+            if kind == "sparse":
+                from dupsearch.features.kernels import gather_csr
+                col = gather_csr(cols, cols[0][0].shape[1])
+            elif kind == "ragged":
+                col = cols[0][0].take(cols[0][1])
+                for c, rows in cols[1:]:
+                    col = col.concat(c.take(rows))
+            else:
+                col = np.concatenate([np.asarray(c[rows]) for c, rows in cols])
+            out.put(name, col)
         return out
 
     def frame(self, idx: np.ndarray | None = None) -> pd.DataFrame:
@@ -268,23 +292,7 @@ class ListingStore:
 
     def append(self, other: "ListingStore") -> "ListingStore":
         """This store followed by ``other``'s rows: equal to a store built from both tables at once."""
-        if self.meta.get("pipeline") != other.meta.get("pipeline"):
-            raise DupsearchError("cannot append a listing store built by another feature pipeline")
-        mine, theirs = self.columns(), other.columns()
-        if mine != theirs:
-            raise DupsearchError(f"cannot append a listing store with other columns "
-                                 f"({sorted(set(mine) ^ set(theirs))})")
-        out = ListingStore(np.concatenate([self.ids, other.ids]), self.meta)
-        for name, kind in mine.items():
-            a, b = self.get(name), other.get(name)
-            if kind == "sparse":
-                col = sp.vstack([a, b], format="csr")
-            elif kind == "ragged":
-                col = a.concat(b)
-            else:
-                col = np.concatenate([np.asarray(a), np.asarray(b)])
-            out.put(name, col)
-        return out
+        return ListingStore.gather([(self, None), (other, None)])
 
     # ---- disk -----------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

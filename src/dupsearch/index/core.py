@@ -531,24 +531,23 @@ class Index:
         text = np.array(["|".join(n for i, n in enumerate(names) if m >> i & 1) for m in uniq], dtype=object)
         return text[inv]
 
-    def _stored(self, rows: np.ndarray):
-        """A store of the listings at global ``rows`` (in that order), from their segments."""
-        from dupsearch.features.store import ListingStore  # noqa: F401
+    def _stored(self, rows: np.ndarray, before=None):
+        """A store of the listings at global ``rows`` (in that order), gathered from their
+        segments in one copy, after the rows of the store ``before`` (if given)."""
+        from dupsearch.features.store import ListingStore
         rows = np.asarray(rows, np.int64)
         offsets = np.array([s.offset for s in self._segments], np.int64)
         seg_of = np.searchsorted(offsets, rows, side="right") - 1
         order = np.argsort(seg_of, kind="stable")
-        pieces = []
+        parts, placed = [] if before is None else [(before, None)], []
         for si in np.unique(seg_of):
             sel = order[seg_of[order] == si]
-            pieces.append((sel, self._segments[si].store.take(rows[sel] - self._segments[si].offset)))
-        store = pieces[0][1]
-        for _, piece in pieces[1:]:
-            store = store.append(piece)
-        placed = np.concatenate([sel for sel, _ in pieces])
+            parts.append((self._segments[si].store, rows[sel] - self._segments[si].offset))
+            placed.append(sel)
+        store = ListingStore.gather(parts)
         back = np.empty(len(rows), np.int64)
-        back[placed] = np.arange(len(rows))
-        return store, back  # row i of `rows` is store row back[i]
+        back[np.concatenate(placed) if placed else np.empty(0, np.int64)] = np.arange(len(rows))
+        return store, back  # row i of `rows` is store row back[i] (after `before`'s rows)
 
     def _score(self, query_store, q: np.ndarray, r: np.ndarray) -> np.ndarray:
         """Probabilities of (query store row q, global row r) pairs: the candidates' stored rows
@@ -556,8 +555,7 @@ class Index:
         if not len(q):
             return np.zeros(0)
         uniq, inv = np.unique(r, return_inverse=True)
-        cand_store, back = self._stored(uniq)
-        both = query_store.append(cand_store)
+        both, back = self._stored(uniq, before=query_store)
         return self.matcher.score(both, q, query_store.n + back[inv])
 
     def _ranked(self, ids: np.ndarray, q, r, mask, p, top: int) -> pd.DataFrame:
@@ -793,7 +791,8 @@ class Index:
             if listings is None:
                 raise DupsearchError("nothing to merge")
             store, back = self._stored(rows)
-            store = store.take(back)
+            if not np.array_equal(back, np.arange(len(back))):  # rows ascend: segment order already
+                store = store.take(back)
             store.save(seg_tmp / "store")
             kept_radius = {}
             if not full_knn:
