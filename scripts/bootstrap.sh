@@ -5,7 +5,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-python3}"
 VENV="$ROOT/.venv"
-EXTRAS="${DUPSEARCH_EXTRAS:-dev,text,embed,faiss,serve}"
+EXTRAS="${DUPSEARCH_EXTRAS:-dev,text,embed,faiss,serve,spark}"
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[bootstrap] creating $VENV" >&2
   "$PY" -m venv "$VENV"

@@ -73,14 +73,24 @@ class HashedTfidfVectors:
 
     def fit(self, texts: Sequence[str]) -> "HashedTfidfVectors":
         """IDF (and the SVD) from a sample of ``texts``; the projection's buckets and signs."""
+        texts = list(texts)
+        rows, rng = self.sample_rows(len(texts))
+        return self.fit_sample([texts[i] for i in rows], rng)
+
+    def sample_rows(self, n: int) -> tuple[np.ndarray, np.random.Generator]:
+        """The rows of ``n`` texts the fit reads, and the generator to continue with: a caller
+        holding the texts elsewhere (a Spark engine) fetches those rows and ``fit_sample``s them."""
+        rng = np.random.default_rng(self.seed)
+        rows = np.sort(rng.choice(n, self.sample, replace=False)) if n > self.sample else np.arange(n)
+        return rows, rng
+
+    def fit_sample(self, texts: Sequence[str], rng: np.random.Generator) -> "HashedTfidfVectors":
+        """``fit`` on the texts of ``sample_rows`` (in that order), with its generator."""
         import scipy.sparse as sp
         from sklearn.feature_extraction.text import TfidfTransformer
 
-        texts = list(texts)
-        n = len(texts)
-        rng = np.random.default_rng(self.seed)
-        fit_rows = np.sort(rng.choice(n, self.sample, replace=False)) if n > self.sample else np.arange(n)
-        sample = self._hashed([skeleton(texts[i]) for i in fit_rows])
+        sample = self._hashed([skeleton(t) for t in texts])
+        n_sample = len(texts)
         width = sample.shape[1]
         if self.reduce == "projection":
             self.tfidf_ = TfidfTransformer(sublinear_tf=True).fit(sample)
@@ -96,7 +106,7 @@ class HashedTfidfVectors:
             self.used_ = np.unique(sample.indices)
             sample = sample[:, self.used_]
             self.tfidf_ = TfidfTransformer(sublinear_tf=True).fit(sample)
-            k = max(1, min(self.dim, len(fit_rows) - 1, len(self.used_) - 1))
+            k = max(1, min(self.dim, n_sample - 1, len(self.used_) - 1))
             self.svd_ = TruncatedSVD(k, random_state=self.seed, algorithm="randomized", n_iter=4)
             self.svd_.fit(self.tfidf_.transform(sample))
         return self
@@ -231,8 +241,13 @@ def _exact_knn(vectors: np.ndarray, k: int, groups: np.ndarray | None = None, bl
     k = min(k, n - 1)
     nb = np.empty((n, k), np.int64)
     sims = np.empty((n, k), np.float32)
+    # in float64, then rounded to float32: the products of float32 values are exact in float64,
+    # so the sums no longer depend on how BLAS tiles and threads the product (one process or a
+    # Spark worker, 1 or 16 threads); equal vectors get equal similarities and every engine the
+    # same neighbours
+    wide = np.asarray(vectors, np.float64)
     for s in range(0, n, block):
-        S = vectors[s:s + block] @ vectors.T
+        S = (wide[s:s + block] @ wide.T).astype(np.float32)
         rows = np.arange(S.shape[0])
         S[rows, s + rows] = -np.inf
         if groups is not None:
@@ -459,6 +474,27 @@ class ANNBlocker(_BlockerBase):
         joined = parts[0].str.cat(parts[1:], sep="\x1f") if len(parts) > 1 else parts[0]
         return pd.util.hash_array(joined.to_numpy(dtype=object))
 
+    def partition_pairs(self, v: np.ndarray, g: np.ndarray | None
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+        """The pairs one partition proposes, as positions in it: (listing, neighbour, the
+        neighbour's rank among those proposed, backend). ``v``: the partition's vectors (rows
+        with a vector, in catalogue order); ``g``: their ``exclude`` codes (-1: blank) or None.
+        The local engine and the Spark engine's per-partition task both call this."""
+        nb, sims, backend = self._knn(np.ascontiguousarray(v), g)
+        ok = nb >= 0
+        ok &= nb != np.arange(len(v))[:, None]  # HNSW returns the query itself among its hits
+        if self.min_similarity is not None:
+            ok &= sims >= self.min_similarity
+        if g is not None:
+            gb = g[np.where(nb >= 0, nb, 0)]
+            ok &= ~((gb == g[:, None]) & (gb >= 0))
+            if backend != "exact":  # keep the k best that survive
+                ok &= np.cumsum(ok, axis=1) <= self.k
+        ok &= np.isfinite(sims)
+        src = np.broadcast_to(np.arange(len(v))[:, None], nb.shape)
+        rank = np.cumsum(ok, axis=1) - 1  # 0 = nearest proposed neighbour
+        return src[ok], nb[ok], rank[ok], backend
+
     def pair_codes(self, listings: pd.DataFrame, progress=None) -> np.ndarray:
         ids = _item_ids(listings)
         n = len(ids)
@@ -488,25 +524,12 @@ class ANNBlocker(_BlockerBase):
             done += len(rows)
             if len(rows) < 2:
                 continue
-            g = groups[rows] if groups is not None else None
-            nb, sims, backend = self._knn(np.ascontiguousarray(v[rows]), g)
+            src, nb, rank, backend = self.partition_pairs(v[rows], groups[rows] if groups is not None else None)
             used[backend] += 1
-            ok = nb >= 0
-            ok &= nb != np.arange(len(rows))[:, None]  # HNSW returns the query itself among its hits
-            if self.min_similarity is not None:
-                ok &= sims >= self.min_similarity
-            if g is not None:
-                gb = g[np.where(nb >= 0, nb, 0)]
-                ok &= ~((gb == g[:, None]) & (gb >= 0))
-                if backend != "exact":  # keep the k best that survive
-                    ok &= np.cumsum(ok, axis=1) <= self.k
-            ok &= np.isfinite(sims)
-            src = np.broadcast_to(np.arange(len(rows))[:, None], nb.shape)
-            a_parts.append(rows[src[ok]])
-            b_parts.append(rows[nb[ok]])
+            a_parts.append(rows[src])
+            b_parts.append(rows[nb])
             if self.keep_ranks:
-                rank = np.cumsum(ok, axis=1) - 1  # 0 = nearest proposed neighbour
-                r_parts.append(rank[ok])
+                r_parts.append(rank)
             if progress is not None:
                 progress(done, len(order))
         a = np.concatenate(a_parts) if a_parts else np.empty(0, np.int64)

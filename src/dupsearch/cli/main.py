@@ -548,10 +548,18 @@ def dedup(
                                  "(other files there are kept)."),
     trust_model: bool = typer.Option(False, "--trust-model", help=TRUST_HELP),
     mapping: Optional[Path] = typer.Option(None),
+    engine: str = typer.Option("local", "--engine", help="local: processes on this machine; spark: Apache "
+                               "Spark (extra `spark`; Parquet input), the same outputs."),
+    spark_master: Optional[str] = typer.Option(None, "--spark-master", help="Spark master URL for --engine spark "
+                                               "(default: what spark-submit set, else local[*])."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Find duplicate groups in a whole catalogue: candidate pairs (blocking), scores from the
     model in resumable Parquet parts, then clusters (connected components, CENTER, average-link)."""
+    if engine not in ("local", "spark"):
+        raise typer.BadParameter(f"{engine!r} is not one of local, spark", param_hint="--engine")
+    if spark_master is not None and engine != "spark":
+        raise typer.BadParameter("--spark-master goes with --engine spark", param_hint="--spark-master")
     _setup_logging(verbose)
     from dupsearch.engines import DedupConfig, run_dedup
     if block:
@@ -565,7 +573,7 @@ def dedup(
                       truth_column="cluster_id" if truth is None else (truth or None), workers=workers,
                       trust_model=trust_model)
     rep = run_dedup(listings, model, out, cfg, mapping=mapping, restart=restart, log=console.print,
-                    require_truth=bool(truth))
+                    require_truth=bool(truth), engine=engine, spark_master=spark_master)
     b, c = rep["blocking"], rep["clustering"]
     t = Table(title=f"dedup of {rep['listings']:,} listings -> {out}")
     t.add_column("")

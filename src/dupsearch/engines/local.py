@@ -437,10 +437,16 @@ class DedupRun:
         self._check_manifest()
         self.report.update({"listings": int(len(self.listings)), "out": str(self.out),
                             "resumed": self.resumed, "blockers": list(self.config.blockers)})
-        cands = self.candidates()
-        self.score(cands)
+        from dupsearch.engines.base import StageClock
+        clock = StageClock()  # wall time and peak memory (with the worker processes) per stage
+        with clock.stage("candidates"):
+            cands = self.candidates()
+        with clock.stage("scoring"):  # the listing store is built (or reused) here
+            self.score(cands)
         del cands
-        self.cluster()
+        with clock.stage("clustering"):
+            self.cluster()
+        self.report["stages"] = clock.report
         self.report["wall_seconds"] = round(time.perf_counter() - t0, 2)
         self.report["peak_memory_mb"] = round(peak_memory_mb(), 1)
         if self.config.workers > 1:
@@ -498,12 +504,29 @@ def _score_part(i: int) -> int:
     return part.num_rows
 
 
+def _restart(out: Path, log) -> None:
+    """--restart: remove what dupsearch wrote in ``out`` (nothing else), under the run lock."""
+    from dupsearch.artifacts import remove_own
+    if not out.exists():
+        return
+    with _run_lock(out):  # never under a run that is writing there
+        kept = remove_own(out, "dedup")
+    if kept:
+        log(f"--restart: kept {len(kept)} entries of {out} that dupsearch did not write "
+            f"({', '.join(p.name for p in kept[:3])}{' ...' if len(kept) > 3 else ''})")
+
+
 def run_dedup(listings_path: str | os.PathLike, model_dir: str | os.PathLike, out: str | os.PathLike,
               config: DedupConfig | None = None, mapping=None, restart: bool = False,
-              progress: bool = True, log: Callable[[str], None] = print, require_truth: bool = False) -> dict:
+              progress: bool = True, log: Callable[[str], None] = print, require_truth: bool = False,
+              engine: str = "local", spark_master: str | None = None) -> dict:
     """Read the listings, then run (or resume) the dedup into ``out``; returns the report.
     ``require_truth``: the config's truth column was asked for by name, so its absence is an
-    error (the default column is used only when present)."""
+    error (the default column is used only when present). ``engine``: ``"local"`` (processes on
+    this machine) or ``"spark"`` (:mod:`dupsearch.engines.spark`; ``spark_master`` a Spark master
+    URL, default ``local[*]`` or what ``spark-submit`` set), the same outputs either way."""
+    from dupsearch.engines.base import check_engine
+    check_engine(engine)
     from dupsearch.errors import ModelNotFoundError
     from dupsearch.io import read_listings
     model_dir, out = Path(model_dir), Path(out)
@@ -511,13 +534,18 @@ def run_dedup(listings_path: str | os.PathLike, model_dir: str | os.PathLike, ou
         what = "is not a dupsearch model (no manifest.json)" if model_dir.is_dir() else "does not exist"
         raise ModelNotFoundError(f"model directory {model_dir} {what}: train one with "
                                  f"`dupsearch train LISTINGS PAIRS --out {model_dir}`")
-    from dupsearch.artifacts import claim_dir, remove_own
+    from dupsearch.artifacts import claim_dir
     # before any work: OUT is new, empty or a dedup run of ours, and holds neither input
     claim_dir(out, "dedup", inputs=[listings_path, model_dir])
     # the model is read (digests, every file parsed) before any work: a broken model fails now,
     # not after blocking a catalogue
     from dupsearch.models import DuplicateMatcher
     DuplicateMatcher.load(model_dir, trust=(config or DedupConfig()).trust_model)
+    if engine == "spark":
+        from dupsearch.engines.spark import run_spark_dedup
+        return run_spark_dedup(listings_path, model_dir, out, config or DedupConfig(), mapping=mapping,
+                               master=spark_master, progress=progress, log=log, require_truth=require_truth,
+                               restart=(lambda: _restart(out, log)) if restart else None)
     t0 = time.perf_counter()
     listings, load_report = read_listings(listings_path, mapping=mapping)
     truth = (config or DedupConfig()).truth_column
@@ -525,12 +553,8 @@ def run_dedup(listings_path: str | os.PathLike, model_dir: str | os.PathLike, ou
         raise DataError(f"no such column (asked for with --truth); the columns are "
                         f"{', '.join(map(str, listings.columns))}", path=str(listings_path), column=truth)
     log(f"{load_report}")
-    if restart and out.exists():
-        with _run_lock(out):  # never under a run that is writing there
-            kept = remove_own(out, "dedup")  # what dupsearch wrote there, nothing else
-        if kept:
-            log(f"--restart: kept {len(kept)} entries of {out} that dupsearch did not write "
-                f"({', '.join(p.name for p in kept[:3])}{' ...' if len(kept) > 3 else ''})")
+    if restart:
+        _restart(out, log)
     run = DedupRun(listings.reset_index(drop=True), model_dir, out, config or DedupConfig(),
                    input_digest=file_sha256(Path(listings_path)), progress=progress, log=log)
     run.report["load_seconds"] = round(time.perf_counter() - t0, 2)

@@ -322,23 +322,24 @@ def _possible_prices(values: pd.Series, report: "LoadReport") -> pd.Series:
     return pd.Series(v, dtype="float64")
 
 
-def _row_numbers(df: pd.DataFrame) -> np.ndarray:
-    return np.arange(1, len(df) + 1)
+def _row_numbers(df: pd.DataFrame, first_row: int = 1) -> np.ndarray:
+    return np.arange(first_row, first_row + len(df))
 
 
 # --------------------------------------------------------------------------- listings
 
 
-def normalize_listings(df: pd.DataFrame, *, source: str = MEMORY_SOURCE
+def normalize_listings(df: pd.DataFrame, *, source: str = MEMORY_SOURCE, first_row: int = 1
                        ) -> tuple[pd.DataFrame, LoadReport]:
     """Validate a listings frame and coerce it to the canonical columns and dtypes.
+    ``first_row``: the row number errors give the frame's first row (a slice of a larger file).
 
     Raises DataError (naming ``source``, the row and the column) for a missing required column,
     an empty or duplicate item_id, attributes that are not a JSON object, or an unparseable price.
     """
     _check_required(df, REQUIRED_LISTING_COLUMNS, source, "listings")
     report = LoadReport(source, rows_read=len(df))
-    rows = _row_numbers(df)
+    rows = _row_numbers(df, first_row)
     out: dict[str, Any] = {}
     ids = _id_column(df["item_id"], "item_id", source, rows)
     dup = ids.duplicated(keep=False).to_numpy()

@@ -1,0 +1,78 @@
+"""What every engine shares: the name it is chosen by, and a clock of its stages.
+
+An engine runs dedup's three stages (blocking, scoring, clustering) over a catalogue and
+writes the same output layout (see :mod:`dupsearch.engines.local`); ``run_dedup(...,
+engine=NAME)`` picks one. ``local``: processes on one machine; ``spark``: Apache Spark
+(:mod:`dupsearch.engines.spark`, extra ``spark``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from contextlib import contextmanager
+
+ENGINES = ("local", "spark")
+
+
+def check_engine(name: str) -> str:
+    if name not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {name!r}")
+    return name
+
+
+def _tree_rss_mb(root: int) -> float:
+    """Resident memory of a process and all its descendants (a Spark driver's JVM and Python
+    workers are children of the Python process), from /proc; 0 where /proc is not there."""
+    try:
+        children: dict[int, list[int]] = {}
+        rss: dict[int, int] = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                    fields = fh.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            pid = int(entry.name)
+            children.setdefault(int(fields[1]), []).append(pid)  # ppid
+            rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0.0
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, ()))
+    return total / 2**20
+
+
+class StageClock:
+    """Wall time and peak resident memory (this process and its children, sampled every
+    ``every`` seconds) of each named stage: ``with clock.stage("scoring"): ...``;
+    ``clock.report`` maps stage -> {"seconds", "peak_memory_mb"}."""
+
+    def __init__(self, every: float = 0.5):
+        self.every, self.report = every, {}
+
+    @contextmanager
+    def stage(self, name: str):
+        peak = [_tree_rss_mb(os.getpid())]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.wait(self.every):
+                peak[0] = max(peak[0], _tree_rss_mb(os.getpid()))
+
+        t = threading.Thread(target=sample, daemon=True)
+        t.start()
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            stop.set()
+            t.join()
+            peak[0] = max(peak[0], _tree_rss_mb(os.getpid()))
+            self.report[name] = {"seconds": round(time.perf_counter() - t0, 2), "peak_memory_mb": round(peak[0], 1)}

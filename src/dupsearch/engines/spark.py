@@ -1,0 +1,870 @@
+"""Catalogue dedup on Apache Spark (extra ``spark``): the local engine's stages as Spark jobs.
+
+No jar to register: everything runs through PySpark's Arrow UDFs and plain DataFrame
+operations. The stages, each written to OUT and reused by a rerun that finds it whole:
+
+1. ``listings.parquet/``: the input's row groups read by executors with the same reader and
+   validation as the local engine (``normalize_listings``), each listing with its row number
+   (its position in the input, as the local engine numbers it);
+2. ``candidates.parquet/``: key blockers as joins on their keys (blocks above a blocker's limit
+   skipped and counted, as locally); ANN blockers within their partitions through
+   ``groupBy(partition).applyInArrow``, each partition searched by ``ANNBlocker.partition_pairs``
+   (exact search for small partitions, HNSW for large ones, as locally), with vectors from a
+   vectoriser fitted on the driver from the same sample rows the local engine reads; the union
+   with each pair's blocker mask (``bit_or``);
+3. ``scores/``: pairs grouped by the scoring partition of their first listing (the first ANN
+   blocker's partition, split when large) and cogrouped with the listings they name; each group
+   builds a listing store of its listings once and scores its pairs with
+   ``DuplicateMatcher.score`` (the model shipped once to every executor with ``addFile``);
+4. ``clusters.parquet/``, ``duplicates.parquet/``: connected components with the large-star /
+   small-star algorithm (Kiveris et al., SoCC 2014) over the pairs at the threshold, then CENTER
+   and average-link inside each component by ``cluster_graph`` (``groupBy(component)``), so
+   components above ``max_component`` fall back to CENTER and are counted as locally; labels
+   numbered as the local engine numbers them (clusters in the order of their smallest item id).
+
+Outputs have the local engine's names and columns; Spark writes each as a folder of Parquet
+parts (``pandas.read_parquet`` and Spark read either). ``report.json`` holds the same figures
+plus wall time and peak memory per stage.
+
+The rows of a folder of Parquet files follow the files' names; CSV and JSON inputs are refused
+with a line that says to write them as Parquet (Spark reads Parquet in parallel; the local
+readers do not split a CSV file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dupsearch.atomic import atomic_write_json, atomic_write_text
+from dupsearch.config import DedupConfig
+from dupsearch.digests import file_sha256, folder_sha256
+from dupsearch.engines.base import StageClock
+from dupsearch.encoders.base import MissingDependencyError
+from dupsearch.errors import DataError, DupsearchError
+
+LISTINGS = "listings.parquet"
+CANDIDATES = "candidates.parquet"
+SCORES = "scores"
+DUPLICATES = "duplicates.parquet"
+CLUSTERS = "clusters.parquet"
+REPORT = "report.json"
+MANIFEST = "manifest.json"
+STAGE_MARK = "_dupsearch.json"  # inside a finished stage folder: the run it belongs to
+SCORE_GROUP = 20_000  # listings per scoring group at most (one listing store each)
+ERROR_MARK = "\x1fdupsearch-error\x1f"  # an executor's DupsearchError, carried to the driver
+FORMAT_VERSION = 1
+
+
+# ---------------------------------------------------------------------------------- session
+def spark_session(master: str | None = None):
+    """A SparkSession: ``master`` given, else the one a ``spark-submit`` set, else ``local[*]``.
+    Local sessions bind to 127.0.0.1 and start no UI; Python workers run this interpreter."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise MissingDependencyError("the Spark engine needs pyspark: pip install 'dupsearch[spark]' "
+                                     "(and Java 17 on the PATH)") from None
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    b = SparkSession.builder.appName("dupsearch-dedup")
+    master = master or os.environ.get("DUPSEARCH_SPARK_MASTER")
+    if master:
+        b = b.master(master)
+    elif "spark.master" not in os.environ.get("PYSPARK_SUBMIT_ARGS", ""):
+        b = b.master("local[*]")
+    if (master or "local").startswith("local"):
+        b = (b.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+             .config("spark.driver.memory", os.environ.get("DUPSEARCH_SPARK_DRIVER_MEMORY", "4g")))
+    for key, value in {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false",
+                       "spark.sql.execution.arrow.pyspark.enabled": "true",
+                       "spark.sql.execution.arrow.maxRecordsPerBatch": "5000",
+                       "spark.python.worker.reuse": "true",
+                       "spark.executorEnv.OMP_NUM_THREADS": "1", "spark.executorEnv.OPENBLAS_NUM_THREADS": "1",
+                       "spark.executorEnv.MKL_NUM_THREADS": "1"}.items():
+        b = b.config(key, value)
+    spark = b.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+# ------------------------------------------------------------------------- in the executors
+def _guarded(fn, arity: int = 1):
+    """``fn`` for an executor: a DupsearchError travels to the driver as its one line. Spark
+    reads the arity of the function it is given, so the wrapper has ``fn``'s (1 or 2)."""
+    def carried(e: DupsearchError) -> RuntimeError:
+        return RuntimeError(f"{ERROR_MARK}{e}{ERROR_MARK}")
+
+    def one(x):
+        try:
+            return fn(x)
+        except DupsearchError as e:
+            raise carried(e) from None
+
+    def two(x, y):
+        try:
+            return fn(x, y)
+        except DupsearchError as e:
+            raise carried(e) from None
+
+    return one if arity == 1 else two
+
+
+def _to_arrow(frame: pd.DataFrame, rows: np.ndarray, schema: pa.Schema | None = None) -> pa.Table:
+    """A normalised listings frame as the stage-1 table: ``row`` and the canonical columns
+    (attributes map<string,string>, images list<string>, price double, texts string); other
+    columns as text, as the blockers compare them."""
+    arrays, names = [pa.array(np.asarray(rows, np.int64))], ["row"]
+    for c in frame.columns:
+        s = frame[c]
+        if c == "attributes":
+            arr = pa.array([[(str(k), str(v)) for k, v in d.items()] if isinstance(d, dict) else None
+                            for d in s.tolist()], type=pa.map_(pa.string(), pa.string()))
+        elif c == "images":
+            arr = pa.array([[str(p) for p in ps] if isinstance(ps, (list, tuple, np.ndarray)) else None
+                            for ps in s.tolist()], type=pa.list_(pa.string()))
+        elif c == "price":
+            arr = pa.array(pd.to_numeric(s, errors="coerce").astype(float), type=pa.float64(), from_pandas=True)
+        else:
+            arr = pa.array(s.astype("string"), type=pa.string(), from_pandas=True)
+        arrays.append(arr)
+        names.append(str(c))
+    table = pa.Table.from_arrays(arrays, names=names)
+    if schema is not None:
+        extra = [c for c in table.column_names if c not in schema.names]
+        if extra:
+            raise DataError(f"column {extra[0]!r} is not in the first row group of the input; every "
+                            "file of a folder must have the same columns", column=extra[0])
+        for name in schema.names:
+            if name not in table.column_names:
+                table = table.append_column(name, pa.nulls(len(table), schema.field(name).type))
+        table = table.select(schema.names).cast(schema)
+    return table
+
+
+def _listings_of(table: pa.Table) -> tuple[pd.DataFrame, np.ndarray]:
+    """Stage-1 rows back as the frame the local engine reads, sorted by row: (frame, rows)."""
+    from dupsearch.io.schema import normalize_listings
+    frame = table.to_pandas()
+    frame = frame.sort_values("row", kind="stable").reset_index(drop=True)
+    rows = frame.pop("row").to_numpy(np.int64)
+    frame, _ = normalize_listings(frame)
+    return frame, rows
+
+
+def _read_row_groups(tasks, path_of, mapping, schema, base_dir):
+    """Tasks (file, row group, first row) -> validated listings (stage 1)."""
+    from dupsearch.io.readers import _as_mapping
+    from dupsearch.io.schema import normalize_listings
+    mapping = _as_mapping(mapping)
+    for batch in tasks:
+        for f, rg, first in zip(*(batch.column(i).to_pylist() for i in range(3))):
+            path = path_of[f]
+            try:
+                df = pq.ParquetFile(path).read_row_group(rg).to_pandas()
+            except (pa.ArrowException, OSError) as e:
+                raise DataError(f"cannot read row group {rg} as parquet: {e}", path=path) from None
+            if mapping is not None:
+                df = mapping.apply_listings(df, path)
+            frame, report = normalize_listings(df, source=path, first_row=first + 1)
+            frame["images"] = [[p if os.path.isabs(p) or "://" in p else str(Path(base_dir) / p) for p in ps]
+                               for ps in frame["images"]]
+            out = _to_arrow(frame, np.arange(first, first + len(frame)), schema)
+            notes = json.dumps({"skipped": report.skipped, "notes": report.notes, "read": report.rows_read})
+            yield from out.append_column("load_report", pa.array([notes] + [None] * (len(out) - 1),
+                                                                 pa.string())).to_batches()
+
+
+def _block_keys(batches, specs):
+    """Listings -> (blocker bit, key, row) of every key blocker."""
+    from dupsearch.candidates.specs import make_blocker
+    blockers = [(bit, make_blocker(s)) for bit, s in specs]
+    for batch in batches:
+        frame, rows = _listings_of(pa.Table.from_batches([batch]))
+        for bit, b in blockers:
+            r, keys = b.block_keys(frame)
+            keys = np.asarray(keys)
+            text = (keys.astype(str) if keys.dtype.kind in "iuU" else
+                    np.array([str(k) for k in keys], dtype=object))
+            yield pa.record_batch([pa.array(np.full(len(r), bit, np.int32)), pa.array(text, pa.string()),
+                                   pa.array(rows[np.asarray(r, np.int64)], pa.int64())],
+                                  names=["bit", "key", "row"])
+
+
+def _partition_text(frame: pd.DataFrame, columns) -> np.ndarray:
+    """The values of ``columns`` joined: equal for listings of one partition (``_group_codes``)."""
+    if not columns:
+        return np.full(len(frame), "", dtype=object)
+    parts = [frame[c].astype("string").fillna("").str.strip() for c in columns]
+    joined = parts[0].str.cat(parts[1:], sep="\x1f") if len(parts) > 1 else parts[0]
+    return joined.to_numpy(dtype=object)
+
+
+def _ann_vectors(batches, specs, vectorizers):
+    """Listings -> (blocker bit, partition, row, exclude key, vector) of every ANN blocker,
+    listings with a vector only."""
+    from dupsearch.candidates.specs import make_blocker
+    blockers = [(bit, make_blocker(s)) for bit, s in specs]
+    for batch in batches:
+        frame, rows = _listings_of(pa.Table.from_batches([batch]))
+        for bit, b in blockers:
+            if b.encoder is None and b.column is None and bit not in vectorizers:
+                continue  # fewer than two listings: nothing to fit, no vectors (as locally)
+            v = b.listing_vectors(frame, vectorizers.get(bit))
+            has = np.abs(v).sum(axis=1) > 0 if v.shape[1] else np.zeros(len(frame), bool)
+            part = _partition_text(frame, b.partition)
+            if b.exclude:
+                values = [frame[c].astype("string").fillna("").str.strip() for c in b.exclude]
+                blank = np.logical_or.reduce([x.eq("").to_numpy() for x in values])
+                ex = _partition_text(frame, b.exclude)
+                ex[blank] = None
+            else:
+                ex = np.full(len(frame), None, dtype=object)
+            sel = np.flatnonzero(has)
+            vec = np.ascontiguousarray(v[sel], np.float32)
+            yield pa.record_batch([pa.array(np.full(len(sel), bit, np.int32)), pa.array(part[sel], pa.string()),
+                                   pa.array(rows[sel], pa.int64()), pa.array(ex[sel], pa.string()),
+                                   pa.array([r.tobytes() for r in vec], pa.binary())],
+                                  names=["bit", "part", "row", "exclude", "vector"])
+
+
+def _ann_partition(table: pa.Table, specs: dict) -> pa.Table:
+    """One ANN partition -> its pairs (a < b rows) with the blocker's bit."""
+    from dupsearch.candidates.specs import make_blocker
+    empty = pa.table({"a": pa.array([], pa.int64()), "b": pa.array([], pa.int64()), "bit": pa.array([], pa.int32())})
+    if table.num_rows < 2:
+        return empty
+    bit = int(table.column("bit")[0].as_py())
+    order = np.argsort(table.column("row").to_numpy(), kind="stable")  # catalogue order, as locally
+    table = table.take(pa.array(order))
+    rows = table.column("row").to_numpy()
+    blocker = make_blocker(specs[bit])
+    v = np.frombuffer(b"".join(table.column("vector").to_pylist()), np.float32).reshape(len(rows), -1)
+    g = None
+    if blocker.exclude:
+        g = pd.factorize(pd.Series(table.column("exclude").to_pylist(), dtype=object), use_na_sentinel=True)[0]
+        g = g.astype(np.int64)
+    src, nb, _, _ = blocker.partition_pairs(v, g)
+    a, b = rows[src], rows[nb]
+    keep = a != b
+    lo, hi = np.minimum(a, b)[keep], np.maximum(a, b)[keep]
+    return pa.table({"a": pa.array(lo, pa.int64()), "b": pa.array(hi, pa.int64()),
+                     "bit": pa.array(np.full(len(lo), bit, np.int32))})
+
+
+_MATCHERS: dict = {}
+
+
+def _matcher(name: str, digest: str, trust: bool):
+    """The model, loaded once per Python worker from the copy ``addFile`` shipped."""
+    if digest not in _MATCHERS:
+        from pyspark import SparkFiles
+        from dupsearch.models import DuplicateMatcher
+        from dupsearch.threads import one_thread_each
+        one_thread_each()  # one Python worker per core
+        _MATCHERS[digest] = DuplicateMatcher.load(SparkFiles.get(name), trust=trust)
+    return _MATCHERS[digest]
+
+
+def _score_group(pairs: pa.Table, listings: pa.Table, model: tuple) -> pa.Table:
+    """One scoring group: a store of its listings, built once, and its pairs' probabilities."""
+    empty = pa.table({"row_a": pa.array([], pa.int64()), "row_b": pa.array([], pa.int64()),
+                      "score": pa.array([], pa.float32())})
+    if pairs.num_rows == 0:
+        return empty
+    matcher = _matcher(*model)
+    frame, rows = _listings_of(listings.drop_columns(["home"]))
+    store = matcher.build_store(frame)
+    ra, rb = pairs.column("row_a").to_numpy(), pairs.column("row_b").to_numpy()
+    p = matcher.score(store, np.searchsorted(rows, ra), np.searchsorted(rows, rb))
+    return pa.table({"row_a": pa.array(ra, pa.int64()), "row_b": pa.array(rb, pa.int64()),
+                     "score": pa.array(np.asarray(p, np.float32))})
+
+
+def _cluster_component(table: pa.Table, threshold: float, max_component: int) -> pa.Table:
+    """One connected component (its pairs, with item ids) -> each member's cluster under the
+    three methods, named by the cluster's smallest item id, and whether average-link fell back."""
+    from dupsearch.cluster.graph import cluster_graph, graph_from_rows
+    ia = np.asarray(table.column("id_a").to_pylist(), dtype=object)
+    ib = np.asarray(table.column("id_b").to_pylist(), dtype=object)
+    ids, codes = np.unique(np.concatenate([ia, ib]).astype(str), return_inverse=True)
+    n = len(ia)
+    graph = graph_from_rows(ids, codes[:n], codes[n:], table.column("score").to_numpy().astype(np.float64), threshold)
+    labels = cluster_graph(graph, threshold, max_component=max_component)
+    out = {"item_id": pa.array(ids, pa.string())}
+    for method, lab in labels.items():
+        lab = lab.reindex(ids).to_numpy()
+        first = pd.Series(ids).groupby(lab).transform("min").to_numpy(dtype=object)  # ids sorted: min = first
+        out[f"key_{method}"] = pa.array(first.astype(str), pa.string())
+    fell_back = labels["average"].attrs.get("report", {}).get("fallback_components", 0) > 0
+    out["fallback"] = pa.array(np.full(len(ids), fell_back))
+    return pa.table(out)
+
+
+# ------------------------------------------------------------------------------- the driver
+class SparkDedup:
+    """One dedup run on Spark into ``out``; ``run()`` does (or resumes) every stage."""
+
+    def __init__(self, listings_path, model_dir, out, config: DedupConfig | None = None, mapping=None,
+                 master: str | None = None, progress: bool = True, log: Callable[[str], None] = print):
+        self.listings_path, self.model_dir, self.out = Path(listings_path), Path(model_dir), Path(out)
+        self.config = config or DedupConfig()
+        self.mapping = str(mapping) if mapping is not None else None
+        self.master, self.progress, self.log = master, progress, log
+        self.report: dict = {}
+        self.clock = StageClock()
+
+    # -- input files and identity
+    def _files(self) -> list[Path]:
+        p = self.listings_path
+        if not p.exists():
+            raise DataError("file not found", path=str(p))
+        files = sorted(f for f in p.rglob("*.parquet") if f.is_file()) if p.is_dir() else [p]
+        if not files:
+            raise DataError("a folder with no .parquet files", path=str(p))
+        for f in files:
+            if f.suffix.lower() != ".parquet":
+                raise DataError("the Spark engine reads Parquet (a file or a folder of files); write the "
+                                "listings as Parquet first, e.g. pandas.read_csv(...).to_parquet(...)", path=str(f))
+        return files
+
+    def _identity(self) -> dict:
+        h = hashlib.sha256()
+        for f in self.files:
+            h.update(f.name.encode())
+            h.update(file_sha256(f).encode())
+        return {"format": FORMAT_VERSION, "engine": "spark", "input_digest": h.hexdigest(),
+                "model_dir": str(self.model_dir.resolve()), "model_digest": folder_sha256(self.model_dir),
+                "blockers": self.config.blockers, "mapping": file_sha256(self.mapping) if self.mapping else None}
+
+    def _stage_done(self, name: str, run_id: str) -> bool:
+        mark = self.out / name / STAGE_MARK
+        try:
+            return json.loads(mark.read_text()).get("run") == run_id
+        except (OSError, ValueError):
+            return False
+
+    def _write_stage(self, name: str, df, run_id: str, extra: dict | None = None) -> None:
+        """``df`` written to OUT/name through a temporary folder renamed into place (a killed
+        job leaves no half stage that a rerun would take as whole)."""
+        tmp = self.out / f".{name}.spark-tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        df.write.mode("overwrite").parquet(str(tmp))
+        atomic_write_text(tmp / STAGE_MARK, json.dumps({"run": run_id, **(extra or {})}))
+        final = self.out / name
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+
+    # -- run
+    def run(self) -> dict:
+        from dupsearch.artifacts import open_dir
+        from dupsearch.engines.local import _run_lock
+        t0 = time.perf_counter()
+        open_dir(self.out, "dedup")
+        with _run_lock(self.out):
+            return self._run(t0)
+
+    def _run(self, t0: float) -> dict:
+        from dupsearch.models import DuplicateMatcher
+        self.files = self._files()
+        matcher = DuplicateMatcher.load(self.model_dir, trust=self.config.trust_model)
+        self.threshold = self.config.threshold if self.config.threshold is not None else float(matcher.threshold_)
+        with self.clock.stage("start"):
+            self.spark = spark_session(self.master)
+        for stale in self.out.glob(".*.spark-tmp"):  # a killed job's unfinished stage
+            shutil.rmtree(stale)
+        try:
+            return self._stages(t0)
+        except DupsearchError:
+            raise
+        except Exception as e:  # an executor's DupsearchError arrives wrapped in Java's traceback
+            text = str(e)
+            if ERROR_MARK in text:
+                raise DupsearchError(text.split(ERROR_MARK)[1]) from None
+            from pyspark.errors import PySparkException
+            from py4j.protocol import Py4JError
+            if isinstance(e, (PySparkException, Py4JError)):
+                import logging
+                logging.getLogger(__name__).info("Spark failed", exc_info=True)
+                first = next((line.strip() for line in text.splitlines() if line.strip()), type(e).__name__)
+                raise DupsearchError(f"the Spark job failed: {first[:400]} (rerun with --verbose for "
+                                     "Spark's own trace)") from None
+            raise
+
+    def _stages(self, t0: float) -> dict:
+        spark = self.spark
+        tasks, head = self._plan()
+        if self.config.blockers is None:  # the default blockers follow the columns present
+            from dupsearch.candidates.specs import default_blocker_specs
+            self.config.blockers = default_blocker_specs(head)
+        identity = self._identity()
+        run_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+        manifest = self.out / MANIFEST
+        if manifest.exists():  # before anything is written: never mix two runs' stages
+            have = json.loads(manifest.read_text())
+            if have.get("run") != run_id:
+                from dupsearch.engines.local import RunMismatchError
+                diff = [k for k, v in identity.items() if have.get(k) != v]
+                raise RunMismatchError(f"{self.out} holds a dedup run with other input or settings "
+                                       f"({', '.join(diff) or 'engine'} differ); use another --out, or --restart")
+            self.report["resumed"] = True
+        else:
+            self.report["resumed"] = False
+        atomic_write_text(manifest, json.dumps({**identity, "run": run_id}, indent=2))
+        listings = self._listings(tasks, head, run_id).drop("load_report")
+        n = int(sum(t[3] for t in tasks))
+        self.report.update({"engine": "spark", "master": spark.sparkContext.master,
+                            "default_parallelism": spark.sparkContext.defaultParallelism,
+                            "listings": n, "out": str(self.out), "blockers": list(self.config.blockers)})
+        shuffle = max(spark.sparkContext.defaultParallelism * 2, n // 25_000 + 1)
+        spark.conf.set("spark.sql.shuffle.partitions", str(shuffle))
+        with self.clock.stage("candidates"):
+            cands = self._candidates(listings, n, run_id)
+        with self.clock.stage("scoring"):
+            scores = self._scores(listings, cands, run_id)
+        with self.clock.stage("clustering"):
+            self._clusters(listings, scores, n, run_id)
+        self.report["stages"] = self.clock.report
+        self.report["wall_seconds"] = round(time.perf_counter() - t0, 2)
+        self.report["peak_memory_mb"] = max(s["peak_memory_mb"] for s in self.clock.report.values())
+        atomic_write_json(self.out / REPORT, self.report)
+        return self.report
+
+    # -- stage 1: listings
+    def _plan(self) -> tuple[list, pd.DataFrame]:
+        """The read tasks (file, row group, first row, rows) and the first row group validated
+        (its columns choose the default blockers and the stage's schema)."""
+        from dupsearch.io.readers import _as_mapping
+        from dupsearch.io.schema import normalize_listings
+        tasks, first = [], 0
+        for i, f in enumerate(self.files):
+            try:
+                meta = pq.ParquetFile(f).metadata
+            except (pa.ArrowException, OSError) as e:
+                raise DataError(f"cannot read as parquet: {e}", path=str(f)) from None
+            for rg in range(meta.num_row_groups):
+                rows = meta.row_group(rg).num_rows
+                if rows:
+                    tasks.append((i, rg, first, rows))
+                first += rows
+        if first == 0:
+            raise DataError("file is empty (no data rows)", path=str(self.listings_path))
+        f0 = self.files[tasks[0][0]]
+        head = pq.ParquetFile(f0).read_row_group(tasks[0][1]).to_pandas()
+        mapping = _as_mapping(self.mapping)
+        if mapping is not None:
+            head = mapping.apply_listings(head, str(f0))
+        frame, _ = normalize_listings(head, source=str(f0))
+        return tasks, frame
+
+    def _listings(self, tasks: list, head: pd.DataFrame, run_id: str):
+        from pyspark.sql.pandas.types import from_arrow_schema
+        spark = self.spark
+        path = self.out / LISTINGS
+        with self.clock.stage("listings"):
+            if not self._stage_done(LISTINGS, run_id):
+                schema = _to_arrow(head, np.arange(len(head))).schema
+                path_of = [str(f) for f in self.files]
+                base = str(self.listings_path.resolve().parent if self.listings_path.is_file()
+                           else self.listings_path.resolve())
+                mapping = self.mapping
+                read = _guarded(lambda it: _read_row_groups(it, path_of, mapping, schema, base))
+                tasks_df = spark.createDataFrame(pd.DataFrame([t[:3] for t in tasks], columns=["file", "rg", "first"]))
+                out_schema = from_arrow_schema(schema.append(pa.field("load_report", pa.string())))
+                df = tasks_df.repartition(len(tasks)).mapInArrow(read, out_schema)
+                self._write_stage(LISTINGS, df, run_id)
+                stage = spark.read.parquet(str(path))
+                dup = stage.groupBy("item_id").count().where("count > 1").limit(1).collect()
+                if dup:
+                    from pyspark.sql import functions as F
+                    rows = stage.where(F.col("item_id") == dup[0]["item_id"]).orderBy("row").limit(2).collect()
+                    shutil.rmtree(path)
+                    raise DataError(f"duplicate item_id {dup[0]['item_id']!r} in rows {rows[0]['row'] + 1} and "
+                                    f"{rows[1]['row'] + 1}; item_id must be unique", path=str(self.listings_path),
+                                    row=int(rows[1]["row"]) + 1, column="item_id")
+            df = spark.read.parquet(str(path))
+        reports = [json.loads(r["load_report"]) for r in df.where("load_report is not null")
+                   .select("load_report").collect()]
+        load = {"rows_read": sum(r["read"] for r in reports), "skipped": {}, "notes": {}}
+        for r in reports:
+            for kind in ("skipped", "notes"):
+                for k, v in r[kind].items():
+                    load[kind][k] = load[kind].get(k, 0) + v
+        self.report["load"] = load
+        if load["skipped"] or load["notes"]:
+            self.log(f"{self.listings_path}: read {load['rows_read']} rows; note: " + ", ".join(
+                f"{v} {k}" for k, v in {**load["skipped"], **load["notes"]}.items()))
+        return df
+
+    # -- stage 2: candidates
+    def _candidates(self, listings, n: int, run_id: str):
+        from pyspark.sql import functions as F
+        from dupsearch.candidates.ann import ANNBlocker
+        from dupsearch.candidates.specs import make_blocker
+        spark = self.spark
+        path = self.out / CANDIDATES
+        if self._stage_done(CANDIDATES, run_id):
+            self.log(f"candidates: reusing {path}")
+            self.report["blocking"] = json.loads((path / STAGE_MARK).read_text())["blocking"]
+            return spark.read.parquet(str(path))
+        t0 = time.perf_counter()
+        specs = list(self.config.blockers)
+        made = [make_blocker(s) for s in specs]
+        names = [b.name for b in made]
+        if len(set(names)) != len(names):
+            raise DupsearchError(f"blocker names must be distinct, got {names}")
+        key_specs = [(i, s) for i, (s, b) in enumerate(zip(specs, made)) if not isinstance(b, ANNBlocker)]
+        ann_specs = [(i, s) for i, (s, b) in enumerate(zip(specs, made)) if isinstance(b, ANNBlocker)]
+        parts, report = [], {}
+        if key_specs:
+            keys = listings.mapInArrow(_guarded(lambda it: _block_keys(it, key_specs)),
+                                       "bit int, key string, row long").distinct()
+            keys = keys.localCheckpoint()
+            sizes = keys.groupBy("bit", "key").agg(F.count("*").alias("size")).localCheckpoint()
+            limit = F.lit(None).cast("long")
+            for bit, _ in key_specs:
+                mb = getattr(made[bit], "max_block", None)
+                if mb is not None:
+                    limit = F.when(F.col("bit") == bit, F.lit(int(mb))).otherwise(limit)
+            sizes = sizes.withColumn("limit", limit)
+            stats = {r["bit"]: r for r in sizes.groupBy("bit").agg(
+                F.sum((F.col("size") >= 2).cast("long")).alias("n_blocks"),
+                F.sum((F.col("size") > F.col("limit")).cast("long")).alias("skipped_blocks"),
+                F.sum(F.when(F.col("size") > F.col("limit"), F.col("size")).otherwise(0)).alias("skipped_rows"),
+                F.max("size").alias("largest")).collect()}
+            usable = sizes.where((F.col("size") >= 2) & (F.col("limit").isNull() | (F.col("size") <= F.col("limit"))))
+            kept = keys.join(usable.select("bit", "key"), ["bit", "key"])
+            x, y = kept.alias("x"), kept.alias("y")
+            key_pairs = (x.join(y, ["bit", "key"]).where(F.col("x.row") < F.col("y.row"))
+                         .select(F.col("x.row").alias("a"), F.col("y.row").alias("b"), "bit").distinct())
+            parts.append(key_pairs)
+            for bit, _ in key_specs:
+                s = stats.get(bit)
+                report[names[bit]] = {"n_blocks": int(s["n_blocks"]) if s else 0,
+                                      "skipped_blocks": int(s["skipped_blocks"] or 0) if s else 0,
+                                      "skipped_block_rows": int(s["skipped_rows"] or 0) if s else 0,
+                                      "largest_block": int(s["largest"]) if s else 0}
+        if ann_specs:
+            vectorizers = self._fit_vectorizers(listings, n, ann_specs, made)
+            vecs = listings.mapInArrow(_guarded(lambda it: _ann_vectors(it, ann_specs, vectorizers)),
+                                       "bit int, part string, row long, exclude string, vector binary")
+            vecs = vecs.localCheckpoint()
+            part_sizes = vecs.groupBy("bit", "part").count().groupBy("bit").agg(
+                F.count("*").alias("partitions"), F.max("count").alias("largest"),
+                F.sum((F.col("count") > F.lit(5000)).cast("long")).alias("large"), F.sum("count").alias("with"))
+            part_stats = {r["bit"]: r for r in part_sizes.collect()}
+            spec_of = dict(ann_specs)
+            ann_pairs = vecs.groupBy("bit", "part").applyInArrow(
+                _guarded(lambda t: _ann_partition(t, spec_of)), "a long, b long, bit int")
+            parts.append(ann_pairs)
+            for bit, _ in ann_specs:
+                s, b = part_stats.get(bit), made[bit]
+                report[names[bit]] = {"k": b.k, "partition": list(b.partition), "exclude": list(b.exclude),
+                                      "partitions": int(s["partitions"]) if s else 0,
+                                      "largest_partition": int(s["largest"]) if s else 0,
+                                      "listings_without_vector": int(n - (s["with"] if s else 0))}
+        if parts:
+            union = parts[0]
+            for p in parts[1:]:
+                union = union.unionByName(p)
+            union = union.withColumn("bit", F.expr("shiftleft(cast(1 as bigint), bit)"))
+            pairs = union.groupBy("a", "b").agg(F.bit_or("bit").alias("mask"))
+        else:
+            pairs = spark.createDataFrame([], "a long, b long, mask long")
+        label = F.concat_ws("|", *[F.when((F.col("mask").bitwiseAND(1 << i)) != 0, F.lit(name))
+                                   for i, name in enumerate(names)])
+        ids = listings.select("row", "item_id")
+        cands = (pairs.join(ids.select(F.col("row").alias("a"), F.col("item_id").alias("item_id_a")), "a")
+                 .join(ids.select(F.col("row").alias("b"), F.col("item_id").alias("item_id_b")), "b")
+                 .select("item_id_a", "item_id_b", F.col("a").alias("row_a"), F.col("b").alias("row_b"),
+                         label.alias("blockers")))
+        n_cand = None
+        self._write_stage(CANDIDATES, cands, run_id)
+        cands = spark.read.parquet(str(path))
+        n_cand = cands.count()
+        for name in names:
+            report.setdefault(name, {})["n_pairs"] = int(cands.where(F.array_contains(
+                F.split("blockers", "\\|"), name)).count())
+        blocking = {"blockers": report, "n_candidates": int(n_cand),
+                    "candidates_per_listing": round(n_cand / max(n, 1), 3),
+                    "reduction_ratio": 1 - n_cand / (n * (n - 1) / 2) if n > 1 else None,
+                    "seconds": round(time.perf_counter() - t0, 2)}
+        truth = self.config.truth_column
+        if truth and truth in listings.columns:
+            blocking.update(self._blocking_recall(listings, cands, truth))
+        self.report["blocking"] = blocking
+        mark = json.loads((path / STAGE_MARK).read_text())
+        atomic_write_text(path / STAGE_MARK, json.dumps({**mark, "blocking": blocking}))
+        self.log(f"candidates: {n_cand:,} pairs ({blocking['candidates_per_listing']:.2f} per listing) in "
+                 f"{blocking['seconds']:.1f} s" + (f"; pair recall {blocking['pair_recall']:.4f}"
+                                                   if "pair_recall" in blocking else ""))
+        return cands
+
+    def _fit_vectorizers(self, listings, n: int, ann_specs, made) -> dict:
+        """Each default-vector ANN blocker's vectoriser, fitted on the driver from the rows the
+        local engine samples (``HashedTfidfVectors.sample_rows``): only those rows' texts travel."""
+        from dupsearch.candidates.ann import HashedTfidfVectors
+        from dupsearch.encoders import make_encoder
+        out = {}
+        for bit, _ in ann_specs:
+            b = made[bit]
+            if b.vectors is not None or (b.encoder is not None and make_encoder(
+                    b.encoder, "image" if b.source == "photos" else "text").needs_fit):
+                raise DupsearchError(f"blocker {b.name}: an encoder fitted on the whole catalogue is not "
+                                     "supported by the Spark engine; use the default vectors or a pretrained encoder")
+            if b.encoder is not None or b.column is not None:
+                continue
+            vec = HashedTfidfVectors(dim=b.dim, reduce=b.reduce, char_ngram=b.char_ngram, seed=b.seed, workers=1)
+            if n < 2:
+                continue
+            rows, rng = vec.sample_rows(n)
+            picked = listings if len(rows) == n else listings.join(
+                self.spark.createDataFrame(pd.DataFrame({"row": rows.astype(np.int64)})), "row")
+            frame, got = _listings_of(picked.toArrow())
+            if not np.array_equal(got, rows):
+                raise DupsearchError("the listings' row numbers are not 0..n-1: stage listings.parquet is damaged; "
+                                     "rerun with --restart")
+            out[bit] = vec.fit_sample(b._texts(frame), rng)
+        return out
+
+    def _blocking_recall(self, listings, cands, truth: str) -> dict:
+        from pyspark.sql import functions as F
+        t = listings.select("row", F.col(truth).alias("t")).where(F.col("t").isNotNull())
+        n_true = t.groupBy("t").count().select(F.sum(F.col("count") * (F.col("count") - 1) / 2)).first()[0] or 0
+        found = (cands.select("row_a", "row_b")
+                 .join(t.select(F.col("row").alias("row_a"), F.col("t").alias("ta")), "row_a")
+                 .join(t.select(F.col("row").alias("row_b"), F.col("t").alias("tb")), "row_b")
+                 .where(F.col("ta") == F.col("tb")).count())
+        return {"truth_column": truth, "n_true_pairs": int(n_true), "n_true_found": int(found),
+                "pair_recall": found / n_true if n_true else None}
+
+    # -- stage 3: scores
+    def _scores(self, listings, cands, run_id: str):
+        from pyspark.sql import functions as F
+        spark = self.spark
+        path = self.out / SCORES
+        if self._stage_done(SCORES, run_id):
+            self.log(f"scores: reusing {path}")
+            self.report["scoring"] = json.loads((path / STAGE_MARK).read_text())["scoring"]
+            return spark.read.parquet(str(path))
+        t0 = time.perf_counter()
+        from dupsearch.candidates.ann import ANNBlocker
+        from dupsearch.candidates.specs import make_blocker
+        ann = [b for b in map(make_blocker, self.config.blockers) if isinstance(b, ANNBlocker) and b.partition]
+        cols = list(ann[0].partition) if ann else []
+        # home: the scoring group of a listing (its first ANN partition, split above SCORE_GROUP)
+        if cols:
+            parts = [F.trim(F.coalesce(F.col(c).cast("string"), F.lit(""))) for c in cols]
+            home = listings.select("row", F.concat_ws("\x1f", *parts).alias("home"))
+        else:
+            home = listings.select("row", (F.col("row") % F.lit(max(1, -(-int(listings.count()) // SCORE_GROUP))))
+                                   .cast("string").alias("home"))
+        size = home.groupBy("home").count()
+        home = (home.join(size, "home")
+                .withColumn("home", F.when(F.col("count") > SCORE_GROUP, F.concat_ws(
+                    "\x1e", "home", (F.abs(F.xxhash64("row")) % F.ceil(F.col("count") / SCORE_GROUP)).cast("string")))
+                    .otherwise(F.col("home"))).select("row", "home")).localCheckpoint()
+        # (each use of `home` gets fresh column names: Spark refuses a cogroup of two
+        # branches that read one plan's column)
+        pairs = cands.select("row_a", "row_b").join(
+            home.select(F.col("row").alias("row_a"), F.col("home").alias("home")), "row_a")
+        hb = home.select(F.col("row").alias("row_b"), F.col("home").alias("home_b"))
+        cross = (pairs.join(hb, "row_b").where(F.col("home") != F.col("home_b"))
+                 .select(F.col("home").alias("home"), F.col("row_b").alias("row")))
+        own = home.select(F.col("row").alias("row"), F.col("home").alias("home"))
+        needed = own.unionByName(cross).distinct().join(listings, "row")
+        self.spark.sparkContext.addFile(str(self.model_dir.resolve()), recursive=True)
+        model = (self.model_dir.resolve().name, folder_sha256(self.model_dir), self.config.trust_model)
+        scored = pairs.groupBy("home").cogroup(needed.groupBy("home")).applyInArrow(
+            _guarded(lambda p, ls: _score_group(p, ls, model), 2), "row_a long, row_b long, score float")
+        out = (scored.join(cands, ["row_a", "row_b"])
+               .select("item_id_a", "item_id_b", "blockers", "score", "row_a", "row_b"))
+        self._write_stage(SCORES, out, run_id)
+        scores = spark.read.parquet(str(path))
+        n_scored = scores.count()
+        secs = time.perf_counter() - t0
+        scoring = {"pairs_scored": int(n_scored), "score_seconds": round(secs, 2),
+                   "pairs_per_second": round(n_scored / secs, 1) if secs > 0 else None,
+                   "groups": int(home.select("home").distinct().count())}
+        self.report["scoring"] = scoring
+        mark = json.loads((path / STAGE_MARK).read_text())
+        atomic_write_text(path / STAGE_MARK, json.dumps({**mark, "scoring": scoring}))
+        self.log(f"scores: {n_scored:,} pairs in {secs:.1f} s")
+        return scores
+
+    # -- stage 4: clusters
+    def _clusters(self, listings, scores, n: int, run_id: str) -> None:
+        from pyspark.sql import functions as F
+        spark = self.spark
+        thr, max_component = float(self.threshold), int(self.config.max_component)
+        t0 = time.perf_counter()
+        above = scores.where(F.col("score") >= thr)
+        n_scored, n_above = scores.count(), above.count()
+        self._write_stage(DUPLICATES, above.select("item_id_a", "item_id_b", "score"), run_id)
+        comp = connected_components(above.select(F.col("row_a").alias("u"), F.col("row_b").alias("v")))
+        ids = listings.select("row", "item_id")
+        inside = (scores.join(comp.select(F.col("node").alias("row_a"), F.col("root")), "row_a")
+                  .join(comp.select(F.col("node").alias("row_b"), F.col("root").alias("root_b")), "row_b")
+                  .where(F.col("root") == F.col("root_b"))
+                  .select("root", F.col("item_id_a").alias("id_a"), F.col("item_id_b").alias("id_b"), "score"))
+        members = inside.groupBy("root").applyInArrow(
+            _guarded(lambda t: _cluster_component(t, thr, max_component)),
+            "item_id string, key_components string, key_center string, key_average string, fallback boolean")
+        members = members.localCheckpoint()
+        methods = ("components", "center", "average")
+        keyed = ids.join(members, "item_id", "left")
+        for m in methods:
+            keyed = keyed.withColumn(f"key_{m}", F.coalesce(F.col(f"key_{m}"), F.col("item_id")))
+        keyed = keyed.localCheckpoint()
+        frame = keyed.select("row", "item_id", *[f"key_{m}" for m in methods])
+        for m in methods:
+            frame = frame.join(_dense_index(keyed.select(F.col(f"key_{m}").alias("key")).distinct(), "key")
+                               .withColumnRenamed("key", f"key_{m}").withColumnRenamed("index", f"cluster_{m}"),
+                               f"key_{m}").drop(f"key_{m}")
+        frame = frame.select("item_id", *[F.col(f"cluster_{m}").cast("long") for m in methods], "row")
+        self._write_stage(CLUSTERS, frame.drop("row"), run_id)
+        clusters = spark.read.parquet(str(self.out / CLUSTERS))
+        summary = {"threshold": thr, "pairs_scored": int(n_scored), "pairs_above_threshold": int(n_above),
+                   "methods": {}}
+        truth = self.config.truth_column
+        with_truth = None
+        if truth and truth in listings.columns:
+            with_truth = clusters.join(listings.select("item_id", F.coalesce(F.col(truth).cast("string"), F.concat(
+                F.lit("\x1f_single_"), F.col("item_id"))).alias("truth")), "item_id").localCheckpoint()
+        comp_sizes = members.groupBy("key_components").agg(F.count("*").alias("size"),
+                                                           F.max(F.col("fallback").cast("int")).alias("fb")).collect()
+        for m in methods:
+            sizes = clusters.groupBy(f"cluster_{m}").count()
+            s = sizes.agg(F.count("*").alias("k"), F.sum((F.col("count") >= 2).cast("long")).alias("g"),
+                          F.sum(F.when(F.col("count") >= 2, F.col("count")).otherwise(0)).alias("in"),
+                          F.max("count").alias("largest")).first()
+            entry = {"clusters": int(s["k"]), "groups_of_2_or_more": int(s["g"] or 0),
+                     "listings_in_groups": int(s["in"] or 0), "largest": int(s["largest"] or 0)}
+            if m == "average":
+                big = [r for r in comp_sizes if r["size"] > max_component]
+                entry["report"] = {"components": int(n - sum(r["size"] for r in comp_sizes) + len(comp_sizes)),
+                                   "linkage_components": int(sum(3 <= r["size"] <= max_component for r in comp_sizes)),
+                                   "fallback_components": len(big), "fallback_items": int(sum(r["size"] for r in big)),
+                                   "max_component": max_component}
+            if with_truth is not None:
+                entry.update(_cluster_metrics(with_truth, f"cluster_{m}"))
+            summary["methods"][m] = entry
+        summary["seconds"] = round(time.perf_counter() - t0, 2)
+        self.report["clustering"] = summary
+
+
+def connected_components(edges):
+    """Connected components of an edge DataFrame (u, v: long) by alternating large-star and
+    small-star rounds (Kiveris et al., "Connected Components in MapReduce and Beyond", SoCC
+    2014), until the edges are stars around each component's smallest node: DataFrame
+    (node, root), one row per node of an edge (root: its component's smallest node)."""
+    from pyspark.sql import functions as F
+
+    def canonical(df, a, b):
+        return (df.where(F.col(a) != F.col(b))
+                .select(F.least(a, b).alias("u"), F.greatest(a, b).alias("v")).distinct())
+
+    def both_ways(e):
+        return e.unionByName(e.select(F.col("v").alias("u"), F.col("u").alias("v")))
+
+    e = canonical(edges, "u", "v").localCheckpoint()
+    for _ in range(200):
+        # large star: every neighbour larger than x links to the smallest of x's neighbourhood
+        d = both_ways(e)
+        m = d.groupBy("u").agg(F.min("v").alias("m")).withColumn("m", F.least("u", "m"))
+        large = canonical(d.join(m, "u").where(F.col("v") > F.col("u")), "v", "m").localCheckpoint()
+        # small star: x and its smaller neighbours link to the smallest of them
+        d = both_ways(large).where(F.col("v") < F.col("u"))
+        m = d.groupBy("u").agg(F.min("v").alias("m"))
+        small = canonical(d.join(m, "u").select(F.col("v").alias("x"), "m")
+                          .unionByName(m.select(F.col("u").alias("x"), "m")), "x", "m").localCheckpoint()
+        if small.count() == e.count() and small.exceptAll(e).isEmpty():
+            # a fixed point: stars, unless a node still has a larger neighbour that is not a root
+            if small.join(small.select(F.col("v").alias("u")).distinct(), "u").isEmpty():
+                e = small
+                break
+        e = small
+    else:
+        raise DupsearchError("connected components did not converge in 200 rounds")
+    roots = e.select(F.col("u").alias("node"), F.col("u").alias("root")).distinct()
+    return e.select(F.col("v").alias("node"), F.col("u").alias("root")).unionByName(roots).localCheckpoint()
+
+
+def _dense_index(df, column: str):
+    """``df`` (distinct values of ``column``) with ``index``: the value's rank in sorted order,
+    0-based, computed per range partition and offset by the partitions before (no single
+    partition holds them all)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+    parts = max(1, df.sparkSession.sparkContext.defaultParallelism)
+    ranged = (df.repartitionByRange(parts, column).withColumn("pid", F.spark_partition_id())
+              .withColumn("local", F.row_number().over(Window.partitionBy("pid").orderBy(column)) - 1)).localCheckpoint()
+    counts = sorted((r["pid"], r["count"]) for r in ranged.groupBy("pid").count().collect())
+    offsets, at = {}, 0
+    for pid, c in counts:
+        offsets[pid] = at
+        at += c
+    offset = F.lit(0).cast("long")
+    for pid, o in offsets.items():
+        offset = F.when(F.col("pid") == pid, F.lit(o)).otherwise(offset)
+    return ranged.select(column, (F.col("local") + offset).alias("index"))
+
+
+def _cluster_metrics(frame, label: str) -> dict:
+    """B-cubed and pairwise precision/recall/F1 of ``label`` against ``truth`` from the
+    contingency counts, as ``dupsearch.cluster.metrics`` defines them."""
+    from pyspark.sql import functions as F
+    from dupsearch.cluster.metrics import _f1
+    ct = frame.groupBy(label, "truth").count().localCheckpoint()
+    cs = ct.groupBy(label).agg(F.sum("count").alias("nc"))
+    ts = ct.groupBy("truth").agg(F.sum("count").alias("nt"))
+    j = ct.join(cs, label).join(ts, "truth")
+    r = j.agg(F.sum(F.col("count") * F.col("count") / F.col("nc")).alias("p"),
+              F.sum(F.col("count") * F.col("count") / F.col("nt")).alias("r"),
+              F.sum(F.col("count")).alias("n"),
+              F.sum(F.col("count") * (F.col("count") - 1) / 2).alias("correct")).first()
+    predicted = cs.agg(F.sum(F.col("nc") * (F.col("nc") - 1) / 2)).first()[0] or 0
+    true = ts.agg(F.sum(F.col("nt") * (F.col("nt") - 1) / 2)).first()[0] or 0
+    n = float(r["n"])
+    bp, br = float(r["p"]) / n, float(r["r"]) / n
+    correct = int(r["correct"])
+    pp = correct / predicted if predicted else 1.0
+    pr = correct / true if true else 1.0
+    return {"bcubed": {"precision": bp, "recall": br, "f1": _f1(bp, br)},
+            "pairwise": {"precision": pp, "recall": pr, "f1": _f1(pp, pr), "correct_pairs": correct,
+                         "predicted_pairs": int(predicted), "true_pairs": int(true)}}
+
+
+def run_spark_dedup(listings_path, model_dir, out, config: DedupConfig | None = None, mapping=None,
+                    master: str | None = None, progress: bool = True, log: Callable[[str], None] = print,
+                    require_truth: bool = False, restart: Callable[[], None] | None = None) -> dict:
+    """``SparkDedup(...).run()`` (after checking the input's columns, ``restart``: what removes
+    the earlier run); the session is stopped afterwards."""
+    run = SparkDedup(listings_path, model_dir, out, config, mapping=mapping, master=master, progress=progress, log=log)
+    run.files = run._files()
+    _, head = run._plan()
+    truth = run.config.truth_column
+    if require_truth and truth and truth not in head.columns:
+        raise DataError(f"no such column (asked for with --truth); the columns are "
+                        f"{', '.join(map(str, head.columns))}", path=str(listings_path), column=truth)
+    if restart is not None:
+        restart()
+    try:
+        return run.run()
+    finally:
+        spark = getattr(run, "spark", None)
+        if spark is not None and not os.environ.get("DUPSEARCH_SPARK_KEEP"):
+            spark.stop()
