@@ -12,8 +12,9 @@ operations. The stages, each written to OUT and reused by a rerun that finds it 
    (exact search for small partitions, HNSW for large ones, as locally), with vectors from a
    vectoriser fitted on the driver from the same sample rows the local engine reads; the union
    with each pair's blocker mask (``bit_or``);
-3. ``scores/``: pairs grouped by the scoring partition of their first listing (the first ANN
-   blocker's partition, split when large) and cogrouped with the listings they name; each group
+3. ``scores/``: pairs grouped by the scoring group of their first listing (whole partitions of
+   the first ANN blocker hashed into groups of ~10,000 listings) and cogrouped with the listings
+   they name; each group
    builds a listing store of its listings once and scores its pairs with
    ``DuplicateMatcher.score`` (the model shipped once to every executor with ``addFile``);
 4. ``clusters.parquet/``, ``duplicates.parquet/``: connected components with the large-star /
@@ -62,7 +63,8 @@ CLUSTERS = "clusters.parquet"
 REPORT = "report.json"
 MANIFEST = "manifest.json"
 STAGE_MARK = "_dupsearch.json"  # inside a finished stage folder: the run it belongs to
-SCORE_GROUP = 20_000  # listings per scoring group at most (one listing store each)
+SCORE_TARGET = 10_000  # listings per scoring group, about (one listing store each)
+SCORE_GROUP = 20_000  # listings per scoring group at most
 ERROR_MARK = "\x1fdupsearch-error\x1f"  # an executor's DupsearchError, carried to the driver
 FORMAT_VERSION = 1
 
@@ -85,8 +87,18 @@ def spark_session(master: str | None = None):
     elif "spark.master" not in os.environ.get("PYSPARK_SUBMIT_ARGS", ""):
         b = b.master("local[*]")
     if (master or "local").startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         b = (b.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
              .config("spark.driver.memory", os.environ.get("DUPSEARCH_SPARK_DRIVER_MEMORY", "4g")))
+    # Spark's own log: errors only (its default profile prints INFO lines and a banner)
+    import tempfile
+    log4j = Path(tempfile.gettempdir()) / "dupsearch-spark-log4j2.properties"
+    if not log4j.exists():
+        atomic_write_text(log4j, "rootLogger.level = error\nrootLogger.appenderRef.stderr.ref = stderr\n"
+                                 "appender.console.type = Console\nappender.console.name = stderr\n"
+                                 "appender.console.target = SYSTEM_ERR\nappender.console.layout.type = PatternLayout\n"
+                                 "appender.console.layout.pattern = spark %p %c{1}: %m%n\n")
+    b = b.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log4j}")
     for key, value in {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false",
                        "spark.sql.execution.arrow.pyspark.enabled": "true",
                        "spark.sql.execution.arrow.maxRecordsPerBatch": "5000",
@@ -665,18 +677,20 @@ class SparkDedup:
         from dupsearch.candidates.specs import make_blocker
         ann = [b for b in map(make_blocker, self.config.blockers) if isinstance(b, ANNBlocker) and b.partition]
         cols = list(ann[0].partition) if ann else []
-        # home: the scoring group of a listing (its first ANN partition, split above SCORE_GROUP)
-        if cols:
-            parts = [F.trim(F.coalesce(F.col(c).cast("string"), F.lit(""))) for c in cols]
-            home = listings.select("row", F.concat_ws("\x1f", *parts).alias("home"))
-        else:
-            home = listings.select("row", (F.col("row") % F.lit(max(1, -(-int(listings.count()) // SCORE_GROUP))))
-                                   .cast("string").alias("home"))
+        # home: the scoring group of a listing. Whole ANN partitions (its first ANN blocker's) are
+        # hashed into buckets of ~SCORE_TARGET listings, so most pairs have both listings at
+        # home; a bucket above SCORE_GROUP (one huge partition) is split by row. The listings a
+        # group's pairs name elsewhere are sent to it as well.
+        n = int(self.report["listings"])
+        buckets = max(2 * spark.sparkContext.defaultParallelism, -(-n // SCORE_TARGET))
+        key = (F.concat_ws("\x1f", *[F.trim(F.coalesce(F.col(c).cast("string"), F.lit(""))) for c in cols])
+               if cols else F.col("row").cast("string"))
+        home = listings.select("row", F.pmod(F.xxhash64(key), F.lit(buckets)).alias("home"))
         size = home.groupBy("home").count()
         home = (home.join(size, "home")
                 .withColumn("home", F.when(F.col("count") > SCORE_GROUP, F.concat_ws(
-                    "\x1e", "home", (F.abs(F.xxhash64("row")) % F.ceil(F.col("count") / SCORE_GROUP)).cast("string")))
-                    .otherwise(F.col("home"))).select("row", "home")).localCheckpoint()
+                    "/", F.col("home").cast("string"), F.pmod(F.xxhash64("row"), F.ceil(F.col("count") / SCORE_GROUP))
+                    .cast("string"))).otherwise(F.col("home").cast("string"))).select("row", "home")).localCheckpoint()
         # (each use of `home` gets fresh column names: Spark refuses a cogroup of two
         # branches that read one plan's column)
         pairs = cands.select("row_a", "row_b").join(
