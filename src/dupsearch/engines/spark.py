@@ -51,7 +51,7 @@ import pyarrow.parquet as pq
 from dupsearch.atomic import atomic_write_json, atomic_write_text
 from dupsearch.config import DedupConfig
 from dupsearch.digests import file_sha256, folder_sha256
-from dupsearch.engines.base import StageClock
+from dupsearch.engines.base import Engine, StageClock
 from dupsearch.encoders.base import MissingDependencyError
 from dupsearch.errors import DataError, DupsearchError
 
@@ -867,23 +867,29 @@ def _cluster_metrics(frame, label: str) -> dict:
                          "predicted_pairs": int(predicted), "true_pairs": int(true)}}
 
 
-def run_spark_dedup(listings_path, model_dir, out, config: DedupConfig | None = None, mapping=None,
-                    master: str | None = None, progress: bool = True, log: Callable[[str], None] = print,
-                    require_truth: bool = False, restart: Callable[[], None] | None = None) -> dict:
-    """``SparkDedup(...).run()`` (after checking the input's columns, ``restart``: what removes
-    the earlier run); the session is stopped afterwards."""
-    run = SparkDedup(listings_path, model_dir, out, config, mapping=mapping, master=master, progress=progress, log=log)
-    run.files = run._files()
-    _, head = run._plan()
-    truth = run.config.truth_column
-    if require_truth and truth and truth not in head.columns:
-        raise DataError(f"no such column (asked for with --truth); the columns are "
-                        f"{', '.join(map(str, head.columns))}", path=str(listings_path), column=truth)
-    if restart is not None:
-        restart()
-    try:
-        return run.run()
-    finally:
-        spark = getattr(run, "spark", None)
-        if spark is not None and not os.environ.get("DUPSEARCH_SPARK_KEEP"):
-            spark.stop()
+class SparkEngine(Engine):
+    """Apache Spark: ``master`` a master URL (None: what spark-submit set, else ``local[*]``)."""
+
+    name = "spark"
+
+    def __init__(self, master: str | None = None):
+        self.master = master
+
+    def dedup(self, listings_path, model_dir, out, config, *, mapping=None, restart=None, progress=True,
+              log=print, require_truth=False) -> dict:
+        run = SparkDedup(listings_path, model_dir, out, config, mapping=mapping, master=self.master,
+                         progress=progress, log=log)
+        run.files = run._files()
+        _, head = run._plan()  # the input is readable and has its columns before anything goes
+        truth = run.config.truth_column
+        if require_truth and truth and truth not in head.columns:
+            raise DataError(f"no such column (asked for with --truth); the columns are "
+                            f"{', '.join(map(str, head.columns))}", path=str(listings_path), column=truth)
+        if restart is not None:
+            restart()
+        try:
+            return run.run()
+        finally:
+            spark = getattr(run, "spark", None)
+            if spark is not None and not os.environ.get("DUPSEARCH_SPARK_KEEP"):
+                spark.stop()
