@@ -181,3 +181,16 @@ def test_spark_master_without_spark_engine_is_a_usage_error(runs, tmp_path):
     proc = run_cli("dedup", runs["listings"], "--model", runs["model"], "--out", tmp_path / "out",
                    "--spark-master", MASTER)
     assert proc.returncode == 2 and "--spark-master" in proc.stderr + proc.stdout
+
+
+def test_a_bad_row_found_by_an_executor_is_one_line_naming_file_row_and_column(runs, tmp_path):
+    frame = pd.read_parquet(runs["listings"]).head(300)
+    frame["attributes"] = frame["attributes"].map(lambda v: json.dumps(dict(v)) if v is not None else None)
+    frame.loc[141, "attributes"] = "{not json"
+    bad = tmp_path / "bad.parquet"
+    frame.to_parquet(bad, row_group_size=100)  # the bad row is read by the second row group's task
+    proc = run_cli("dedup", bad, "--model", runs["model"], "--out", tmp_path / "out", "--engine", "spark",
+                   "--spark-master", MASTER)
+    line = one_line(proc.stderr)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.count("error:") == 1
+    assert "bad.parquet" in line and "row 142" in line and "'attributes'" in line

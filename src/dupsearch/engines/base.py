@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 import threading
 import time
+from abc import ABC, abstractmethod
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable
 
 ENGINES = ("local", "spark")
 
@@ -20,6 +23,33 @@ def check_engine(name: str) -> str:
     if name not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {name!r}")
     return name
+
+
+class Engine(ABC):
+    """Where a dedup runs. ``run_dedup`` checks what every engine needs first (the model loads,
+    OUT is dupsearch's to write and holds no input), then hands over to ``dedup``."""
+
+    name: str
+
+    @abstractmethod
+    def dedup(self, listings_path: Path, model_dir: Path, out: Path, config, *, mapping=None,
+              restart: Callable[[], None] | None = None, progress: bool = True,
+              log: Callable[[str], None] = print, require_truth: bool = False) -> dict:
+        """Run (or resume) the dedup of the listings into ``out`` and return its report.
+        ``restart``: removes an earlier run's outputs; the engine calls it once the input has
+        been checked (a bad input never costs the user their earlier results)."""
+
+
+def make_engine(name: str, **options) -> Engine:
+    """The engine called ``name`` (``ENGINES``) with its options (spark: ``master``)."""
+    check_engine(name)
+    if name == "spark":
+        from dupsearch.engines.spark import SparkEngine
+        return SparkEngine(**options)
+    from dupsearch.engines.local import LocalEngine
+    if options:
+        raise ValueError(f"the local engine takes no options ({', '.join(options)})")
+    return LocalEngine()
 
 
 def _tree_rss_mb(root: int) -> float:

@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 from dupsearch.atomic import atomic_write, atomic_write_json, atomic_write_text, strict_json
 from dupsearch.config import DedupConfig
 from dupsearch.digests import file_sha256, folder_sha256
+from dupsearch.engines.base import Engine
 from dupsearch.errors import DataError, DupsearchError
 from dupsearch.features.chunks import build_store_chunks as _build_store_chunks
 from dupsearch.progress import steps as _progress
@@ -516,6 +517,30 @@ def _restart(out: Path, log) -> None:
             f"({', '.join(p.name for p in kept[:3])}{' ...' if len(kept) > 3 else ''})")
 
 
+class LocalEngine(Engine):
+    """Processes on this machine (``DedupRun``): the listings read into memory, the listing store
+    on disk, scoring in resumable parts."""
+
+    name = "local"
+
+    def dedup(self, listings_path, model_dir, out, config, *, mapping=None, restart=None, progress=True,
+              log=print, require_truth=False) -> dict:
+        from dupsearch.io import read_listings
+        t0 = time.perf_counter()
+        listings, load_report = read_listings(listings_path, mapping=mapping)
+        truth = config.truth_column
+        if require_truth and truth and truth not in listings.columns:
+            raise DataError(f"no such column (asked for with --truth); the columns are "
+                            f"{', '.join(map(str, listings.columns))}", path=str(listings_path), column=truth)
+        log(f"{load_report}")
+        if restart is not None:
+            restart()
+        run = DedupRun(listings.reset_index(drop=True), model_dir, out, config,
+                       input_digest=file_sha256(Path(listings_path)), progress=progress, log=log)
+        run.report["load_seconds"] = round(time.perf_counter() - t0, 2)
+        return run.run()
+
+
 def run_dedup(listings_path: str | os.PathLike, model_dir: str | os.PathLike, out: str | os.PathLike,
               config: DedupConfig | None = None, mapping=None, restart: bool = False,
               progress: bool = True, log: Callable[[str], None] = print, require_truth: bool = False,
@@ -525,10 +550,9 @@ def run_dedup(listings_path: str | os.PathLike, model_dir: str | os.PathLike, ou
     error (the default column is used only when present). ``engine``: ``"local"`` (processes on
     this machine) or ``"spark"`` (:mod:`dupsearch.engines.spark`; ``spark_master`` a Spark master
     URL, default ``local[*]`` or what ``spark-submit`` set), the same outputs either way."""
-    from dupsearch.engines.base import check_engine
-    check_engine(engine)
+    from dupsearch.engines.base import make_engine
+    runner = make_engine(engine, **({"master": spark_master} if engine == "spark" else {}))
     from dupsearch.errors import ModelNotFoundError
-    from dupsearch.io import read_listings
     model_dir, out = Path(model_dir), Path(out)
     if not (model_dir / "manifest.json").is_file():
         what = "is not a dupsearch model (no manifest.json)" if model_dir.is_dir() else "does not exist"
@@ -540,22 +564,8 @@ def run_dedup(listings_path: str | os.PathLike, model_dir: str | os.PathLike, ou
     # the model is read (digests, every file parsed) before any work: a broken model fails now,
     # not after blocking a catalogue
     from dupsearch.models import DuplicateMatcher
-    DuplicateMatcher.load(model_dir, trust=(config or DedupConfig()).trust_model)
-    if engine == "spark":
-        from dupsearch.engines.spark import run_spark_dedup
-        return run_spark_dedup(listings_path, model_dir, out, config or DedupConfig(), mapping=mapping,
-                               master=spark_master, progress=progress, log=log, require_truth=require_truth,
-                               restart=(lambda: _restart(out, log)) if restart else None)
-    t0 = time.perf_counter()
-    listings, load_report = read_listings(listings_path, mapping=mapping)
-    truth = (config or DedupConfig()).truth_column
-    if require_truth and truth and truth not in listings.columns:
-        raise DataError(f"no such column (asked for with --truth); the columns are "
-                        f"{', '.join(map(str, listings.columns))}", path=str(listings_path), column=truth)
-    log(f"{load_report}")
-    if restart:
-        _restart(out, log)
-    run = DedupRun(listings.reset_index(drop=True), model_dir, out, config or DedupConfig(),
-                   input_digest=file_sha256(Path(listings_path)), progress=progress, log=log)
-    run.report["load_seconds"] = round(time.perf_counter() - t0, 2)
-    return run.run()
+    config = config or DedupConfig()
+    DuplicateMatcher.load(model_dir, trust=config.trust_model)
+    return runner.dedup(Path(listings_path), model_dir, out, config, mapping=mapping,
+                        restart=(lambda: _restart(out, log)) if restart else None, progress=progress,
+                        log=log, require_truth=require_truth)

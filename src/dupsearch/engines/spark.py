@@ -51,7 +51,7 @@ import pyarrow.parquet as pq
 from dupsearch.atomic import atomic_write_json, atomic_write_text
 from dupsearch.config import DedupConfig
 from dupsearch.digests import file_sha256, folder_sha256
-from dupsearch.engines.base import StageClock
+from dupsearch.engines.base import Engine, StageClock
 from dupsearch.encoders.base import MissingDependencyError
 from dupsearch.errors import DataError, DupsearchError
 
@@ -63,6 +63,7 @@ CLUSTERS = "clusters.parquet"
 REPORT = "report.json"
 MANIFEST = "manifest.json"
 STAGE_MARK = "_dupsearch.json"  # inside a finished stage folder: the run it belongs to
+READ_SLICE = 100_000  # input rows per reading task at most
 SCORE_TARGET = 10_000  # listings per scoring group, about (one listing store each)
 SCORE_GROUP = 20_000  # listings per scoring group at most
 ERROR_MARK = "\x1fdupsearch-error\x1f"  # an executor's DupsearchError, carried to the driver
@@ -176,15 +177,15 @@ def _listings_of(table: pa.Table) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def _read_row_groups(tasks, path_of, mapping, schema, base_dir):
-    """Tasks (file, row group, first row) -> validated listings (stage 1)."""
+    """Tasks (file, row group, offset and length in it, first row) -> validated listings (stage 1)."""
     from dupsearch.io.readers import _as_mapping
     from dupsearch.io.schema import normalize_listings
     mapping = _as_mapping(mapping)
     for batch in tasks:
-        for f, rg, first in zip(*(batch.column(i).to_pylist() for i in range(3))):
+        for f, rg, offset, length, first in zip(*(batch.column(i).to_pylist() for i in range(5))):
             path = path_of[f]
             try:
-                df = pq.ParquetFile(path).read_row_group(rg).to_pandas()
+                df = pq.ParquetFile(path).read_row_group(rg).slice(offset, length).to_pandas()
             except (pa.ArrowException, OSError) as e:
                 raise DataError(f"cannot read row group {rg} as parquet: {e}", path=path) from None
             if mapping is not None:
@@ -304,9 +305,11 @@ def _score_group(pairs: pa.Table, listings: pa.Table, model: tuple) -> pa.Table:
                      "score": pa.array(np.asarray(p, np.float32))})
 
 
-def _cluster_component(table: pa.Table, threshold: float, max_component: int) -> pa.Table:
-    """One connected component (its pairs, with item ids) -> each member's cluster under the
-    three methods, named by the cluster's smallest item id, and whether average-link fell back."""
+def _cluster_components(table: pa.Table, threshold: float, max_component: int) -> pa.Table:
+    """The connected components of one bucket (their pairs, with item ids) -> each member's
+    cluster under the three methods, named by the cluster's smallest item id. Components are
+    independent of each other (every method works inside one), so one ``cluster_graph`` call
+    serves the whole bucket, as one call serves the whole catalogue locally."""
     from dupsearch.cluster.graph import cluster_graph, graph_from_rows
     ia = np.asarray(table.column("id_a").to_pylist(), dtype=object)
     ib = np.asarray(table.column("id_b").to_pylist(), dtype=object)
@@ -317,10 +320,8 @@ def _cluster_component(table: pa.Table, threshold: float, max_component: int) ->
     out = {"item_id": pa.array(ids, pa.string())}
     for method, lab in labels.items():
         lab = lab.reindex(ids).to_numpy()
-        first = pd.Series(ids).groupby(lab).transform("min").to_numpy(dtype=object)  # ids sorted: min = first
+        first = pd.Series(ids).groupby(lab).transform("min").to_numpy(dtype=object)
         out[f"key_{method}"] = pa.array(first.astype(str), pa.string())
-    fell_back = labels["average"].attrs.get("report", {}).get("fallback_components", 0) > 0
-    out["fallback"] = pa.array(np.full(len(ids), fell_back))
     return pa.table(out)
 
 
@@ -469,13 +470,13 @@ class SparkDedup:
                 raise DataError(f"cannot read as parquet: {e}", path=str(f)) from None
             for rg in range(meta.num_row_groups):
                 rows = meta.row_group(rg).num_rows
-                if rows:
-                    tasks.append((i, rg, first, rows))
+                for at in range(0, rows, READ_SLICE):  # a large row group is read by several tasks
+                    tasks.append((i, rg, at, min(READ_SLICE, rows - at), first + at))
                 first += rows
         if first == 0:
             raise DataError("file is empty (no data rows)", path=str(self.listings_path))
         f0 = self.files[tasks[0][0]]
-        head = pq.ParquetFile(f0).read_row_group(tasks[0][1]).to_pandas()
+        head = pq.ParquetFile(f0).read_row_group(tasks[0][1]).slice(0, 1000).to_pandas()
         mapping = _as_mapping(self.mapping)
         if mapping is not None:
             head = mapping.apply_listings(head, str(f0))
@@ -494,7 +495,7 @@ class SparkDedup:
                            else self.listings_path.resolve())
                 mapping = self.mapping
                 read = _guarded(lambda it: _read_row_groups(it, path_of, mapping, schema, base))
-                tasks_df = spark.createDataFrame(pd.DataFrame([t[:3] for t in tasks], columns=["file", "rg", "first"]))
+                tasks_df = spark.createDataFrame(pd.DataFrame(tasks, columns=["file", "rg", "offset", "length", "first"]))
                 out_schema = from_arrow_schema(schema.append(pa.field("load_report", pa.string())))
                 df = tasks_df.repartition(len(tasks)).mapInArrow(read, out_schema)
                 self._write_stage(LISTINGS, df, run_id)
@@ -734,9 +735,10 @@ class SparkDedup:
                   .join(comp.select(F.col("node").alias("row_b"), F.col("root").alias("root_b")), "row_b")
                   .where(F.col("root") == F.col("root_b"))
                   .select("root", F.col("item_id_a").alias("id_a"), F.col("item_id_b").alias("id_b"), "score"))
-        members = inside.groupBy("root").applyInArrow(
-            _guarded(lambda t: _cluster_component(t, thr, max_component)),
-            "item_id string, key_components string, key_center string, key_average string, fallback boolean")
+        buckets = max(2 * spark.sparkContext.defaultParallelism, n // 100_000 + 1)
+        members = inside.groupBy(F.pmod(F.col("root"), F.lit(buckets)).alias("bucket")).applyInArrow(
+            _guarded(lambda t: _cluster_components(t, thr, max_component)),
+            "item_id string, key_components string, key_center string, key_average string")
         members = members.localCheckpoint()
         methods = ("components", "center", "average")
         keyed = ids.join(members, "item_id", "left")
@@ -758,8 +760,12 @@ class SparkDedup:
         if truth and truth in listings.columns:
             with_truth = clusters.join(listings.select("item_id", F.coalesce(F.col(truth).cast("string"), F.concat(
                 F.lit("\x1f_single_"), F.col("item_id"))).alias("truth")), "item_id").localCheckpoint()
-        comp_sizes = members.groupBy("key_components").agg(F.count("*").alias("size"),
-                                                           F.max(F.col("fallback").cast("int")).alias("fb")).collect()
+        sizes_c = members.groupBy("key_components").agg(F.count("*").alias("size"))
+        big = F.col("size") > max_component
+        cs = sizes_c.agg(F.count("*").alias("k"), F.sum("size").alias("members"),
+                         F.sum(((F.col("size") >= 3) & ~big).cast("long")).alias("linked"),
+                         F.sum(big.cast("long")).alias("big"),
+                         F.sum(F.when(big, F.col("size")).otherwise(0)).alias("big_items")).first()
         for m in methods:
             sizes = clusters.groupBy(f"cluster_{m}").count()
             s = sizes.agg(F.count("*").alias("k"), F.sum((F.col("count") >= 2).cast("long")).alias("g"),
@@ -767,11 +773,10 @@ class SparkDedup:
                           F.max("count").alias("largest")).first()
             entry = {"clusters": int(s["k"]), "groups_of_2_or_more": int(s["g"] or 0),
                      "listings_in_groups": int(s["in"] or 0), "largest": int(s["largest"] or 0)}
-            if m == "average":
-                big = [r for r in comp_sizes if r["size"] > max_component]
-                entry["report"] = {"components": int(n - sum(r["size"] for r in comp_sizes) + len(comp_sizes)),
-                                   "linkage_components": int(sum(3 <= r["size"] <= max_component for r in comp_sizes)),
-                                   "fallback_components": len(big), "fallback_items": int(sum(r["size"] for r in big)),
+            if m == "average":  # as average-link counts them (components of the whole graph)
+                entry["report"] = {"components": int(n - (cs["members"] or 0) + cs["k"]),
+                                   "linkage_components": int(cs["linked"] or 0),
+                                   "fallback_components": int(cs["big"] or 0), "fallback_items": int(cs["big_items"] or 0),
                                    "max_component": max_component}
             if with_truth is not None:
                 entry.update(_cluster_metrics(with_truth, f"cluster_{m}"))
@@ -862,23 +867,29 @@ def _cluster_metrics(frame, label: str) -> dict:
                          "predicted_pairs": int(predicted), "true_pairs": int(true)}}
 
 
-def run_spark_dedup(listings_path, model_dir, out, config: DedupConfig | None = None, mapping=None,
-                    master: str | None = None, progress: bool = True, log: Callable[[str], None] = print,
-                    require_truth: bool = False, restart: Callable[[], None] | None = None) -> dict:
-    """``SparkDedup(...).run()`` (after checking the input's columns, ``restart``: what removes
-    the earlier run); the session is stopped afterwards."""
-    run = SparkDedup(listings_path, model_dir, out, config, mapping=mapping, master=master, progress=progress, log=log)
-    run.files = run._files()
-    _, head = run._plan()
-    truth = run.config.truth_column
-    if require_truth and truth and truth not in head.columns:
-        raise DataError(f"no such column (asked for with --truth); the columns are "
-                        f"{', '.join(map(str, head.columns))}", path=str(listings_path), column=truth)
-    if restart is not None:
-        restart()
-    try:
-        return run.run()
-    finally:
-        spark = getattr(run, "spark", None)
-        if spark is not None and not os.environ.get("DUPSEARCH_SPARK_KEEP"):
-            spark.stop()
+class SparkEngine(Engine):
+    """Apache Spark: ``master`` a master URL (None: what spark-submit set, else ``local[*]``)."""
+
+    name = "spark"
+
+    def __init__(self, master: str | None = None):
+        self.master = master
+
+    def dedup(self, listings_path, model_dir, out, config, *, mapping=None, restart=None, progress=True,
+              log=print, require_truth=False) -> dict:
+        run = SparkDedup(listings_path, model_dir, out, config, mapping=mapping, master=self.master,
+                         progress=progress, log=log)
+        run.files = run._files()
+        _, head = run._plan()  # the input is readable and has its columns before anything goes
+        truth = run.config.truth_column
+        if require_truth and truth and truth not in head.columns:
+            raise DataError(f"no such column (asked for with --truth); the columns are "
+                            f"{', '.join(map(str, head.columns))}", path=str(listings_path), column=truth)
+        if restart is not None:
+            restart()
+        try:
+            return run.run()
+        finally:
+            spark = getattr(run, "spark", None)
+            if spark is not None and not os.environ.get("DUPSEARCH_SPARK_KEEP"):
+                spark.stop()
