@@ -38,7 +38,7 @@ KINDS: dict[str, dict] = {
               "legacy": ["manifest.json", "features.json", "config.json"], "whole": True},
     "dedup": {"entries": ["manifest.json", "candidates.parquet", "scores", "store", "store.chunks",
                           "clusters.parquet", "duplicates.parquet", "report.json", ".lock",
-                          "listings.parquet", ".*.spark-tmp"],  # the last two: the Spark engine's
+                          "listings.parquet", ".*.spark-tmp", "spark.log"],  # the last three: the Spark engine's
               "legacy": ["manifest.json", "candidates.parquet"]},
     "dataset": {"entries": ["listings.parquet", "pairs.parquet", "train_pairs.parquet", "valid_pairs.parquet",
                             "test_pairs.parquet", "metadata.json", "README.md", "photos"],

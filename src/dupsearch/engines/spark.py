@@ -62,6 +62,7 @@ DUPLICATES = "duplicates.parquet"
 CLUSTERS = "clusters.parquet"
 REPORT = "report.json"
 MANIFEST = "manifest.json"
+SPARK_LOG = "spark.log"  # the JVM's own output (warnings, errors) of the runs into OUT
 STAGE_MARK = "_dupsearch.json"  # inside a finished stage folder: the run it belongs to
 READ_SLICE = 100_000  # input rows per reading task at most
 SCORE_TARGET = 10_000  # listings per scoring group, about (one listing store each)
@@ -71,9 +72,11 @@ FORMAT_VERSION = 1
 
 
 # ---------------------------------------------------------------------------------- session
-def spark_session(master: str | None = None):
+def spark_session(master: str | None = None, log_path: Path | None = None):
     """A SparkSession: ``master`` given, else the one a ``spark-submit`` set, else ``local[*]``.
-    Local sessions bind to 127.0.0.1 and start no UI; Python workers run this interpreter."""
+    Local sessions bind to 127.0.0.1 and start no UI; Python workers run this interpreter.
+    ``log_path``: where the JVM's own output goes (its warnings and errors, appended), so that
+    the console shows dupsearch's lines only; None: the console."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -93,12 +96,13 @@ def spark_session(master: str | None = None):
              .config("spark.driver.memory", os.environ.get("DUPSEARCH_SPARK_DRIVER_MEMORY", "4g")))
     # Spark's own log: errors only (its default profile prints INFO lines and a banner)
     import tempfile
-    log4j = Path(tempfile.gettempdir()) / "dupsearch-spark-log4j2.properties"
+    text = ("rootLogger.level = error\nrootLogger.appenderRef.stderr.ref = stderr\n"
+            "appender.console.type = Console\nappender.console.name = stderr\n"
+            "appender.console.target = SYSTEM_ERR\nappender.console.layout.type = PatternLayout\n"
+            "appender.console.layout.pattern = spark %p %c{1}: %m%n\n")
+    log4j = Path(tempfile.gettempdir()) / f"dupsearch-spark-log4j2-{hashlib.sha256(text.encode()).hexdigest()[:12]}.properties"
     if not log4j.exists():
-        atomic_write_text(log4j, "rootLogger.level = error\nrootLogger.appenderRef.stderr.ref = stderr\n"
-                                 "appender.console.type = Console\nappender.console.name = stderr\n"
-                                 "appender.console.target = SYSTEM_ERR\nappender.console.layout.type = PatternLayout\n"
-                                 "appender.console.layout.pattern = spark %p %c{1}: %m%n\n")
+        atomic_write_text(log4j, text)
     b = b.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log4j}")
     for key, value in {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false",
                        "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -107,31 +111,54 @@ def spark_session(master: str | None = None):
                        "spark.executorEnv.OMP_NUM_THREADS": "1", "spark.executorEnv.OPENBLAS_NUM_THREADS": "1",
                        "spark.executorEnv.MKL_NUM_THREADS": "1"}.items():
         b = b.config(key, value)
-    spark = b.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
+    saved = None
+    if log_path is not None:  # the JVM started now inherits this stderr for its whole life
+        sink = open(log_path, "ab")
+        saved = os.dup(2)
+        sys.stderr.flush()
+        os.dup2(sink.fileno(), 2)
+        sink.close()
+    try:
+        spark = b.getOrCreate()
+    finally:
+        if saved is not None:
+            os.dup2(saved, 2)
+            os.close(saved)
+    spark.sparkContext.setLogLevel("ERROR")  # a failed task is also one line from the engine
     return spark
 
 
 # ------------------------------------------------------------------------- in the executors
+def _carried(e: DupsearchError) -> RuntimeError:
+    return RuntimeError(f"{ERROR_MARK}{e}{ERROR_MARK}")
+
+
 def _guarded(fn, arity: int = 1):
     """``fn`` for an executor: a DupsearchError travels to the driver as its one line. Spark
     reads the arity of the function it is given, so the wrapper has ``fn``'s (1 or 2)."""
-    def carried(e: DupsearchError) -> RuntimeError:
-        return RuntimeError(f"{ERROR_MARK}{e}{ERROR_MARK}")
-
     def one(x):
         try:
             return fn(x)
         except DupsearchError as e:
-            raise carried(e) from None
+            raise _carried(e) from None
 
     def two(x, y):
         try:
             return fn(x, y)
         except DupsearchError as e:
-            raise carried(e) from None
+            raise _carried(e) from None
 
     return one if arity == 1 else two
+
+
+def _guarded_batches(fn):
+    """``_guarded`` for a ``mapInArrow`` function: its errors come while Spark iterates."""
+    def batches(it):
+        try:
+            yield from fn(it)
+        except DupsearchError as e:
+            raise _carried(e) from None
+    return batches
 
 
 def _to_arrow(frame: pd.DataFrame, rows: np.ndarray, schema: pa.Schema | None = None) -> pa.Table:
@@ -395,8 +422,10 @@ class SparkDedup:
         self.files = self._files()
         matcher = DuplicateMatcher.load(self.model_dir, trust=self.config.trust_model)
         self.threshold = self.config.threshold if self.config.threshold is not None else float(matcher.threshold_)
+        import logging
+        verbose = logging.getLogger("dupsearch").isEnabledFor(logging.INFO)
         with self.clock.stage("start"):
-            self.spark = spark_session(self.master)
+            self.spark = spark_session(self.master, None if verbose else self.out / SPARK_LOG)
         for stale in self.out.glob(".*.spark-tmp"):  # a killed job's unfinished stage
             shutil.rmtree(stale)
         try:
@@ -436,8 +465,10 @@ class SparkDedup:
             self.report["resumed"] = True
         else:
             self.report["resumed"] = False
-        atomic_write_text(manifest, json.dumps({**identity, "run": run_id}, indent=2))
         listings = self._listings(tasks, head, run_id).drop("load_report")
+        # written once the input has been read whole: a run that stops at a bad row leaves nothing
+        # that would hold the corrected command to the old input
+        atomic_write_text(manifest, json.dumps({**identity, "run": run_id}, indent=2))
         n = int(sum(t[3] for t in tasks))
         self.report.update({"engine": "spark", "master": spark.sparkContext.master,
                             "default_parallelism": spark.sparkContext.defaultParallelism,
@@ -494,7 +525,7 @@ class SparkDedup:
                 base = str(self.listings_path.resolve().parent if self.listings_path.is_file()
                            else self.listings_path.resolve())
                 mapping = self.mapping
-                read = _guarded(lambda it: _read_row_groups(it, path_of, mapping, schema, base))
+                read = _guarded_batches(lambda it: _read_row_groups(it, path_of, mapping, schema, base))
                 tasks_df = spark.createDataFrame(pd.DataFrame(tasks, columns=["file", "rg", "offset", "length", "first"]))
                 out_schema = from_arrow_schema(schema.append(pa.field("load_report", pa.string())))
                 df = tasks_df.repartition(len(tasks)).mapInArrow(read, out_schema)
@@ -543,7 +574,7 @@ class SparkDedup:
         ann_specs = [(i, s) for i, (s, b) in enumerate(zip(specs, made)) if isinstance(b, ANNBlocker)]
         parts, report = [], {}
         if key_specs:
-            keys = listings.mapInArrow(_guarded(lambda it: _block_keys(it, key_specs)),
+            keys = listings.mapInArrow(_guarded_batches(lambda it: _block_keys(it, key_specs)),
                                        "bit int, key string, row long").distinct()
             keys = keys.localCheckpoint()
             sizes = keys.groupBy("bit", "key").agg(F.count("*").alias("size")).localCheckpoint()
@@ -572,7 +603,7 @@ class SparkDedup:
                                       "largest_block": int(s["largest"]) if s else 0}
         if ann_specs:
             vectorizers = self._fit_vectorizers(listings, n, ann_specs, made)
-            vecs = listings.mapInArrow(_guarded(lambda it: _ann_vectors(it, ann_specs, vectorizers)),
+            vecs = listings.mapInArrow(_guarded_batches(lambda it: _ann_vectors(it, ann_specs, vectorizers)),
                                        "bit int, part string, row long, exclude string, vector binary")
             vecs = vecs.localCheckpoint()
             part_sizes = vecs.groupBy("bit", "part").count().groupBy("bit").agg(
