@@ -16,7 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
+from dupsearch.errors import DupsearchError
+
 ENGINES = ("local", "spark")
+LOCK = ".lock"  # in OUT while a run writes there
 
 
 def check_engine(name: str) -> str:
@@ -38,6 +41,50 @@ class Engine(ABC):
         """Run (or resume) the dedup of the listings into ``out`` and return its report.
         ``restart``: removes an earlier run's outputs; the engine calls it once the input has
         been checked (a bad input never costs the user their earlier results)."""
+
+
+class RunMismatchError(DupsearchError):
+    """OUT holds another run (other input or settings), or another dedup is writing it."""
+
+
+class RunLock:
+    """An exclusive lock on OUT/.lock while a run writes: a second run into the same folder stops
+    with a message instead of interleaving its parts with the first's."""
+
+    def __init__(self, out: Path):
+        self.path = Path(out) / LOCK
+
+    def __enter__(self):
+        import fcntl
+        self.fh = open(self.path, "a+")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.fh.seek(0)
+            who = self.fh.read().strip() or "another process"
+            self.fh.close()
+            raise RunMismatchError(f"{self.path.parent} is being written by another dupsearch dedup ({who}); "
+                                   f"wait for it, or use another --out") from None
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(f"pid {os.getpid()}")
+        self.fh.flush()
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
+        return False
+
+
+def locked_run(out: Path, body: Callable[[float], dict]) -> dict:
+    """``body(t0)`` with OUT opened as dupsearch's dedup folder and its lock held (either engine)."""
+    from dupsearch.artifacts import open_dir
+    t0 = time.perf_counter()
+    open_dir(out, "dedup")
+    with RunLock(out):
+        return body(t0)
 
 
 def make_engine(name: str, **options) -> Engine:

@@ -46,7 +46,7 @@ import pyarrow.parquet as pq
 from dupsearch.atomic import atomic_write, atomic_write_json, atomic_write_text, strict_json
 from dupsearch.config import DedupConfig
 from dupsearch.digests import file_sha256, folder_sha256
-from dupsearch.engines.base import Engine
+from dupsearch.engines.base import Engine, RunLock, RunMismatchError, locked_run
 from dupsearch.errors import DataError, DupsearchError
 from dupsearch.features.chunks import build_store_chunks as _build_store_chunks
 from dupsearch.progress import steps as _progress
@@ -58,7 +58,7 @@ MANIFEST = "manifest.json"
 CANDIDATES = "candidates.parquet"
 SCORES_DIR = "scores"
 PART_KEY = b"dupsearch_part"  # a score part's identity (schema metadata): see DedupRun._part_identity
-LOCK = ".lock"
+from dupsearch.engines.base import LOCK  # noqa: E402,F401  (one name for both engines)
 CLUSTERS = "clusters.parquet"
 DUPLICATES = "duplicates.parquet"
 REPORT = "report.json"
@@ -66,10 +66,6 @@ STORE_DIR = "store"
 STORE_CHUNKS = "store.chunks"
 METHODS = ("components", "center", "average")
 FORMAT_VERSION = 1
-
-
-class RunMismatchError(DupsearchError):
-    """The output directory holds a run of other input or settings."""
 
 
 def peak_memory_mb(children: bool = False) -> float:
@@ -428,11 +424,7 @@ class DedupRun:
         return frame
 
     def run(self) -> dict:
-        from dupsearch.artifacts import open_dir
-        t0 = time.perf_counter()
-        open_dir(self.out, "dedup")
-        with _run_lock(self.out):
-            return self._run(t0)
+        return locked_run(self.out, self._run)
 
     def _run(self, t0: float) -> dict:
         self._check_manifest()
@@ -456,35 +448,7 @@ class DedupRun:
         return self.report
 
 
-class _run_lock:
-    """An exclusive lock on OUT/.lock while a run writes: a second run into the same folder stops
-    with a message instead of interleaving its parts with the first's."""
-
-    def __init__(self, out: Path):
-        self.path = Path(out) / LOCK
-
-    def __enter__(self):
-        import fcntl
-        self.fh = open(self.path, "a+")
-        try:
-            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self.fh.seek(0)
-            who = self.fh.read().strip() or "another process"
-            self.fh.close()
-            raise RunMismatchError(f"{self.path.parent} is being written by another dupsearch dedup ({who}); "
-                                   f"wait for it, or use another --out") from None
-        self.fh.seek(0)
-        self.fh.truncate()
-        self.fh.write(f"pid {os.getpid()}")
-        self.fh.flush()
-        return self
-
-    def __exit__(self, *exc):
-        import fcntl
-        fcntl.flock(self.fh, fcntl.LOCK_UN)
-        self.fh.close()
-        return False
+_run_lock = RunLock  # the name the tests and older callers use
 
 
 _SCORING: tuple | None = None  # (run, matcher, store, candidates) while parts are scored

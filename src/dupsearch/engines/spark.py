@@ -51,7 +51,7 @@ import pyarrow.parquet as pq
 from dupsearch.atomic import atomic_write_json, atomic_write_text
 from dupsearch.config import DedupConfig
 from dupsearch.digests import file_sha256, folder_sha256
-from dupsearch.engines.base import Engine, StageClock
+from dupsearch.engines.base import Engine, RunMismatchError, StageClock, locked_run
 from dupsearch.encoders.base import MissingDependencyError
 from dupsearch.errors import DataError, DupsearchError
 
@@ -410,12 +410,7 @@ class SparkDedup:
 
     # -- run
     def run(self) -> dict:
-        from dupsearch.artifacts import open_dir
-        from dupsearch.engines.local import _run_lock
-        t0 = time.perf_counter()
-        open_dir(self.out, "dedup")
-        with _run_lock(self.out):
-            return self._run(t0)
+        return locked_run(self.out, self._run)
 
     def _run(self, t0: float) -> dict:
         from dupsearch.models import DuplicateMatcher
@@ -458,7 +453,6 @@ class SparkDedup:
         if manifest.exists():  # before anything is written: never mix two runs' stages
             have = json.loads(manifest.read_text())
             if have.get("run") != run_id:
-                from dupsearch.engines.local import RunMismatchError
                 diff = [k for k, v in identity.items() if have.get(k) != v]
                 raise RunMismatchError(f"{self.out} holds a dedup run with other input or settings "
                                        f"({', '.join(diff) or 'engine'} differ); use another --out, or --restart")
