@@ -46,7 +46,7 @@ import pyarrow.parquet as pq
 from dupsearch.atomic import atomic_write, atomic_write_json, atomic_write_text, strict_json
 from dupsearch.config import DedupConfig
 from dupsearch.digests import file_sha256, folder_sha256
-from dupsearch.engines.base import Engine, RunLock, RunMismatchError, locked_run
+from dupsearch.engines.base import LOCK, Engine, RunLock, RunMismatchError, locked_run  # noqa: F401 (LOCK)
 from dupsearch.errors import DataError, DupsearchError
 from dupsearch.features.chunks import build_store_chunks as _build_store_chunks
 from dupsearch.progress import steps as _progress
@@ -58,7 +58,6 @@ MANIFEST = "manifest.json"
 CANDIDATES = "candidates.parquet"
 SCORES_DIR = "scores"
 PART_KEY = b"dupsearch_part"  # a score part's identity (schema metadata): see DedupRun._part_identity
-from dupsearch.engines.base import LOCK  # noqa: E402,F401  (one name for both engines)
 CLUSTERS = "clusters.parquet"
 DUPLICATES = "duplicates.parquet"
 REPORT = "report.json"

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -352,6 +353,48 @@ def _cluster_components(table: pa.Table, threshold: float, max_component: int) -
     return pa.table(out)
 
 
+class _JobProgress:
+    """A progress bar of the Spark tasks a stage runs (all jobs started inside the block, from
+    the status tracker, polled every half second); nothing when not enabled."""
+
+    def __init__(self, spark, description: str, enabled: bool):
+        self.spark, self.description, self.enabled = spark, description, enabled
+
+    def __enter__(self):
+        if not self.enabled:
+            return self
+        import threading
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                  TextColumn("tasks"), TimeElapsedColumn(), console=Console(stderr=True))
+        self._progress.__enter__()
+        self._task = self._progress.add_task(self.description, total=None)
+        self._stop = threading.Event()
+        tracker, seen = self.spark.sparkContext.statusTracker(), {}
+
+        def poll():
+            while not self._stop.wait(0.5):
+                for sid in tracker.getActiveStageIds():
+                    info = tracker.getStageInfo(sid)
+                    if info is not None:
+                        seen[sid] = (info.numTasks, info.numCompletedTasks)
+                if seen:
+                    self._progress.update(self._task, total=sum(t for t, _ in seen.values()),
+                                          completed=sum(c for _, c in seen.values()))
+
+        self._thread = threading.Thread(target=poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self._stop.set()
+            self._thread.join()
+            self._progress.__exit__(*exc)
+        return False
+
+
 # ------------------------------------------------------------------------------- the driver
 class SparkDedup:
     """One dedup run on Spark into ``out``; ``run()`` does (or resumes) every stage."""
@@ -395,14 +438,14 @@ class SparkDedup:
         except (OSError, ValueError):
             return False
 
-    def _write_stage(self, name: str, df, run_id: str, extra: dict | None = None) -> None:
+    def _write_stage(self, name: str, df, run_id: str) -> None:
         """``df`` written to OUT/name through a temporary folder renamed into place (a killed
         job leaves no half stage that a rerun would take as whole)."""
         tmp = self.out / f".{name}.spark-tmp"
         if tmp.exists():
             shutil.rmtree(tmp)
         df.write.mode("overwrite").parquet(str(tmp))
-        atomic_write_text(tmp / STAGE_MARK, json.dumps({"run": run_id, **(extra or {})}))
+        atomic_write_text(tmp / STAGE_MARK, json.dumps({"run": run_id}))
         final = self.out / name
         if final.exists():
             shutil.rmtree(final)
@@ -417,7 +460,6 @@ class SparkDedup:
         self.files = self._files()
         matcher = DuplicateMatcher.load(self.model_dir, trust=self.config.trust_model)
         self.threshold = self.config.threshold if self.config.threshold is not None else float(matcher.threshold_)
-        import logging
         verbose = logging.getLogger("dupsearch").isEnabledFor(logging.INFO)
         with self.clock.stage("start"):
             self.spark = spark_session(self.master, None if verbose else self.out / SPARK_LOG)
@@ -434,7 +476,6 @@ class SparkDedup:
             from pyspark.errors import PySparkException
             from py4j.protocol import Py4JError
             if isinstance(e, (PySparkException, Py4JError)):
-                import logging
                 logging.getLogger(__name__).info("Spark failed", exc_info=True)
                 first = next((line.strip() for line in text.splitlines() if line.strip()), type(e).__name__)
                 raise DupsearchError(f"the Spark job failed: {first[:400]} (rerun with --verbose for "
@@ -469,11 +510,11 @@ class SparkDedup:
                             "listings": n, "out": str(self.out), "blockers": list(self.config.blockers)})
         shuffle = max(spark.sparkContext.defaultParallelism * 2, n // 25_000 + 1)
         spark.conf.set("spark.sql.shuffle.partitions", str(shuffle))
-        with self.clock.stage("candidates"):
+        with self.clock.stage("candidates"), _JobProgress(spark, "blocking", self.progress):
             cands = self._candidates(listings, n, run_id)
-        with self.clock.stage("scoring"):
+        with self.clock.stage("scoring"), _JobProgress(spark, "scoring", self.progress):
             scores = self._scores(listings, cands, run_id)
-        with self.clock.stage("clustering"):
+        with self.clock.stage("clustering"), _JobProgress(spark, "clustering", self.progress):
             self._clusters(listings, scores, n, run_id)
         self.report["stages"] = self.clock.report
         self.report["wall_seconds"] = round(time.perf_counter() - t0, 2)
@@ -512,7 +553,7 @@ class SparkDedup:
         from pyspark.sql.pandas.types import from_arrow_schema
         spark = self.spark
         path = self.out / LISTINGS
-        with self.clock.stage("listings"):
+        with self.clock.stage("listings"), _JobProgress(spark, "reading listings", self.progress):
             if not self._stage_done(LISTINGS, run_id):
                 schema = _to_arrow(head, np.arange(len(head))).schema
                 path_of = [str(f) for f in self.files]
@@ -629,7 +670,6 @@ class SparkDedup:
                  .join(ids.select(F.col("row").alias("b"), F.col("item_id").alias("item_id_b")), "b")
                  .select("item_id_a", "item_id_b", F.col("a").alias("row_a"), F.col("b").alias("row_b"),
                          label.alias("blockers")))
-        n_cand = None
         self._write_stage(CANDIDATES, cands, run_id)
         cands = spark.read.parquet(str(path))
         n_cand = cands.count()
