@@ -438,6 +438,15 @@ class SparkDedup:
         except (OSError, ValueError):
             return False
 
+    def _reused(self, name: str, figures: str, run_id: str):
+        """Stage ``name`` as this run finished it earlier (its ``figures`` back in the report), or None."""
+        if not self._stage_done(name, run_id):
+            return None
+        path = self.out / name
+        self.log(f"{Path(name).stem}: reusing {path}")
+        self.report[figures] = json.loads((path / STAGE_MARK).read_text())[figures]
+        return self.spark.read.parquet(str(path))
+
     def _write_stage(self, name: str, df, run_id: str) -> None:
         """``df`` written to OUT/name through a temporary folder renamed into place (a killed
         job leaves no half stage that a rerun would take as whole)."""
@@ -595,10 +604,9 @@ class SparkDedup:
         from dupsearch.candidates.specs import make_blocker
         spark = self.spark
         path = self.out / CANDIDATES
-        if self._stage_done(CANDIDATES, run_id):
-            self.log(f"candidates: reusing {path}")
-            self.report["blocking"] = json.loads((path / STAGE_MARK).read_text())["blocking"]
-            return spark.read.parquet(str(path))
+        reused = self._reused(CANDIDATES, "blocking", run_id)
+        if reused is not None:
+            return reused
         t0 = time.perf_counter()
         specs = list(self.config.blockers)
         made = [make_blocker(s) for s in specs]
@@ -734,10 +742,9 @@ class SparkDedup:
         from pyspark.sql import functions as F
         spark = self.spark
         path = self.out / SCORES
-        if self._stage_done(SCORES, run_id):
-            self.log(f"scores: reusing {path}")
-            self.report["scoring"] = json.loads((path / STAGE_MARK).read_text())["scoring"]
-            return spark.read.parquet(str(path))
+        reused = self._reused(SCORES, "scoring", run_id)
+        if reused is not None:
+            return reused
         t0 = time.perf_counter()
         from dupsearch.candidates.ann import ANNBlocker
         from dupsearch.candidates.specs import make_blocker
