@@ -77,11 +77,13 @@ def _clusters(out: Path) -> pd.DataFrame:
 
 def test_dedup_end_to_end(trained, finished):
     out = finished
-    for name in ("manifest.json", "candidates.parquet", "clusters.parquet", "report.json"):
+    for name in ("manifest.json", "candidates.parquet", "clusters.parquet", "report.json", "groups.html"):
         assert (out / name).is_file(), name
     listings = pd.read_parquet(trained["listings"])
     clusters = pd.read_parquet(out / "clusters.parquet")
-    assert list(clusters.columns) == ["item_id", "cluster_components", "cluster_center", "cluster_average"]
+    assert list(clusters.columns) == ["item_id", "cluster_components", "cluster_center", "cluster_average", "cluster"]
+    method = _report(out)["clustering"]["method"]
+    assert (clusters["cluster"] == clusters[f"cluster_{method}"]).all()  # the default method's groups
     assert len(clusters) == len(listings) == N_LISTINGS
     assert set(clusters["item_id"]) == set(listings["item_id"].astype(str))
     # duplicates were found: some clusters hold more than one listing

@@ -98,6 +98,26 @@ def test_clusters_and_duplicates_are_identical(runs):
             for key in ("precision", "recall", "f1"):
                 assert s[kind][key] == pytest.approx(m[kind][key], abs=1e-12), (method, kind, key)
     assert sc["methods"]["average"]["report"] == lc["methods"]["average"]["report"]
+    assert sc["thresholds"] == lc["thresholds"] and sc["method"] == lc["method"]
+
+
+def _page_data(out: Path) -> dict:
+    import json
+    text = (out / "groups.html").read_text(encoding="utf-8")
+    start = text.index('<script id="data" type="application/json">') + len('<script id="data" type="application/json">')
+    return json.loads(text[start:text.index("</script>", start)].replace("<\\/", "</"))
+
+
+def test_groups_page_shows_the_same_groups(runs):
+    local, spark = _page_data(runs["local"]), _page_data(runs["spark"])
+    assert local["groups_total"] > 10
+    for key in ("groups_total", "groups_shown", "listings_in_groups", "listings", "method", "threshold"):
+        assert spark[key] == local[key], key
+    # (scores agree within 1e-6, so near-ties may order pairs or groups otherwise: compare sorted)
+    strip = lambda gs: sorted((g["group"], g["size"], g["all_ids"], sorted(p[:2] + p[3:] for p in g["pairs"]))  # noqa: E731
+                              for g in gs)
+    assert strip(spark["groups"]) == strip(local["groups"])
+    assert sorted(c["id"] for c in spark["cards"]) == sorted(c["id"] for c in local["cards"])
 
 
 def test_report_has_wall_time_and_peak_memory_per_stage(runs):

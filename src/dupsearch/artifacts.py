@@ -37,7 +37,7 @@ KINDS: dict[str, dict] = {
                           "report"],
               "legacy": ["manifest.json", "features.json", "config.json"], "whole": True},
     "dedup": {"entries": ["manifest.json", "candidates.parquet", "scores", "store", "store.chunks",
-                          "clusters.parquet", "duplicates.parquet", "report.json", ".lock",
+                          "clusters.parquet", "duplicates.parquet", "report.json", "groups.html", ".lock",
                           "listings.parquet", ".*.spark-tmp", "spark.log"],  # the last three: the Spark engine's
               "legacy": ["manifest.json", "candidates.parquet"]},
     "dataset": {"entries": ["listings.parquet", "pairs.parquet", "train_pairs.parquet", "valid_pairs.parquet",

@@ -157,6 +157,10 @@ class MatcherConfig:
     # side or both: empty text is missing evidence, and boosters must learn what that means
     # (ignored with stacking: a stacked model's score of an emptied pair is undefined). 0: off.
     missing_text_share: float = 0.1
+    # The listings' column naming each listing's true group (the generator's): when the training
+    # listings have it, clustering thresholds are chosen against it; else against the groups the
+    # labelled duplicates form.
+    cluster_column: str | None = "cluster_id"
 
     def __post_init__(self):
         if not 0.0 <= self.missing_text_share <= 1.0:

@@ -85,7 +85,8 @@ def write_report(out_dir: str | os.PathLike, y: np.ndarray, p: np.ndarray, metri
                  cv: dict | None = None,
                  shap: tuple[np.ndarray, pd.DataFrame] | None = None,
                  ablation: pd.DataFrame | None = None,
-                 components: dict | None = None) -> Path:
+                 components: dict | None = None,
+                 clustering: dict | None = None) -> Path:
     """Write report.html, metrics.json and PNG charts into `out_dir`; returns the HTML path.
 
     Always (when `y` holds both classes): pr_curve.png, roc_curve.png and threshold.png
@@ -105,6 +106,9 @@ def write_report(out_dir: str | os.PathLike, y: np.ndarray, p: np.ndarray, metri
     by delta and ablation.png.
     `components`: free-form model-combination info (blend weights, per-category models...)
     shown as a table / JSON block.
+    `clustering`: the matcher's metrics["clustering"] (``cluster.tuning``) -> clustering.png,
+    B-cubed and pairwise F1 of each clustering method against the threshold, the chosen ones
+    marked.
     Sections whose argument is None (or empty) are left out.
     """
     import matplotlib
@@ -201,6 +205,16 @@ def write_report(out_dir: str | os.PathLike, y: np.ndarray, p: np.ndarray, metri
     if components:
         sections.append(_components_html(components))
 
+    if clustering and "curves" in clustering:
+        chart("Groups: B-cubed and pairwise F1 against the threshold", _clustering_fig(clustering),
+              "clustering.png",
+              html.escape(f"Each clustering method's groups of {clustering['graph']} ({clustering['items']:,} "
+                          f"listings; scores: {clustering['scores']}) against the true groups "
+                          f"({clustering['truth']}). Marked: the threshold each method uses in dedup "
+                          f"(its best B-cubed F1); default method: {clustering['method']}."))
+    elif clustering and "skipped" in clustering:
+        notes.append(f"Clustering thresholds were not chosen: {clustering['skipped']}.")
+
     if examples is not None and len(examples) and "threshold" in metrics:
         sections.append(_examples_html(examples, metrics["threshold"]))
 
@@ -236,6 +250,23 @@ def write_report(out_dir: str | os.PathLike, y: np.ndarray, p: np.ndarray, metri
 
 
 # ---------------------------------------------------------------- charts
+
+def _clustering_fig(clustering: dict):
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    colours = {"components": "#888888", "center": "#1f77b4", "average": "#d62728"}
+    for ax, key, name in ((axes[0], "bcubed_f1", "B-cubed F1"), (axes[1], "pairwise_f1", "pairwise F1")):
+        for m, c in clustering["curves"].items():
+            ax.plot(c["threshold"], c[key], color=colours.get(m), label=m)
+            t = clustering["thresholds"][m]
+            ax.plot([t], [c[key][c["threshold"].index(t)]], "o", color=colours.get(m))
+        ax.set_xlabel("threshold")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("F1")
+    axes[0].legend(loc="lower center")
+    return fig
+
 
 def _pr_fig(y, p, metrics, data_name):
     import matplotlib.pyplot as plt
@@ -617,4 +648,5 @@ def matcher_report(matcher, out_dir: str | os.PathLike, listings: pd.DataFrame, 
     return write_report(out_dir, y, p, met, pc, matcher.importance_, title=title, data_name=data_name,
                         examples=examples, extra_html=extra_html, cv=matcher.metrics_.get("cv"), shap=shap,
                         ablation=ablation,
-                        components=matcher.metrics_.get("ensemble"))
+                        components=matcher.metrics_.get("ensemble"),
+                        clustering=matcher.metrics_.get("clustering"))

@@ -270,6 +270,11 @@ def train(
         e = met["ensemble"]
         console.print("components (alone, PR-AUC): " + ", ".join(
             f"{k} {v:.4f} (weight {e['weights'][k]:.2f})" for k, v in e["component_pr_auc"].items()))
+    if m.cluster_thresholds_:
+        cl = met["clustering"]
+        console.print(f"clustering thresholds (B-cubed F1 on {cl['scores']} scores, groups: {cl['truth']}): " + ", ".join(
+            f"{k} {v:.2f} (F1 {cl['best'][k]['bcubed_f1']:.4f})" for k, v in m.cluster_thresholds_.items())
+            + f"; default method {m.cluster_method_}")
     console.print(f"threshold {m.threshold_:.4f}; {met['n_features']} features; model saved to [bold]{out}[/bold]")
 
 
@@ -532,14 +537,18 @@ BLOCK_HELP = ("Blocker spec, repeatable (default: chosen from the columns presen
 @app.command()
 def dedup(
     listings: Path = typer.Argument(..., help="The catalogue: listings table (.parquet, .csv, .jsonl)."),
-    model: Path = typer.Option(..., "--model", "-m", help="Model directory from `dupsearch train`."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model directory from `dupsearch train` "
+                                         "(default: the general model shipped with dupsearch, trained on a "
+                                         "generated marketplace)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (resumable: rerun the same command "
                              "to continue an interrupted run)."),
     block: Optional[list[str]] = typer.Option(None, "--block", "-b", help=BLOCK_HELP),
     batch_size: int = typer.Option(20_000, min=1, help="Candidate pairs per scored Parquet part."),
     threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0,
-                                              help="Score above which two listings are linked "
-                                                   "(default: the model's best-F1 threshold)."),
+                                              help="Score above which two listings are linked, for the pairs "
+                                                   "and every clustering method (default: the model's pair "
+                                                   "threshold for duplicates.parquet and each method's own "
+                                                   "threshold, chosen for groups at training)."),
     truth: Optional[str] = typer.Option(None, help="Listings column with known duplicate groups: blocking "
                                         "recall and cluster metrics are reported (default: cluster_id when "
                                         "present; a column named here must exist; '' turns it off)."),
@@ -572,6 +581,11 @@ def dedup(
     cfg = DedupConfig(blockers=list(block) if block else None, batch_size=batch_size, threshold=threshold,
                       truth_column="cluster_id" if truth is None else (truth or None), workers=workers,
                       trust_model=trust_model)
+    if model is None:
+        from dupsearch.models.default import default_model_path
+        model = default_model_path()
+        console.print("model: the default model shipped with dupsearch (trained on a generated marketplace; "
+                      "a model trained on your own labelled pairs fits your catalogue better)")
     rep = run_dedup(listings, model, out, cfg, mapping=mapping, restart=restart, log=console.print,
                     require_truth=bool(truth), engine=engine, spark_master=spark_master)
     b, c = rep["blocking"], rep["clustering"]
@@ -582,12 +596,13 @@ def dedup(
     t.add_row("reduction ratio", f"{b['reduction_ratio']:.6f}")
     if "pair_recall" in b:
         t.add_row(f"blocking pair recall ({b['truth_column']})", f"{b['pair_recall']:.4f}")
-    t.add_row("threshold", f"{c['threshold']:.4f}")
+    t.add_row("pair threshold", f"{c['threshold']:.4f}")
     for method, m in c["methods"].items():
-        line = f"{m['groups_of_2_or_more']:,} groups, {m['listings_in_groups']:,} listings"
+        line = (f"at {m['threshold']:.2f}: {m['groups_of_2_or_more']:,} groups, "
+                f"{m['listings_in_groups']:,} listings")
         if "bcubed" in m:
             line += f"; B-cubed F1 {m['bcubed']['f1']:.4f}, pairwise F1 {m['pairwise']['f1']:.4f}"
-        t.add_row(method, line)
+        t.add_row(method + (" (default: column cluster)" if method == c["method"] else ""), line)
     t.add_row("wall time", f"{rep['wall_seconds']:.1f} s" + (" (resumed)" if rep["resumed"] else ""))
     t.add_row("peak memory", f"{rep['peak_memory_mb']:,.0f} MB" + (
         f" (largest worker {rep['peak_worker_memory_mb']:,.0f} MB, shared pages counted in both)"

@@ -138,11 +138,28 @@ def connected_components_clusters(ids_a, ids_b, scores, threshold: float,
     return _as_series(graph, _components(graph, threshold))
 
 
-def cluster_graph(graph: _Graph, threshold: float, max_component: int = 5000) -> dict[str, pd.Series]:
-    """The three methods' labels over one graph (built once: see ``graph_from_rows``)."""
-    return {"components": _as_series(graph, _components(graph, threshold)),
-            "center": _as_series(graph, _center_raw_labels(graph, threshold)),
-            "average": _average_link(graph, threshold, max_component)}
+METHODS = ("components", "center", "average")
+
+
+def method_thresholds(threshold) -> dict[str, float]:
+    """One threshold per clustering method from a number (all alike) or a mapping."""
+    if isinstance(threshold, dict):
+        missing = [m for m in METHODS if m not in threshold]
+        if missing:
+            raise ValueError(f"no threshold for clustering methods {missing}")
+        return {m: float(threshold[m]) for m in METHODS}
+    return {m: float(threshold) for m in METHODS}
+
+
+def cluster_graph(graph: _Graph, threshold, max_component: int = 5000) -> dict[str, pd.Series]:
+    """The three methods' labels over one graph (built once: see ``graph_from_rows``), each at
+    its own threshold when ``threshold`` maps method -> threshold."""
+    t = method_thresholds(threshold)
+    for v in t.values():
+        _check_scores(np.empty(0), v)
+    return {"components": _as_series(graph, _components(graph, t["components"])),
+            "center": _as_series(graph, _center_raw_labels(graph, t["center"])),
+            "average": _average_link(graph, t["average"], max_component)}
 
 
 def _center_raw_labels(graph: _Graph, threshold: float) -> np.ndarray:

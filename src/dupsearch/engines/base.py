@@ -153,3 +153,23 @@ class StageClock:
             t.join()
             peak[0] = max(peak[0], _tree_rss_mb(os.getpid()))
             self.report[name] = {"seconds": round(time.perf_counter() - t0, 2), "peak_memory_mb": round(peak[0], 1)}
+
+
+def clustering_settings(matcher, threshold: float | None) -> dict:
+    """How a run groups its scored pairs, the same for every engine: the pair threshold (which
+    pairs `duplicates.parquet` keeps), each clustering method's threshold, the default method
+    (the `cluster` column), and where they came from. ``threshold`` (--threshold) sets all of
+    them; otherwise the model's thresholds chosen for groups (B-cubed F1 on held-out scores),
+    or, for a model without them, its pair threshold for every method."""
+    from dupsearch.cluster.graph import METHODS
+    if threshold is not None:
+        t = float(threshold)
+        return {"threshold": t, "thresholds": {m: t for m in METHODS},
+                "method": matcher.cluster_method_ or "average", "source": "--threshold"}
+    pair = float(matcher.threshold_)
+    if matcher.cluster_thresholds_ is not None:
+        return {"threshold": pair, "thresholds": dict(matcher.cluster_thresholds_),
+                "method": matcher.cluster_method_,
+                "source": "the model's (each method's best B-cubed F1 on held-out training scores)"}
+    return {"threshold": pair, "thresholds": {m: pair for m in METHODS}, "method": "average",
+            "source": "the model's pair threshold (the model has no clustering thresholds: retrain to get them)"}

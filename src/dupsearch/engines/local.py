@@ -11,9 +11,12 @@ Output directory::
     OUT/candidates.parquet     every candidate pair (item ids, listing rows, proposing blockers),
                                in the order scoring reads them
     OUT/scores/part-NNNNN.parquet   scored batches: item_id_a, item_id_b, blockers, score
-    OUT/duplicates.parquet     the scored pairs at or above the threshold: item_id_a, item_id_b, score
-    OUT/clusters.parquet       item_id, cluster_components, cluster_center, cluster_average
+    OUT/duplicates.parquet     the scored pairs at or above the pair threshold: item_id_a, item_id_b, score
+    OUT/clusters.parquet       item_id, cluster_components, cluster_center, cluster_average (each
+                               method at its own threshold: the model's, chosen for groups), and
+                               cluster (the default method's groups)
     OUT/report.json            counts, timings per stage, peak memory, blocking and cluster figures
+    OUT/groups.html            the default method's groups, for a person to browse (cluster.page)
 
 Every file is written atomically (a temporary file moved into place), so a run killed at any
 moment leaves only whole files. A restart reuses the candidates and every finished part and
@@ -46,7 +49,8 @@ import pyarrow.parquet as pq
 from dupsearch.atomic import atomic_write, atomic_write_json, atomic_write_text, strict_json
 from dupsearch.config import DedupConfig
 from dupsearch.digests import file_sha256, folder_sha256
-from dupsearch.engines.base import LOCK, Engine, RunLock, RunMismatchError, locked_run  # noqa: F401 (LOCK)
+from dupsearch.engines.base import (LOCK, Engine, RunLock, RunMismatchError,  # noqa: F401 (LOCK)
+                                    clustering_settings, locked_run)
 from dupsearch.errors import DataError, DupsearchError
 from dupsearch.features.chunks import build_store_chunks as _build_store_chunks
 from dupsearch.progress import steps as _progress
@@ -308,7 +312,7 @@ class DedupRun:
             return
         t0 = time.perf_counter()
         matcher = DuplicateMatcher.load(self.model_dir, trust=self.config.trust_model)
-        self.threshold = self.config.threshold if self.config.threshold is not None else float(matcher.threshold_)
+        self.clustering = clustering_settings(matcher, self.config.threshold)
         store = self.store(matcher)
         prep_s = time.perf_counter() - t0
         self.log(f"scores: scoring {len(todo)} of {n_parts} parts of {bs:,} pairs")
@@ -369,18 +373,19 @@ class DedupRun:
         from dupsearch.cluster.graph import cluster_graph, graph_from_rows
         t0 = time.perf_counter()
         scores = self.read_scores(["row_a", "row_b", "score"])
-        if not hasattr(self, "threshold"):
+        if not hasattr(self, "clustering"):
             from dupsearch.models import DuplicateMatcher
-            self.threshold = (self.config.threshold if self.config.threshold is not None
-                              else float(DuplicateMatcher.load(self.model_dir, trust=self.config.trust_model).threshold_))
+            self.clustering = clustering_settings(
+                DuplicateMatcher.load(self.model_dir, trust=self.config.trust_model), self.config.threshold)
+        plan = self.clustering
         ra = scores.column("row_a").to_numpy()
         rb = scores.column("row_b").to_numpy()
         s = scores.column("score").to_numpy().astype(float)
-        thr = self.threshold
+        thr = plan["threshold"]
         n_scored, n_above = len(s), int((s >= thr).sum())
-        # Only edges inside a connected component (at the threshold) can change any method's
-        # groups, so the others never reach the string-keyed graph code: exact, and millions
-        # of pairs lighter.
+        # Only edges inside a connected component at the lowest method threshold can change any
+        # method's groups, so the others never reach the string-keyed graph code: exact, and
+        # millions of pairs lighter.
         from scipy.sparse import coo_matrix
         from scipy.sparse.csgraph import connected_components
         above = s >= thr
@@ -389,15 +394,15 @@ class DedupRun:
         _write_parquet(pa.table({"item_id_a": ids.take(pa.array(ra[above])),
                                  "item_id_b": ids.take(pa.array(rb[above])),
                                  "score": pa.array(s[above].astype(np.float32))}), self.out / DUPLICATES)
-        comp = connected_components(coo_matrix((np.ones(int(above.sum()), np.int8), (ra[above], rb[above])),
+        linked = s >= min(plan["thresholds"].values())
+        comp = connected_components(coo_matrix((np.ones(int(linked.sum()), np.int8), (ra[linked], rb[linked])),
                                                shape=(n, n)), directed=False)[1]
         inside = comp[ra] == comp[rb]
         graph = graph_from_rows(self.ids, ra[inside], rb[inside], s[inside], thr)
         del scores, ra, rb
-        labels = cluster_graph(graph, thr, max_component=self.config.max_component)
+        labels = cluster_graph(graph, plan["thresholds"], max_component=self.config.max_component)
         frame = pd.DataFrame({"item_id": pd.array(self.ids, dtype="str")})
-        summary = {"threshold": thr, "pairs_scored": n_scored, "pairs_above_threshold": n_above,
-                   "methods": {}}
+        summary = {**plan, "pairs_scored": n_scored, "pairs_above_threshold": n_above, "methods": {}}
         truth_col = self.config.truth_column
         truth = None
         if truth_col and truth_col in self.listings.columns:
@@ -409,7 +414,7 @@ class DedupRun:
             lab = lab.reindex(self.ids)
             frame[f"cluster_{method}"] = lab.to_numpy(dtype=np.int64)
             sizes = np.bincount(pd.factorize(lab)[0])
-            m = {"clusters": int(len(sizes)), "groups_of_2_or_more": int((sizes >= 2).sum()),
+            m = {"threshold": plan["thresholds"][method], "clusters": int(len(sizes)), "groups_of_2_or_more": int((sizes >= 2).sum()),
                  "listings_in_groups": int(sizes[sizes >= 2].sum()), "largest": int(sizes.max()) if len(sizes) else 0}
             if "report" in lab.attrs:
                 m["report"] = lab.attrs["report"]
@@ -417,10 +422,27 @@ class DedupRun:
                 m["bcubed"] = bcubed_metrics(lab, truth)
                 m["pairwise"] = pairwise_metrics(lab, truth)
             summary["methods"][method] = m
+        frame["cluster"] = frame[f"cluster_{plan['method']}"]  # the default method's groups
         _write_parquet(pa.Table.from_pandas(frame, preserve_index=False), self.out / CLUSTERS)
+        self._groups_page(frame["cluster"].to_numpy(), plan)
         summary["seconds"] = round(time.perf_counter() - t0, 2)
         self.report["clustering"] = summary
         return frame
+
+    def _groups_page(self, label: np.ndarray, plan: dict) -> None:
+        """groups.html: the default method's groups with the scored pairs inside them."""
+        from dupsearch.cluster.page import write_groups_page
+        t = self.read_scores(["row_a", "row_b", "score", "blockers"])
+        ra, rb = t.column("row_a").to_numpy(), t.column("row_b").to_numpy()
+        same = label[ra] == label[rb]
+        ids = np.asarray(self.ids, dtype=object)
+        pairs = pd.DataFrame({"item_id_a": ids[ra[same]], "item_id_b": ids[rb[same]],
+                              "score": t.column("score").to_numpy()[same],
+                              "blockers": t.column("blockers").filter(pa.array(same)).to_numpy(zero_copy_only=False)})
+        method = plan["method"]
+        path = write_groups_page(self.out, self.listings, pd.Series(label, index=ids), pairs,
+                                 method=method, threshold=plan["thresholds"][method])
+        self.log(f"groups page: {path}")
 
     def run(self) -> dict:
         return locked_run(self.out, self._run)

@@ -52,7 +52,7 @@ import pyarrow.parquet as pq
 from dupsearch.atomic import atomic_write_json, atomic_write_text
 from dupsearch.config import DedupConfig
 from dupsearch.digests import file_sha256, folder_sha256
-from dupsearch.engines.base import Engine, RunMismatchError, StageClock, locked_run
+from dupsearch.engines.base import Engine, RunMismatchError, StageClock, clustering_settings, locked_run
 from dupsearch.encoders.base import MissingDependencyError
 from dupsearch.engines.spark_frames import _cluster_metrics, _dense_index, connected_components
 from dupsearch.engines.spark_tasks import (ERROR_MARK, _ann_partition, _ann_vectors, _block_keys,
@@ -249,7 +249,7 @@ class SparkDedup:
         from dupsearch.models import DuplicateMatcher
         self.files = self._files()
         matcher = DuplicateMatcher.load(self.model_dir, trust=self.config.trust_model)
-        self.threshold = self.config.threshold if self.config.threshold is not None else float(matcher.threshold_)
+        self.clustering = clustering_settings(matcher, self.config.threshold)
         verbose = logging.getLogger("dupsearch").isEnabledFor(logging.INFO)
         with self.clock.stage("start"):
             self.spark = spark_session(self.master, None if verbose else self.out / SPARK_LOG)
@@ -577,12 +577,15 @@ class SparkDedup:
     def _clusters(self, listings, scores, n: int, run_id: str) -> None:
         from pyspark.sql import functions as F
         spark = self.spark
-        thr, max_component = float(self.threshold), int(self.config.max_component)
+        plan = self.clustering
+        thr, thresholds, max_component = plan["threshold"], plan["thresholds"], int(self.config.max_component)
         t0 = time.perf_counter()
         above = scores.where(F.col("score") >= thr)
         n_scored, n_above = scores.count(), above.count()
         self._write_stage(DUPLICATES, above.select("item_id_a", "item_id_b", "score"), run_id)
-        comp = connected_components(above.select(F.col("row_a").alias("u"), F.col("row_b").alias("v")))
+        # components at the lowest method threshold: no method links across them
+        linked = scores.where(F.col("score") >= min(thresholds.values()))
+        comp = connected_components(linked.select(F.col("row_a").alias("u"), F.col("row_b").alias("v")))
         ids = listings.select("row", "item_id")
         inside = (scores.join(comp.select(F.col("node").alias("row_a"), F.col("root")), "row_a")
                   .join(comp.select(F.col("node").alias("row_b"), F.col("root").alias("root_b")), "row_b")
@@ -590,8 +593,8 @@ class SparkDedup:
                   .select("root", F.col("item_id_a").alias("id_a"), F.col("item_id_b").alias("id_b"), "score"))
         buckets = max(2 * spark.sparkContext.defaultParallelism, n // 100_000 + 1)
         members = inside.groupBy(F.pmod(F.col("root"), F.lit(buckets)).alias("bucket")).applyInArrow(
-            _guarded(lambda t: _cluster_components(t, thr, max_component)),
-            "item_id string, key_components string, key_center string, key_average string")
+            _guarded(lambda t: _cluster_components(t, thresholds, max_component)),
+            "item_id string, key_components string, key_center string, key_average string, key_linked string")
         members = members.localCheckpoint()
         methods = ("components", "center", "average")
         keyed = ids.join(members, "item_id", "left")
@@ -603,17 +606,18 @@ class SparkDedup:
             frame = frame.join(_dense_index(keyed.select(F.col(f"key_{m}").alias("key")).distinct(), "key")
                                .withColumnRenamed("key", f"key_{m}").withColumnRenamed("index", f"cluster_{m}"),
                                f"key_{m}").drop(f"key_{m}")
-        frame = frame.select("item_id", *[F.col(f"cluster_{m}").cast("long") for m in methods], "row")
+        frame = frame.select("item_id", *[F.col(f"cluster_{m}").cast("long") for m in methods],
+                             F.col(f"cluster_{plan['method']}").cast("long").alias("cluster"), "row")
         self._write_stage(CLUSTERS, frame.drop("row"), run_id)
         clusters = spark.read.parquet(str(self.out / CLUSTERS))
-        summary = {"threshold": thr, "pairs_scored": int(n_scored), "pairs_above_threshold": int(n_above),
+        summary = {**plan, "pairs_scored": int(n_scored), "pairs_above_threshold": int(n_above),
                    "methods": {}}
         truth = self.config.truth_column
         with_truth = None
         if truth and truth in listings.columns:
             with_truth = clusters.join(listings.select("item_id", F.coalesce(F.col(truth).cast("string"), F.concat(
                 F.lit("\x1f_single_"), F.col("item_id"))).alias("truth")), "item_id").localCheckpoint()
-        sizes_c = members.groupBy("key_components").agg(F.count("*").alias("size"))
+        sizes_c = members.groupBy("key_linked").agg(F.count("*").alias("size"))
         big = F.col("size") > max_component
         cs = sizes_c.agg(F.count("*").alias("k"), F.sum("size").alias("members"),
                          F.sum(((F.col("size") >= 3) & ~big).cast("long")).alias("linked"),
@@ -624,7 +628,7 @@ class SparkDedup:
             s = sizes.agg(F.count("*").alias("k"), F.sum((F.col("count") >= 2).cast("long")).alias("g"),
                           F.sum(F.when(F.col("count") >= 2, F.col("count")).otherwise(0)).alias("in"),
                           F.max("count").alias("largest")).first()
-            entry = {"clusters": int(s["k"]), "groups_of_2_or_more": int(s["g"] or 0),
+            entry = {"threshold": thresholds[m], "clusters": int(s["k"]), "groups_of_2_or_more": int(s["g"] or 0),
                      "listings_in_groups": int(s["in"] or 0), "largest": int(s["largest"] or 0)}
             if m == "average":  # as average-link counts them (components of the whole graph)
                 entry["report"] = {"components": int(n - (cs["members"] or 0) + cs["k"]),
@@ -634,8 +638,32 @@ class SparkDedup:
             if with_truth is not None:
                 entry.update(_cluster_metrics(with_truth, f"cluster_{m}"))
             summary["methods"][m] = entry
+        self._groups_page(listings, scores, clusters, plan, n)
         summary["seconds"] = round(time.perf_counter() - t0, 2)
         self.report["clustering"] = summary
+
+    def _groups_page(self, listings, scores, clusters, plan: dict, n: int) -> None:
+        """groups.html as the local engine writes it: every group's figures from Spark, then the
+        shown groups' members, listings and pairs collected to the driver."""
+        from pyspark.sql import functions as F
+        from dupsearch.cluster.page import MAX_GROUPS, page_order, write_groups_page
+        lab = clusters.select("item_id", F.col("cluster").alias("group"))
+        sizes = lab.groupBy("group").agg(F.count("*").alias("size")).where(F.col("size") >= 2)
+        inside = (scores.select("item_id_a", "item_id_b", "score", "blockers")
+                  .join(lab.withColumnRenamed("item_id", "item_id_a"), "item_id_a")
+                  .join(lab.select(F.col("item_id").alias("item_id_b"), F.col("group").alias("group_b")), "item_id_b")
+                  .where(F.col("group") == F.col("group_b")).drop("group_b")).localCheckpoint()
+        stats = inside.groupBy("group").agg(F.mean("score").alias("mean_score"), F.min("score").alias("min_score"),
+                                            F.count("*").alias("pairs"))
+        groups = sizes.join(stats, "group", "left").toPandas().set_index("group")
+        groups["pairs"] = groups["pairs"].fillna(0)
+        shown = self.spark.createDataFrame(pd.DataFrame({"group": page_order(groups).head(MAX_GROUPS).index.to_numpy()}))
+        members = lab.join(F.broadcast(shown), "group")
+        member_listings = listings.join(members.select("item_id"), "item_id").drop("row").toPandas()
+        method = plan["method"]
+        write_groups_page(self.out, member_listings, members.toPandas().set_index("item_id")["group"],
+                          inside.join(F.broadcast(shown), "group").drop("group").toPandas(), method=method,
+                          threshold=plan["thresholds"][method], n_listings=n, groups=groups)
 
 
 class SparkEngine(Engine):

@@ -222,18 +222,22 @@ def _score_group(pairs: pa.Table, listings: pa.Table, model: tuple) -> pa.Table:
                      "score": pa.array(np.asarray(p, np.float32))})
 
 
-def _cluster_components(table: pa.Table, threshold: float, max_component: int) -> pa.Table:
+def _cluster_components(table: pa.Table, thresholds: dict, max_component: int) -> pa.Table:
     """The connected components of one bucket (their pairs, with item ids) -> each member's
-    cluster under the three methods, named by the cluster's smallest item id. Components are
-    independent of each other (every method works inside one), so one ``cluster_graph`` call
-    serves the whole bucket, as one call serves the whole catalogue locally."""
-    from dupsearch.cluster.graph import cluster_graph, graph_from_rows
+    cluster under the three methods (each at its threshold), named by the cluster's smallest
+    item id, and its component at the average-link threshold (``key_linked``: what average-link
+    clusters one by one, for the report). Components are independent of each other (every
+    method works inside one), so one ``cluster_graph`` call serves the whole bucket, as one call
+    serves the whole catalogue locally."""
+    from dupsearch.cluster.graph import _as_series, _components, cluster_graph, graph_from_rows
     ia = np.asarray(table.column("id_a").to_pylist(), dtype=object)
     ib = np.asarray(table.column("id_b").to_pylist(), dtype=object)
     ids, codes = np.unique(np.concatenate([ia, ib]).astype(str), return_inverse=True)
     n = len(ia)
-    graph = graph_from_rows(ids, codes[:n], codes[n:], table.column("score").to_numpy().astype(np.float64), threshold)
-    labels = cluster_graph(graph, threshold, max_component=max_component)
+    graph = graph_from_rows(ids, codes[:n], codes[n:], table.column("score").to_numpy().astype(np.float64),
+                            min(thresholds.values()))
+    labels = cluster_graph(graph, thresholds, max_component=max_component)
+    labels["linked"] = _as_series(graph, _components(graph, thresholds["average"]))
     out = {"item_id": pa.array(ids, pa.string())}
     for method, lab in labels.items():
         lab = lab.reindex(ids).to_numpy()

@@ -34,10 +34,11 @@ log = logging.getLogger(__name__)
 
 KEY_DEPENDENCIES = ("numpy", "pandas", "scipy", "scikit-learn", "rapidfuzz", "catboost",
                     "lightgbm", "pyarrow")
-_log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 # id suffix of a training listing's emptied-text copy (MatcherConfig.missing_text_share)
 MISSING_TEXT_SUFFIX = "\x1fmissing-text"
+# Clustering thresholds are chosen over the candidates of at most this many training listings.
+CLUSTER_TUNING_LISTINGS = 20_000
 PAIR_CATEGORY = "pair_category"  # store column: the category the ensemble's per-category models use
 ENSEMBLE = "ensemble.json"
 
@@ -70,6 +71,20 @@ def valid_overlap(train: pd.DataFrame, valid: pd.DataFrame) -> dict:
     return {"valid_pairs": int(len(valid)), "same_pairs": same, "pairs_sharing_a_listing": int(shares.sum())}
 
 
+def _cluster_settings(manifest: dict) -> tuple[dict[str, float] | None, str | None]:
+    """The clustering thresholds a manifest records (a model from before them has none)."""
+    from dupsearch.cluster.graph import METHODS
+    t, method = manifest.get("cluster_thresholds"), manifest.get("cluster_method")
+    if t is None:
+        return None, None
+    ok = (isinstance(t, dict) and set(t) == set(METHODS) and method in METHODS
+          and all(isinstance(v, (int, float)) and 0.0 <= v <= 1.0 for v in t.values()))
+    if not ok:
+        raise ValueError(f"cluster_thresholds {t!r} / cluster_method {method!r}: expected a threshold in "
+                         f"[0, 1] for each of {list(METHODS)} and one of them as the method")
+    return {m: float(t[m]) for m in METHODS}, str(method)
+
+
 def _labels(pairs: pd.DataFrame, what: str) -> np.ndarray:
     if "label" not in pairs:
         raise DataError(f"{what} pairs need a `label` column (0/1) to train or evaluate", column="label")
@@ -99,6 +114,10 @@ class DuplicateMatcher:
         self.parts_: dict = {}            # component name -> fitted models (see models.ensemble)
         self.combiner_: Combiner | None = None
         self.prior_: float | None = None  # positive rate of the (enlarged) training pairs
+        # Clustering chosen for groups (cluster.tuning): method -> threshold, and the best method;
+        # None when the training pairs held too few true groups to choose them.
+        self.cluster_thresholds_: dict[str, float] | None = None
+        self.cluster_method_: str | None = None
         self._missing_text_ = None        # training only: emptied-text copies of some pairs
 
     @property
@@ -207,13 +226,17 @@ class DuplicateMatcher:
         if valid_pairs is not None:
             overlap = metrics["valid_overlap"] = valid_overlap(pairs, valid_pairs)
             if overlap["same_pairs"]:
-                _log.warning("%d of %d validation pairs are also training pairs: the validation "
+                log.warning("%d of %d validation pairs are also training pairs: the validation "
                              "figures and threshold are optimistic; validate on pairs kept apart",
                              overlap["same_pairs"], overlap["valid_pairs"])
             self._fit_with_validation(listings, pairs, X, y, cat, valid_pairs, metrics, progress)
         else:
             self._fit_with_cv(listings, pairs, X, y, cat, metrics)
         metrics["threshold"] = self.threshold_
+        if valid_pairs is not None:
+            self._choose_cluster_thresholds(listings, valid_pairs, metrics, train_pairs=pairs)
+        else:
+            self._choose_cluster_thresholds(listings, pairs, metrics)
         metrics["feature_fit_seconds"] = t_fit
         metrics["feature_seconds"] = feature_seconds  # store of the training listings + compare of the pairs
         metrics["store_seconds"] = timings["store_seconds"]
@@ -235,6 +258,85 @@ class DuplicateMatcher:
         return self
 
     # ---- training parts ----------------------------------------------------------------
+    def _choose_cluster_thresholds(self, listings: pd.DataFrame, pairs: pd.DataFrame, metrics: dict,
+                                   train_pairs: pd.DataFrame | None = None) -> None:
+        """Each clustering method's threshold by B-cubed F1 (``cluster.tuning``) over scores the
+        model did not train on.
+
+        With the listings' cluster column (every listing's true group), the graph is the one
+        dedup would cluster: the default blockers' candidates among the training listings, the
+        labelled pairs with their held-out scores (out-of-fold, or validation; with validation
+        pairs, only listings no training pair names) and the other candidates with the model's
+        score (pairs it never trained on). Without it, the graph is the labelled pairs and the
+        groups are those the pairs labelled duplicates form: fewer, easier edges than a
+        catalogue's candidates, so the thresholds come out lower than a catalogue's best.
+        """
+        from dupsearch.cluster.tuning import choose_cluster_thresholds, truth_groups
+        t0 = time.perf_counter()
+        col = self.config.cluster_column
+        y, p = self.eval_["y"], self.eval_["p"]
+        ia, ib = pairs["item_id_a"].astype(str).to_numpy(), pairs["item_id_b"].astype(str).to_numpy()
+        graph_of, nodes = "the labelled pairs", None
+        clusters = None
+        if col and col in listings.columns and listings[col].notna().all():
+            clusters = pd.Series(listings[col].to_numpy(), index=listings["item_id"].astype(str))
+            if self.learned_ is not None:
+                graph_of += " (stacked models: scoring every candidate would take too long)"
+            else:
+                found = self._candidate_graph(listings, ia, ib, p, train_pairs)
+                if found is not None:
+                    ia, ib, p, graph_of, nodes = found
+        truth, source = truth_groups(ia if nodes is None else nodes, ib if nodes is None else nodes,
+                                     y if nodes is None else np.zeros(len(nodes)), clusters)
+        rep = choose_cluster_thresholds(ia, ib, p, truth, all_ids=nodes)
+        rep.update({"truth": source, "graph": graph_of, "scores": self.eval_["what"],
+                    "seconds": round(time.perf_counter() - t0, 2)})
+        metrics["clustering"] = rep
+        if "thresholds" in rep:
+            self.cluster_thresholds_, self.cluster_method_ = rep["thresholds"], rep["method"]
+        else:
+            log.info("clustering thresholds not chosen: %s", rep["skipped"])
+
+    def _candidate_graph(self, listings, ia, ib, held_out, train_pairs):
+        """(ids a, ids b, scores, what, every listing's id) of the default blockers' candidates among the training
+        listings (at most ``CLUSTER_TUNING_LISTINGS``, whole groups), the labelled pairs' scores
+        replaced by their held-out ones; None when too few listings remain."""
+        from dupsearch.candidates.blocking import candidate_pairs
+        from dupsearch.candidates.specs import default_blocker_specs, make_blocker
+        named = set(ia) | set(ib)
+        if train_pairs is not None:  # validation: listings that no training pair names
+            named -= set(train_pairs["item_id_a"].astype(str)) | set(train_pairs["item_id_b"].astype(str))
+        ids = listings["item_id"].astype(str)
+        sub = listings[ids.isin(named).to_numpy()]
+        col = self.config.cluster_column
+        groups = sub[col].astype(str).unique()
+        if len(sub) > CLUSTER_TUNING_LISTINGS:  # whole groups, drawn at random
+            rng = np.random.default_rng(self.config.seed)
+            sizes = sub[col].astype(str).value_counts()
+            order = rng.permutation(groups)
+            keep = order[np.cumsum(sizes.reindex(order).to_numpy()) <= CLUSTER_TUNING_LISTINGS]
+            sub = sub[sub[col].astype(str).isin(keep).to_numpy()]
+        if len(sub) < 50:
+            return None
+        sub = sub.reset_index(drop=True)
+        specs = default_blocker_specs(sub)
+        cands = candidate_pairs(sub, [make_blocker(s) for s in specs])
+        sid = sub["item_id"].astype(str).to_numpy()
+        store = self.build_store(sub)
+        rows = store.rows(pd.Series(sid), column="item_id")
+        p = self.score(store, rows[cands.a], rows[cands.b])
+        ca, cb = sid[cands.a], sid[cands.b]
+        # a labelled pair keeps its held-out score
+        key = pd.Index(np.where(ca < cb, ca + "\x1f" + cb, cb + "\x1f" + ca))
+        lab = pd.Series(np.asarray(held_out, float), index=np.where(ia < ib, ia + "\x1f" + ib, ib + "\x1f" + ia))
+        lab = lab[~lab.index.duplicated()]
+        pos = lab.index.get_indexer(key)
+        p = np.where(pos >= 0, lab.to_numpy()[np.maximum(pos, 0)], p)
+        what = (f"the default blockers' candidates among {len(sub):,} training listings ({', '.join(specs)}); "
+                f"{int((pos >= 0).sum()):,} labelled pairs with held-out scores, {int((pos < 0).sum()):,} "
+                "others scored by the model")
+        return ca, cb, p, what, sid
+
     def _missing_text_rows(self, listings, pairs, y, columns) -> None:
         """Features of a sample of the training pairs with the title and description emptied on
         one side or both (``MatcherConfig.missing_text_share``), added to a booster's training
@@ -518,6 +620,7 @@ class DuplicateMatcher:
                 self.importance_.rename("importance").to_csv(tmp / "feature_importance.csv", index_label="feature")
             from dupsearch.digests import folder_files
             manifest = {"format_version": dupsearch.MODEL_FORMAT_VERSION, "threshold": self.threshold_,
+                        "cluster_thresholds": self.cluster_thresholds_, "cluster_method": self.cluster_method_,
                         "n_models": len(self.models_), "backend": self.config.gbdt.backend,
                         "versions": dependency_versions(),
                         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -630,6 +733,7 @@ class DuplicateMatcher:
         self._load_ensemble(path, trust)
         reading[0] = "manifest.json"
         self.threshold_ = float(manifest["threshold"])
+        self.cluster_thresholds_, self.cluster_method_ = _cluster_settings(manifest)
         reading[0] = "metrics.json"
         self.metrics_ = json.loads((path / "metrics.json").read_text())
         imp = path / "feature_importance.csv"
