@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue #19's figures (slow: ~25 minutes on 2 cores). Writes out/bench-groups/*.json; BENCHMARKS.md's
+# Issue #19's figures (slow: ~45 minutes on 2 cores). Writes out/bench-groups/*.json; BENCHMARKS.md's
 # "Groups" tables are generated from copies in bench-results/groups/ (copy them there and run
 # `python -m dupsearch.bench.render`).
 #  1. thresholds: a generated catalogue of 100,000 listings (seed 1) deduplicated with (a) the
@@ -25,3 +25,6 @@ python -m dupsearch.bench.groups thresholds --listings "$M/listings.parquet" --m
 python -m dupsearch.bench.groups thresholds --listings "$M/listings.parquet" \
   --model src/dupsearch/models/default_model --out "$OUT/dedup-default-model" --json "$OUT/thresholds-default-model.json"
 python -m dupsearch.bench.groups default --work "$OUT/default" --benchmarks "$SHARED" --json "$OUT/default-model.json"
+#  3. labels: the labelling curve (0, 50, 200, 1,000 answers, active against random) on a
+#     generated market (seed 41) and abt-buy.
+python -m dupsearch.bench.labels --work "$OUT/labels" --benchmarks "$SHARED" --json "$OUT/labels.json"

@@ -610,6 +610,55 @@ def dedup(
     Console().print(t)
 
 
+@app.command()
+def label(
+    listings: Path = typer.Argument(..., help="The listings to find duplicates in (.parquet, .csv, .jsonl)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Labels file (Parquet): written after every answer; "
+                             "rerun the same command to go on where you stopped."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model that chooses the first questions "
+                                         "(default: the default model shipped with dupsearch)."),
+    retrain_every: int = typer.Option(20, min=0, help="Answers between retrainings on your answers (0: never)."),
+    save_model: Optional[Path] = typer.Option(None, help="Save each retrained model here (for dedup --model)."),
+    web: bool = typer.Option(False, "--web", help="Show the pairs on a local page (127.0.0.1) with the photos "
+                             "instead of the terminal."),
+    port: int = typer.Option(0, min=0, max=65535, help="Port of the --web page (0: a free one)."),
+    mapping: Optional[Path] = typer.Option(None, help="TOML column mapping to the data contract."),
+    trust_model: bool = typer.Option(False, "--trust-model", help=TRUST_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+):
+    """Label the pairs that teach a model most: candidates dedup would score, least certain first,
+    categories in turn. Keys: y (duplicates), n (not), u (unsure), b (back), q (quit)."""
+    _setup_logging(verbose)
+    from dupsearch.io import read_listings
+    from dupsearch.label.active import ActiveLabeler, LabelConfig, LabelFile
+    from dupsearch.label.session import Session
+    from dupsearch.models import DuplicateMatcher
+    _check_outputs(inputs=(listings, mapping, model), files=(("--out", out),),
+                   model=("--save-model", save_model))
+    labels = LabelFile(out).read()  # a file that is not ours is refused before any work
+    if model is None:
+        from dupsearch.models.default import default_model_path
+        model, name = default_model_path(), "default model"
+    else:
+        name = f"model {model}"
+    matcher = DuplicateMatcher.load(model, trust=trust_model)
+    lst, rep = read_listings(listings, mapping=mapping)
+    console.print(f"[dim]{rep}[/dim]")
+    with console.status("candidate pairs and their scores…"):
+        labeler = ActiveLabeler(lst, matcher, LabelConfig(retrain_every=retrain_every), labels=labels,
+                            model_name=name)
+    console.print(f"{len(labeler.a):,} candidate pairs; {len(labels):,} answers in {out}")
+    session = Session(labeler, LabelFile(out), retrain_every=retrain_every, save_model=save_model,
+                      say=console.print)
+    if web:
+        from dupsearch.label.web import serve_session
+        counts = serve_session(session, port=port, say=console.print)
+    else:
+        from dupsearch.label.terminal import run_terminal
+        counts = run_terminal(session, console)
+    console.print(f"{counts['answers']:,} answers saved in {out} (y {counts['y']}, n {counts['n']}, u {counts['u']})")
+
+
 index_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                         help="A catalogue index for online matching: build, add, remove, compact, verify.")
 app.add_typer(index_app, name="index")

@@ -181,14 +181,15 @@ class DuplicateMatcher:
         store, ia, ib = self.pair_store(listings, pairs, progress)
         return self.store_features(store, ia, ib, progress=progress)
 
-    def training_features(self, listings: pd.DataFrame, pairs: pd.DataFrame, progress: bool = False):
+    def training_features(self, listings: pd.DataFrame, pairs: pd.DataFrame, progress: bool = False,
+                          corpus: pd.DataFrame | None = None):
         """Fit the feature pipeline (and the stacked learned matchers) on the training pairs;
         returns their feature frame X, labels y, categories and timings."""
         cfg = self.config
         y = _labels(pairs, "training")
         t0 = time.perf_counter()
         # Corpus statistics come from the training listings only.
-        train = listings_for(listings, pairs)
+        train = listings_for(listings, pairs) if corpus is None else corpus
         self.pipeline_ = FeaturePipeline(cfg.features).fit(train, progress=progress)
         self.learned_ = None
         timings = {"feature_fit_seconds": time.perf_counter() - t0}
@@ -215,8 +216,11 @@ class DuplicateMatcher:
         return X, y, np.asarray(store[PAIR_CATEGORY])[ia], timings
 
     def fit(self, listings: pd.DataFrame, pairs: pd.DataFrame, valid_pairs: pd.DataFrame | None = None,
-            progress: bool = False) -> "DuplicateMatcher":
-        X, y, cat, timings = self.training_features(listings, pairs, progress=progress)
+            progress: bool = False, corpus: pd.DataFrame | None = None) -> "DuplicateMatcher":
+        """``corpus``: the listings the feature pipeline's corpus statistics (IDF, vocabularies)
+        come from; default: the training pairs' listings. Active labelling passes the whole
+        catalogue being labelled (no test split to leak into)."""
+        X, y, cat, timings = self.training_features(listings, pairs, progress=progress, corpus=corpus)
         t_fit, feature_seconds = timings["feature_fit_seconds"], timings["feature_seconds"]
         learned_seconds = timings.get("learned_seconds")
         cfg = self.config

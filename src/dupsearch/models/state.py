@@ -192,7 +192,7 @@ def save_state(obj, path_stem: str | Path) -> list[Path]:
     js = path_stem.with_name(path_stem.name + ".json")
     npz = path_stem.with_name(path_stem.name + ".npz")
     buf = io.BytesIO()
-    np.savez(buf, **enc.arrays)
+    np.savez_compressed(buf, **enc.arrays)  # vocabularies and IDF: a smaller model folder
     atomic_write(npz, lambda fh: fh.write(buf.getvalue()))
     atomic_write_text(js, json.dumps({"format": 1, "state": tree}, ensure_ascii=False))
     return [js, npz]
