@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dupsearch.bench.runner import source_commit
+from dupsearch.bench.runner import source_commit, write_result
 
 
 def _cli(*args, log: Path) -> None:
@@ -153,15 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--benchmarks", type=Path)
     d.add_argument("--json", type=Path, required=True)
     args = ap.parse_args(argv)
-    from dupsearch.atomic import atomic_write_text
     if args.what == "thresholds":
         res = thresholds_run(args.listings, args.model, args.out)
     else:
         args.work.mkdir(parents=True, exist_ok=True)
         res = default_run(args.work, args.benchmarks)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.json, json.dumps(res, indent=1))
-    print(f"-> {args.json}")
+    write_result(args.json, res)
     return 0
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dupsearch.bench.runner import source_commit
+from dupsearch.bench.runner import source_commit, write_result
 
 STEPS = (0, 50, 200, 1000)
 
@@ -115,10 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     res = {"steps": list(STEPS), "runs": [generated(args.work)], **source_commit()}
     if args.benchmarks is not None and (args.benchmarks / "abt-buy").is_dir():
         res["runs"].append(abt_buy(args.benchmarks))
-    from dupsearch.atomic import atomic_write_text
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.json, json.dumps(res, indent=1))
-    print(f"-> {args.json}")
+    write_result(args.json, res)
     return 0
 
 

@@ -29,6 +29,17 @@ def source_commit() -> dict:
     return {"commit": head, "tree_dirty": bool(dirty)}
 
 
+def write_result(path: str | Path, result: dict) -> Path:
+    """A benchmark's JSON, written atomically (its folder made), and a line saying where."""
+    import json
+    from dupsearch.atomic import atomic_write_text
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(result, indent=1))
+    print(f"-> {path}")
+    return path
+
+
 def run_benchmark(dataset_dir: str | Path, train_size: str = "medium",
                   config: MatcherConfig | None = None, progress: bool = False,
                   model_out: str | Path | None = None, report_dir: str | Path | None = None) -> dict:

@@ -125,10 +125,22 @@ def write_groups_page(out_dir: str | os.PathLike, listings: pd.DataFrame, cluste
             "groups_shown": int(len(shown)), "listings_in_groups": int(groups["size"].sum()),
             "listings": int(len(clusters) if n_listings is None else n_listings), "cards": cards, "groups": data_groups}
     blob = json.dumps(data, ensure_ascii=False, allow_nan=False).replace("</", "<\\/")
-    page = _TEMPLATE.replace("__TITLE__", html.escape(title)).replace("__DATA__", blob)
+    page = (_TEMPLATE.replace("__TITLE__", html.escape(title)).replace("__HELPERS__", JS_HELPERS)
+            .replace("__DATA__", blob))
     path = out / PAGE
     atomic_write_bytes(path, page.encode("utf-8"))
     return path
+
+
+# The pages' small DOM helpers ($: element by id; el: element with attributes and children).
+JS_HELPERS = """const $ = (id) => document.getElementById(id);
+function el(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  for (const k of kids) e.append(k);
+  return e;
+}
+"""
 
 
 def _round(v) -> float | None:
@@ -180,13 +192,7 @@ const DATA = JSON.parse(document.getElementById("data").textContent);
 const PER_PAGE = 20;
 let order = DATA.groups.slice();
 let view = order, page = 0, hit = null;
-const $ = (id) => document.getElementById(id);
-function el(tag, attrs, ...kids) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
-  for (const k of kids) e.append(k);
-  return e;
-}
+__HELPERS__
 function card(i) {
   const c = DATA.cards[i];
   const d = el("div", {class: "card" + (c.id === hit ? " hit" : ""), "data-id": c.id});

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import parse_qs, urlparse
 
+from dupsearch.cluster.page import JS_HELPERS
 from dupsearch.label.session import KEYS, Session
 
 MAX_BODY = 1024
@@ -58,7 +59,7 @@ def make_server(session: Session, port: int = 0, say: Callable[[str], None] = pr
         def do_GET(self):  # noqa: N802 (http.server's name)
             url = urlparse(self.path)
             if url.path == "/":
-                self._send(200, _PAGE.encode(), "text/html; charset=utf-8")
+                self._send(200, _PAGE.replace("__HELPERS__", JS_HELPERS).encode(), "text/html; charset=utf-8")
             elif url.path == "/api/question":
                 with lock:
                     self._json(question())
@@ -137,13 +138,7 @@ footer{padding:0 1.2em 1em}button{font-size:1em;padding:0.4em 1em;margin-right:0
 <div id="line"></div></footer>
 <script>
 "use strict";
-const $ = (id) => document.getElementById(id);
-function el(tag, attrs, ...kids) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
-  for (const k of kids) e.append(k);
-  return e;
-}
+__HELPERS__
 function fill(box, v) {
   box.replaceChildren(el("h2", {}, v.title || "(no title)"));
   if (v.price !== null) box.append(el("div", {class: "price"}, v.price.toLocaleString()));
