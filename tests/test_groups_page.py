@@ -105,3 +105,24 @@ def test_search_by_item_id_finds_its_group(page, run):
     pg.click("#clear")
     assert pg.locator("section.group").count() == 20
     assert problems == []
+
+
+def test_photos_show_from_the_page_beside_them(browser, tmp_path):
+    """A catalogue with photos, deduplicated with the default model: the page's photos are paths
+    relative to it, and they load."""
+    data = tmp_path / "data"
+    run_cli("generate", data, "-n", 400, "--seed", 9, "--photos", check_ok=True)
+    out = tmp_path / "dd"
+    run_cli("dedup", data / "listings.parquet", "--out", out, check_ok=True)
+    pg = browser.new_page()
+    problems = []
+    pg.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    pg.goto((out / "groups.html").as_uri())
+    pg.wait_for_selector("section.group img")
+    pg.wait_for_function("[...document.querySelectorAll('section.group img')].slice(0, 10).every((i) => i.complete)")
+    srcs = pg.eval_on_selector_all("section.group img", "els => els.map((e) => e.getAttribute('src'))")
+    assert srcs and all(s.startswith("../data/photos/") for s in srcs)
+    assert pg.evaluate("[...document.querySelectorAll('section.group img')].slice(0, 10)"
+                       ".every((i) => i.naturalWidth > 0)")
+    assert problems == []
+    pg.close()
