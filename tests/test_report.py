@@ -253,3 +253,19 @@ def test_shap_from_a_real_model(tmp_path):
     assert_png(tmp_path / "shap_summary.png")
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert list(saved["shap_mean_abs"])[0] == "a"
+
+
+def test_clustering_curves_are_drawn_with_the_chosen_thresholds(scores, tmp_path):
+    from dupsearch.cluster.tuning import choose_cluster_thresholds
+    from tests.test_cluster_tuning import _planted
+    y, p = scores[0], scores[1]
+    a, b, s, truth = _planted()
+    clustering = {**choose_cluster_thresholds(a, b, s, truth), "graph": "planted pairs", "scores": "given",
+                  "truth": "cluster column"}
+    write_report(tmp_path, y, p, {"threshold": 0.5}, clustering=clustering)
+    assert_png(tmp_path / "clustering.png")
+    html = (tmp_path / "report.html").read_text()
+    assert "src='clustering.png'" in html and "default method" in html
+    skipped = tmp_path / "skipped"
+    write_report(skipped, y, p, {"threshold": 0.5}, clustering={"skipped": "3 true groups; need 10"})
+    assert "Clustering thresholds were not chosen: 3 true groups; need 10" in (skipped / "report.html").read_text()
