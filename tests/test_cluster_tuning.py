@@ -143,3 +143,29 @@ def test_dedup_clusters_each_method_at_the_models_threshold(trained, tmp_path):
     run_cli("dedup", data / "listings.parquet", "--model", model, "--out", out, "--threshold", 0.8, check_ok=True)
     rep = json.loads((out / "report.json").read_text())["clustering"]
     assert rep["thresholds"] == {"components": 0.8, "center": 0.8, "average": 0.8} and rep["source"] == "--threshold"
+
+
+def test_thresholds_tuned_on_a_deduplicated_catalogue(trained, tmp_path):
+    from dupsearch.cluster.tuning import choose_cluster_thresholds
+    data, model = trained["data"], trained["model"]
+    run = tmp_path / "dd"
+    run_cli("dedup", data / "listings.parquet", "--model", model, "--out", run, check_ok=True)
+    out = tmp_path / "tuned"
+    run_cli("thresholds", model, "--run", run, "--listings", data / "listings.parquet", "--out", out, check_ok=True)
+    from dupsearch.models import DuplicateMatcher
+    tuned, first = DuplicateMatcher.load(out), DuplicateMatcher.load(model)
+    scores = pd.read_parquet(run / "scores", columns=["item_id_a", "item_id_b", "score"])
+    listings = pd.read_parquet(data / "listings.parquet")
+    ids = listings["item_id"].astype(str)
+    want = choose_cluster_thresholds(scores["item_id_a"], scores["item_id_b"], scores["score"],
+                                     pd.Series(listings["cluster_id"].astype(str).to_numpy(), index=ids), all_ids=ids)
+    assert tuned.cluster_thresholds_ == want["thresholds"] and tuned.cluster_method_ == want["method"]
+    assert tuned.metrics_["clustering_catalogue"]["before"]["thresholds"] == first.cluster_thresholds_
+    assert tuned.threshold_ == first.threshold_  # the pair threshold stays
+    # the tuned model is another model: the run was not scored by it
+    p = run_cli("thresholds", out, "--run", run, "--listings", data / "listings.parquet", "--out", tmp_path / "t2")
+    assert p.returncode == 2 and "scored by another model" in p.stderr + p.stdout
+    # no truth column: one line, exit 2
+    listings.drop(columns=["cluster_id"]).to_parquet(tmp_path / "nolabels.parquet")
+    p = run_cli("thresholds", model, "--run", run, "--listings", tmp_path / "nolabels.parquet", "--out", tmp_path / "t3")
+    assert p.returncode == 2 and "no column 'cluster_id'" in p.stderr + p.stdout and "Traceback" not in p.stderr

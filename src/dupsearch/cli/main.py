@@ -611,6 +611,34 @@ def dedup(
 
 
 @app.command()
+def thresholds(
+    model: Path = typer.Argument(..., help="Model directory (the one the dedup run used)."),
+    run: Path = typer.Option(..., "--run", help="A finished `dupsearch dedup` output folder, scored by MODEL."),
+    listings: Path = typer.Option(..., "--listings", help="The listings that run deduplicated, with known groups."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model directory to write (MODEL itself to update it)."),
+    truth: str = typer.Option("cluster_id", help="Listings column naming each listing's true group."),
+    mapping: Optional[Path] = typer.Option(None, help="TOML column mapping to the data contract."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+):
+    """Choose each clustering method's threshold (and the default method) by B-cubed F1 on a
+    deduplicated catalogue with known groups, and save the model with them: a catalogue larger than
+    the training data wants higher cuts than `train` chose."""
+    _setup_logging(verbose)
+    _check_outputs(inputs=(listings, mapping, run), model=("--out", out))
+    from dupsearch.engines.thresholds import tune_thresholds
+    rep = tune_thresholds(model, run, listings, out, truth=truth, mapping=mapping, log=console.print)
+    t = Table(title=f"B-cubed F1 on {run} against {truth}")
+    for c in ("method", "threshold before", "threshold now", "B-cubed F1", "pairwise F1"):
+        t.add_column(c, justify="right" if c != "method" else "left")
+    before = rep["before"]["thresholds"] or {}
+    for m, b in rep["best"].items():
+        t.add_row(m + (" (default)" if m == rep["method"] else ""),
+                  f"{before[m]:.2f}" if m in before else "-", f"{b['threshold']:.2f}",
+                  f"{b['bcubed_f1']:.4f}", f"{b['pairwise_f1']:.4f}")
+    Console().print(t)
+
+
+@app.command()
 def label(
     listings: Path = typer.Argument(..., help="The listings to find duplicates in (.parquet, .csv, .jsonl)."),
     out: Path = typer.Option(..., "--out", "-o", help="Labels file (Parquet): written after every answer; "
