@@ -9,7 +9,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from tests.helpers import run_cli, small_market_and_model
+from tests.helpers import run_cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (extra dev) drives the browser")
@@ -21,9 +21,10 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("page")
-    data, model, _ = small_market_and_model(root, 1200, seed=4)
+    data = root / "data"
+    run_cli("generate", data, "-n", 1200, "--seed", 4, "--no-photos", check_ok=True)
     out = root / "dd"
-    run_cli("dedup", data / "listings.parquet", "--model", model, "--out", out, check_ok=True)
+    run_cli("dedup", data / "listings.parquet", "--out", out, check_ok=True)  # the default model
     clusters = pd.read_parquet(out / "clusters.parquet")
     return {"out": out, "clusters": clusters, "listings": pd.read_parquet(data / "listings.parquet")}
 

@@ -17,14 +17,16 @@ import pytest
 from dupsearch.label.active import ActiveLabeler, LabelConfig, LabelFile
 from dupsearch.label.session import Session
 from dupsearch.models import DuplicateMatcher
-from tests.helpers import one_line, small_market_and_model
+from tests.helpers import one_line, run_cli
 
 
 @pytest.fixture(scope="module")
 def market(tmp_path_factory):
+    from dupsearch.models.default import default_model_path
     root = tmp_path_factory.mktemp("label")
-    data, model, _ = small_market_and_model(root, 1200, seed=6)
-    return {"root": root, "listings": data / "listings.parquet", "model": model}
+    data = root / "data"
+    run_cli("generate", data, "-n", 1200, "--seed", 6, "--no-photos", check_ok=True)
+    return {"root": root, "listings": data / "listings.parquet", "model": default_model_path()}
 
 
 def _label(market, out, keys: str, *extra):
@@ -106,7 +108,6 @@ def test_web_page_on_loopback_answers_with_keys_and_buttons(tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     from dupsearch.io import read_listings
     from dupsearch.label.web import make_server
-    from tests.helpers import run_cli
     data = tmp_path / "data"
     run_cli("generate", data, "-n", 300, "--seed", 8, "--photos", check_ok=True)
     lst, _ = read_listings(data / "listings.parquet")
