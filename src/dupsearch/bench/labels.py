@@ -57,8 +57,9 @@ def curve(listings, test, pool, truth, strategy: str, seed: int = 0) -> list[dic
         # the figures of the model the session now asks with (the first one until a retrained
         # model ranks the answers better)
         row = {"answers": done, "duplicates": rep["duplicates"], "seconds": round(time.perf_counter() - t0, 1),
-               "model": lab.model_name, **{k: rep[k] for k in ("skipped", "pr_auc", "first_model_pr_auc")
-                                           if k in rep}}
+               "model": lab.model_name, "answers_pr_auc_retrained": rep.get("pr_auc"),
+               "answers_pr_auc_first": rep.get("first_model_pr_auc"), "bootstrap_wins": rep.get("bootstrap_wins"),
+               **({"skipped": rep["skipped"]} if "skipped" in rep else {})}
         row.update(_figures(lab.model, listings, test))
         out.append(row)
         print(strategy, json.dumps(row), flush=True)

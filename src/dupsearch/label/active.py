@@ -45,6 +45,9 @@ class LabelConfig:
     # where it was unsure. 0: train on the answers alone.
     pseudo_labels: int = 2000
     pseudo_margin: float = 0.05
+    # The share of bootstrap resamples of the answers in which the retrained model's out-of-fold
+    # PR-AUC must beat the first model's for it to take over.
+    replace_confidence: float = 0.95
 
 
 def fast_matcher_config(cfg: LabelConfig):
@@ -175,12 +178,15 @@ class ActiveLabeler:
         pos = self.key.get_indexer(pd.Index(_pair_keys(pairs["item_id_a"].to_numpy(dtype=object),
                                                        pairs["item_id_b"].to_numpy(dtype=object))))
         first = binary_metrics(y[pos >= 0], self.first_p[pos[pos >= 0]])
+        ok = pos >= 0  # answers of pairs in this pool (a file may hold another session's)
+        wins = _bootstrap_wins(y[ok], np.asarray(m.oof_)[:len(pairs)][ok], self.first_p[pos[ok]], self.config.seed)
         entry.update({"pr_auc": round(float(oof["pr_auc"]), 4), "best_f1": round(float(oof["best_f1"]), 4),
-                      "first_model_pr_auc": round(float(first["pr_auc"]), 4),
+                      "first_model_pr_auc": round(float(first["pr_auc"]), 4), "bootstrap_wins": round(wins, 3),
                       "seconds": round(time.perf_counter() - t0, 1)})
         self.last_trained = m
-        # a retrained model replaces the first only where it ranks the answers better
-        if entry["pr_auc"] > entry["first_model_pr_auc"]:
+        # A retrained model replaces the first only where it ranks the answers better in most
+        # resamples of them: a few dozen answers rank noisily, and a worse model asks worse questions.
+        if wins >= self.config.replace_confidence:
             self._use(m, f"trained on {len(pairs)} answers")
             entry["kept"] = "retrained"
         else:
@@ -281,6 +287,20 @@ class ActiveLabeler:
         pos = self.key.get_indexer(pd.Index(_pair_keys(np.array([str(last["item_id_a"])], dtype=object),
                                                        np.array([str(last["item_id_b"])], dtype=object))))
         return int(pos[0]) if pos[0] >= 0 else None
+
+
+def _bootstrap_wins(y: np.ndarray, new: np.ndarray, first: np.ndarray, seed: int, rounds: int = 200) -> float:
+    """Share of bootstrap resamples of the answers in which ``new`` has the higher PR-AUC
+    (a paired comparison: both scored the same resampled answers)."""
+    from sklearn.metrics import average_precision_score
+    rng = np.random.default_rng(seed)
+    wins, n = 0, len(y)
+    for _ in range(rounds):  # per resample, not per pair: PR-AUC is a whole-sample figure
+        i = rng.integers(0, n, n)
+        if y[i].min() == y[i].max():
+            continue
+        wins += average_precision_score(y[i], new[i]) > average_precision_score(y[i], first[i])
+    return wins / rounds
 
 
 def _pair_keys(a: np.ndarray, b: np.ndarray) -> np.ndarray:

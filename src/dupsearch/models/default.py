@@ -1,6 +1,7 @@
 """The default model shipped inside the package: `dupsearch dedup LISTINGS --out DIR` with no
---model. Trained by `bash scripts/train_default_model.sh` on a generated marketplace (the shared
-benchmarks carry no licence that allows shipping a model trained on them), saved as a plain
+--model. Trained by `bash scripts/train_default_model.sh` on a generated marketplace, its
+clustering thresholds tuned on a larger one (the shared benchmarks carry no licence that allows
+shipping a model trained on them), saved as a plain
 model directory (native booster files, JSON, .npz; digests in its manifest): loading it runs no
 code. A catalogue unlike the generated one (another language, other fields) does better with a
 model trained on its own labels."""
