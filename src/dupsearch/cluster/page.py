@@ -41,6 +41,19 @@ def _attributes(v) -> list[list[str]]:
     return [[_text(k), _text(x)] for k, x in items]
 
 
+def listing_fields(r, description_chars: int = DESCRIPTION_CHARS) -> dict:
+    """What a person needs to judge one listing (a row of the listings frame), as plain
+    JSON-ready values; photos are left to the caller (paths relative to a page, or served)."""
+    price = r.get("price")
+    return {"item_id": _text(r.get("item_id")), "title": _text(r.get("title")),
+            "price": None if price is None or pd.isna(price) else float(price),
+            "description": _text(r.get("description"), description_chars),
+            "category": " / ".join(_text(r.get(c)) for c in ("category_l1", "category_l2", "category_l3")
+                                   if _text(r.get(c))),
+            "city": _text(r.get("city")), "seller": _text(r.get("seller_id")),
+            "attributes": _attributes(r.get("attributes"))}
+
+
 def _photos(v, page_dir: Path) -> list[str]:
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return []
@@ -105,14 +118,9 @@ def write_groups_page(out_dir: str | os.PathLike, listings: pd.DataFrame, cluste
             if i not in index_of:
                 r = lst.loc[i]
                 index_of[i] = len(cards)
-                cards.append({
-                    "id": i, "title": _text(r.get("title")), "price": None if pd.isna(r.get("price", np.nan))
-                    else float(r.get("price")),
-                    "description": _text(r.get("description"), DESCRIPTION_CHARS),
-                    "category": " / ".join(_text(r.get(c)) for c in ("category_l1", "category_l2", "category_l3")
-                                           if _text(r.get(c))),
-                    "city": _text(r.get("city")), "seller": _text(r.get("seller_id")),
-                    "attributes": _attributes(r.get("attributes")), "photos": _photos(r.get("images"), out)})
+                fields = listing_fields(r)
+                del fields["item_id"]
+                cards.append({"id": i, **fields, "photos": _photos(r.get("images"), out)})
         gp = by_group.get(g)
         plist = [] if gp is None else [
             [a, b, round(float(s), 4), bl] for a, b, s, bl in

@@ -404,6 +404,16 @@ def _label_column(s: pd.Series, source: str, rows: np.ndarray) -> np.ndarray:
     return labels
 
 
+
+def pair_key_array(a, b) -> np.ndarray:
+    """Order-free key of each pair of item ids ("a\x1fb" with a <= b): (x, y) and (y, x) are one
+    pair. ``a``, ``b``: sequences of id strings of one length."""
+    a = np.asarray(a, dtype=object).astype(str).astype(object)
+    b = np.asarray(b, dtype=object).astype(str).astype(object)
+    first = a <= b
+    return np.where(first, a, b) + "\x1f" + np.where(first, b, a)
+
+
 def normalize_pairs(df: pd.DataFrame, *, source: str = MEMORY_SOURCE,
                     listing_ids: Iterable[str] | pd.Series | None = None,
                     on_unknown: str = "raise", on_self_pair: str = "skip"
@@ -466,8 +476,7 @@ def normalize_pairs(df: pd.DataFrame, *, source: str = MEMORY_SOURCE,
         keep &= ~self_pair
 
     # Unordered key, so (x, y) and (y, x) are the same pair.
-    lo, hi = a.where(a <= b, b), b.where(a <= b, a)
-    key = (lo + "\x1f" + hi)[keep]
+    key = pd.Series(pair_key_array(a, b), index=a.index)[keep]
     dup = key.duplicated(keep="first")
     if dup.any():
         positions = np.flatnonzero(keep)  # key's index is the row position already

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from dupsearch.atomic import atomic_write_bytes
 from dupsearch.errors import DataError
+from dupsearch.io.schema import pair_key_array
 
 LABELS_KEY = b"dupsearch_labels"
 LABEL_COLUMNS = ["item_id_a", "item_id_b", "label", "answer", "score", "model", "answered_at"]
@@ -123,13 +124,13 @@ class ActiveLabeler:
                                     progress=progress)
             pool = (cands.a, cands.b)
         self.a, self.b = np.asarray(pool[0], np.int64), np.asarray(pool[1], np.int64)
-        once = ~pd.Index(_pair_keys(self.ids[self.a], self.ids[self.b])).duplicated()  # a pair is asked once
+        once = ~pd.Index(pair_key_array(self.ids[self.a], self.ids[self.b])).duplicated()  # a pair is asked once
         self.a, self.b = self.a[once], self.b[once]
         col = self.config.strata_column
         strata = (self.listings[col].fillna("").astype(str).to_numpy(dtype=object) if col in self.listings
                   else np.full(len(self.listings), "", dtype=object))
         self.stratum = pd.factorize(strata[self.a])[0]
-        self.key = pd.Index(_pair_keys(self.ids[self.a], self.ids[self.b]))
+        self.key = pd.Index(pair_key_array(self.ids[self.a], self.ids[self.b]))
         self.labels = (labels if labels is not None else empty_labels()).reset_index(drop=True)
         self.history: list[dict] = []     # one entry per retraining: answers, held-out figures
         self.recent: list[int] = []
@@ -175,7 +176,7 @@ class ActiveLabeler:
         from dupsearch.models.metrics import binary_metrics
         y = pairs["label"].to_numpy()
         oof = binary_metrics(y, np.asarray(m.oof_)[:len(pairs)])
-        pos = self.key.get_indexer(pd.Index(_pair_keys(pairs["item_id_a"].to_numpy(dtype=object),
+        pos = self.key.get_indexer(pd.Index(pair_key_array(pairs["item_id_a"].to_numpy(dtype=object),
                                                        pairs["item_id_b"].to_numpy(dtype=object))))
         first = binary_metrics(y[pos >= 0], self.first_p[pos[pos >= 0]])
         ok = pos >= 0  # answers of pairs in this pool (a file may hold another session's)
@@ -214,7 +215,7 @@ class ActiveLabeler:
     # -- questions
     def answered(self) -> np.ndarray:
         """Pool positions already answered (any answer)."""
-        keys = _pair_keys(self.labels["item_id_a"].astype(str).to_numpy(dtype=object),
+        keys = pair_key_array(self.labels["item_id_a"].astype(str).to_numpy(dtype=object),
                           self.labels["item_id_b"].astype(str).to_numpy(dtype=object))
         pos = self.key.get_indexer(pd.Index(keys))
         return pos[pos >= 0]
@@ -284,7 +285,7 @@ class ActiveLabeler:
             return None
         last = self.labels.iloc[-1]
         self.labels = self.labels.iloc[:-1].reset_index(drop=True)
-        pos = self.key.get_indexer(pd.Index(_pair_keys(np.array([str(last["item_id_a"])], dtype=object),
+        pos = self.key.get_indexer(pd.Index(pair_key_array(np.array([str(last["item_id_a"])], dtype=object),
                                                        np.array([str(last["item_id_b"])], dtype=object))))
         return int(pos[0]) if pos[0] >= 0 else None
 
@@ -303,6 +304,3 @@ def _bootstrap_wins(y: np.ndarray, new: np.ndarray, first: np.ndarray, seed: int
     return wins / rounds
 
 
-def _pair_keys(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lo, hi = np.where(a < b, a, b), np.where(a < b, b, a)
-    return lo + "\x1f" + hi

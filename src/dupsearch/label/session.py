@@ -9,31 +9,18 @@ from typing import Callable
 
 import numpy as np
 
+from dupsearch.cluster.page import listing_fields
 from dupsearch.label.active import ActiveLabeler, LabelFile
 
 KEYS = {"y": "yes, duplicates", "n": "no", "u": "unsure", "b": "back", "q": "quit"}
 
 
 def listing_view(labeler: ActiveLabeler, row: int) -> dict:
-    """What a person needs to judge one listing (plain values, JSON-ready)."""
+    """What a person needs to judge one listing (plain values, JSON-ready), with its photo paths."""
     r = labeler.listings.iloc[int(row)]
-
-    def text(v, limit=None):
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            return ""
-        s = str(v)
-        return s if limit is None or len(s) <= limit else s[:limit] + "…"
-    attrs = r.get("attributes")
-    attrs = [] if attrs is None or (isinstance(attrs, float) and np.isnan(attrs)) else \
-        [[text(k), text(v)] for k, v in (attrs.items() if isinstance(attrs, dict) else attrs)]
     images = r.get("images")
     images = [] if images is None or (isinstance(images, float) and np.isnan(images)) else [str(p) for p in images]
-    price = r.get("price")
-    return {"item_id": text(r.get("item_id")), "title": text(r.get("title")),
-            "price": None if price is None or (isinstance(price, float) and np.isnan(price)) else float(price),
-            "category": " / ".join(text(r.get(c)) for c in ("category_l1", "category_l2", "category_l3") if text(r.get(c))),
-            "city": text(r.get("city")), "seller": text(r.get("seller_id")), "attributes": attrs,
-            "description": text(r.get("description"), 600), "images": images}
+    return {**listing_fields(r, 600), "images": images}
 
 
 class Session:

@@ -55,9 +55,8 @@ def dependency_versions() -> dict[str, str]:
 
 def pair_keys(pairs: pd.DataFrame) -> pd.Series:
     """Order-free key of each pair ("a\x1fb" with a <= b), vectorised."""
-    a, b = pairs["item_id_a"].astype(str).reset_index(drop=True), pairs["item_id_b"].astype(str).reset_index(drop=True)
-    first = a <= b
-    return a.where(first, b) + "\x1f" + b.where(first, a)
+    from dupsearch.io.schema import pair_key_array
+    return pd.Series(pair_key_array(pairs["item_id_a"], pairs["item_id_b"]))
 
 
 def valid_overlap(train: pd.DataFrame, valid: pd.DataFrame) -> dict:
@@ -331,8 +330,9 @@ class DuplicateMatcher:
         p = self.score(store, rows[cands.a], rows[cands.b])
         ca, cb = sid[cands.a], sid[cands.b]
         # a labelled pair keeps its held-out score
-        key = pd.Index(np.where(ca < cb, ca + "\x1f" + cb, cb + "\x1f" + ca))
-        lab = pd.Series(np.asarray(held_out, float), index=np.where(ia < ib, ia + "\x1f" + ib, ib + "\x1f" + ia))
+        from dupsearch.io.schema import pair_key_array
+        key = pd.Index(pair_key_array(ca, cb))
+        lab = pd.Series(np.asarray(held_out, float), index=pair_key_array(ia, ib))
         lab = lab[~lab.index.duplicated()]
         pos = lab.index.get_indexer(key)
         p = np.where(pos >= 0, lab.to_numpy()[np.maximum(pos, 0)], p)
