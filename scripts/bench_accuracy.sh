@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Accuracy on the five shared benchmarks at seeds 0, 100 and 200, without and with MiniLM
-# (slow: ~10 min per seed without, ~20 with, on 2 cores). Saves every run's JSON under
-# bench-results/accuracy/<variant>/seed<S>/ (tracked: BENCHMARKS.md's tables are generated from
-# them) and regenerates those tables. Run it on a clean tree: each JSON records the commit.
-#   bash scripts/bench_accuracy.sh [default|minilm ...]   (default: both)
+# Accuracy on the five shared benchmarks at seeds 0, 100 and 200 (SEEDS="0" for one), per variant:
+#   default   the booster alone (~2 min per seed on 2 cores)
+#   minilm    + MiniLM bi-encoder features (~10 min per seed)
+#   blend     + the MiniLM cross-encoder, issue #20's recipe (~70 min per seed: <= 15 min a dataset)
+#   rouge     + word-level ROUGE-L features (ablation, ~2 min per seed)
+#   default-dirty, blend-dirty   those on the dirty variants (values moved into the title, p 0.5)
+# Saves every run's JSON under bench-results/accuracy/<variant>/seed<S>/ (tracked: BENCHMARKS.md's
+# tables are generated from them) and regenerates those tables. Run it on a clean tree: each JSON
+# records the commit.
+#   bash scripts/bench_accuracy.sh [default|minilm|blend|rouge|default-dirty|blend-dirty ...]
+#   (no argument: default and minilm)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$ROOT"
@@ -13,12 +19,16 @@ for variant in "${VARIANTS[@]}"; do
   case "$variant" in
     default) extra=() ;;
     minilm) extra=(-t minilm) ;;
-    *) echo "unknown variant $variant (default, minilm)" >&2; exit 2 ;;
+    blend) extra=(--cross-encoder minilm) ;;
+    rouge) extra=(--rouge) ;;
+    default-dirty) extra=(--dirty 0.5) ;;
+    blend-dirty) extra=(--cross-encoder minilm --dirty 0.5) ;;
+    *) echo "unknown variant $variant (default, minilm, blend, rouge, default-dirty, blend-dirty)" >&2; exit 2 ;;
   esac
   for seed in ${SEEDS:-0 100 200}; do
     out="bench-results/accuracy/$variant/seed$seed"
     mkdir -p "$out"
-    for ds in abt-buy amazon-google walmart-amazon wdc-computers wdc-cameras; do
+    for ds in ${DATASETS:-abt-buy amazon-google walmart-amazon wdc-computers wdc-cameras}; do
       dupsearch bench "$BENCH/$ds" --train-size medium --seed "$seed" --json "$out/$ds.json" "${extra[@]}"
     done
   done

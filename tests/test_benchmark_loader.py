@@ -171,3 +171,40 @@ def test_wdc_computers_small_vs_medium():
     assert len(small.test) == len(medium.test) == 1098
     assert int(medium.test["label"].sum()) == 299
     assert small.files["train"].name == "train-small.txt"
+
+
+# --------------------------------------------------------------------------- dirty variants
+
+def test_dirty_record_moves_values_into_the_title():
+    from dupsearch.io.benchmark import dirty_record
+    assert dirty_record(C, 0.0) == C
+    everything = parse_record(dirty_record(C, 1.0))
+    assert everything[0] == ("title", "tv 42 lg electronics - tv about 300")
+    assert [v for _, v in everything[1:]] == ["", "", "", ""]  # attributes kept, emptied
+    # p = 0.5: each value either stays or moves, never both, never lost; the draw is the record's
+    values = [v for _, v in parse_record(C)[1:] if v]
+    moved_counts = []
+    for seed in range(40):
+        once = dirty_record(C, 0.5, seed)
+        assert once == dirty_record(C, 0.5, seed)
+        fields = dict(parse_record(once))
+        stayed = [v for v in values if v in fields.values() and fields["title"].find(v) < 0]
+        moved = [v for v in values if fields["title"].endswith(v) or f" {v} " in f" {fields['title']} "]
+        assert sorted(stayed + moved) == sorted(values)
+        moved_counts.append(len(moved))
+    assert 0 < np.mean(moved_counts) < len(values)  # some seeds move some values, not all
+    assert dirty_record(B.replace("name", "brand"), 1.0) == B.replace("name", "brand")  # no title: as is
+
+
+def test_dirty_benchmark_keeps_ids_and_pairs(tmp_path):
+    d = tmp_path / "ds"
+    d.mkdir()
+    for split in ("train", "valid", "test"):
+        write_split(d / f"{split}.txt", [f"{C}\t{A}\t0", f"{C}\t{C}\t1"])
+    clean, dirty = load_benchmark(d), load_benchmark(d, dirty=1.0)
+    assert list(clean.listings["item_id"]) == list(dirty.listings["item_id"])
+    assert clean.train.equals(dirty.train)
+    row = dirty.listings.set_index("item_id").loc[record_id(C)]
+    assert row["title"].startswith("tv 42 lg") and not row["attributes"]
+    with pytest.raises(ValueError, match="dirty"):
+        load_benchmark(d, dirty=1.5)

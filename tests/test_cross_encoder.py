@@ -314,3 +314,88 @@ def test_minilm_cross_encoder_trains_and_predicts(tmp_path):
           f"batch 16, precision {model._precision}, torch threads {__import__('torch').get_num_threads()}: "
           f"train {32 / fit_s:.1f} pairs/s ({64 / fit_s:.1f} sequences/s, both orders, model load "
           f"included), predict {32 / predict_s:.1f} pairs/s ({64 / predict_s:.1f} sequences/s, both orders)")
+
+
+# ----------------------------------------------------------------------------- training levers
+
+def test_training_lever_settings_are_checked():
+    from dupsearch.models.cross_encoder import _bucketed, _positive_weight
+    for bad in (0, -1, "heavy"):
+        with pytest.raises(ValueError, match="pos_weight"):
+            CrossEncoderConfig(pos_weight=bad)
+    with pytest.raises(ValueError, match="eval_every"):
+        CrossEncoderConfig(eval_every=0)
+    y = np.array([1, 0, 0, 0, 1, 0, 0, 0])
+    assert _positive_weight("balanced", y) == 3.0 and _positive_weight(None, y) == 1.0
+    assert _positive_weight(2.5, y) == 2.5
+    # buckets: every sequence once per epoch; inside a batch the lengths are close
+    lengths = np.random.default_rng(0).integers(5, 500, 1000)
+    order = _bucketed(np.random.default_rng(1), lengths, 10)
+    assert sorted(order.tolist()) == list(range(1000))
+    spread = np.ptp(lengths[order].reshape(-1, 10), axis=1).mean()
+    assert spread < np.ptp(lengths[np.random.default_rng(2).permutation(1000)].reshape(-1, 10), axis=1).mean() / 5
+
+
+@needs_torch
+def test_early_stopping_keeps_the_best_validation_weights(tiny_bert, tmp_path):
+    a, b, y = easy_pairs(200, seed=5)
+    va, vb, vy = easy_pairs(80, seed=6)
+    cfg = _tiny_config(tiny_bert, epochs=3, eval_every=0.5, pos_weight="balanced", freeze_embeddings=True,
+                       length_buckets=True)
+    model = CrossEncoderModel(cfg).fit(a, b, y, valid=(va, vb, vy))
+    epochs = [e for e, _ in model.valid_history_]
+    assert epochs == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
+    best_epoch, best = max(model.valid_history_, key=lambda h: h[1])
+    assert model.best_epoch_ == best_epoch
+    # the kept weights are the best evaluation's: scoring valid again gives its PR-AUC
+    from sklearn.metrics import average_precision_score
+    assert average_precision_score(vy, model.predict_proba(va, vb)) == pytest.approx(best, abs=1e-4)
+    # frozen embeddings did not move
+    fresh = CrossEncoderModel(cfg)
+    fresh._load(fresh.model_dir_, new_head=True)
+    np.testing.assert_array_equal(model._model.get_input_embeddings().weight.detach().numpy(),
+                                  fresh._model.get_input_embeddings().weight.detach().numpy())
+    model.save(tmp_path / "ce")
+    loaded = CrossEncoderModel.load(tmp_path / "ce")
+    assert loaded.best_epoch_ == best_epoch and [tuple(h) for h in loaded.valid_history_] == model.valid_history_
+
+
+@needs_torch
+def test_matcher_blends_one_cross_encoder_on_validation_pairs(tiny_bert, tmp_path):
+    """combine='blend': one fine-tune (no out-of-fold ones), the booster never sees the
+    cross-encoder's score, and every score is the fitted blend of the two probabilities."""
+    from dupsearch.models import DuplicateMatcher, GBDTConfig, MatcherConfig
+    from dupsearch.models.stacking import CROSS_ENCODER_FEATURE, StackingConfig
+    from dupsearch.synth import generate_marketplace, split_pairs
+    m = generate_marketplace(200, seed=3)
+    train, valid, test = split_pairs(m, fractions=(0.6, 0.2, 0.2), seed=3)
+    ce = _tiny_config(tiny_bert, epochs=1, eval_every=0.5, pos_weight="balanced").to_dict()
+    cfg = MatcherConfig(gbdt=GBDTConfig(max_iterations=40, early_stopping_rounds=10, threads=1), n_models=1,
+                        stacking=StackingConfig(cross_encoder=ce, combine="blend"))
+    with pytest.raises(ValueError, match="valid"):
+        DuplicateMatcher(cfg).fit(m.listings, train)
+    matcher = DuplicateMatcher(cfg).fit(m.listings, train, valid)
+    assert CROSS_ENCODER_FEATURE not in matcher.feature_names
+    rep = matcher.metrics_["stacking"]["cross_encoder"]
+    assert rep["combine"] == "blend" and "oof_pr_auc" not in rep and [h[0] for h in rep["valid_history"]] == [0.5, 1.0]
+    store, ia, ib = matcher.pair_store(m.listings, test)
+    X = matcher.store_features(store, ia, ib)
+    booster = matcher.predict_proba_features(X)
+    p = matcher.score(store, ia, ib)
+    w, b = rep["blend"]["weights"], rep["blend"]["intercept"]
+    logit = lambda q: np.log(np.clip(q, 1e-6, 1 - 1e-6) / (1 - np.clip(q, 1e-6, 1 - 1e-6)))  # noqa: E731
+    expected = 1 / (1 + np.exp(-(w[0] * logit(booster) + w[1] * logit(X[CROSS_ENCODER_FEATURE].to_numpy()) + b)))
+    np.testing.assert_allclose(p, expected, rtol=1e-6)
+    matcher.save(tmp_path / "model")
+    again = DuplicateMatcher.load(tmp_path / "model")
+    np.testing.assert_allclose(again.predict_proba(m.listings, test), p, atol=1e-5)
+    # a damaged blend is named on load, never guessed
+    import json as _json
+    path = tmp_path / "model" / "stacking" / "stacking.json"
+    state = _json.loads(path.read_text())
+    state["blend"]["weights"] = [1.0]
+    from dupsearch.errors import ModelFileError
+    from dupsearch.models.stacking import LearnedFeatures
+    path.write_text(_json.dumps(state))
+    with pytest.raises(ModelFileError, match="blend"):
+        LearnedFeatures.load(path.parent)

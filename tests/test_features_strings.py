@@ -8,14 +8,14 @@ import pytest
 from rapidfuzz import fuzz
 from rapidfuzz.distance import JaroWinkler, LCSseq, Levenshtein
 
-from dupsearch.features.strings import MAX_CHARS, PARTIAL_CHARS, SCORERS
+from dupsearch.features.strings import MAX_CHARS, PARTIAL_CHARS, ROUGE_FIELDS, SCORERS
 from helpers import field_pairs, pair_batch, string_features
 
 ALL_SCORES = list(SCORERS)
 
 
-def titles(*pairs):
-    return string_features(field_pairs("title", *pairs), fields=("title",))
+def titles(*pairs, **kw):
+    return string_features(field_pairs("title", *pairs), fields=("title",), **kw)
 
 
 def test_columns_per_field():
@@ -23,7 +23,11 @@ def test_columns_per_field():
     for field in ("title", "description", "attrs"):
         for s in ALL_SCORES:
             assert f"strings.{field}.{s}" in f.columns
-    assert len(f.columns) == 3 * len(ALL_SCORES)
+    assert len(f.columns) == 3 * len(ALL_SCORES)  # ROUGE-L is off by default
+    f = string_features(pair_batch((dict(title="a"), dict(title="b"))), rouge_fields=ROUGE_FIELDS)
+    rouge = [f"strings.{field}.rouge_l" for field in ROUGE_FIELDS]
+    assert list(f.columns[-len(rouge):]) == rouge
+    assert len(f.columns) == 3 * len(ALL_SCORES) + len(rouge)
     f = string_features(pair_batch((dict(title="a"), dict(title="b"))), fields=("text",))
     assert len(f.columns) == len(ALL_SCORES)
 
@@ -115,3 +119,25 @@ def test_symmetric_in_pair_order():
     fwd = titles(*pairs)
     bwd = titles(*[(b, a) for a, b in pairs])
     pd.testing.assert_frame_equal(fwd, bwd)
+
+
+def test_rouge_l_is_word_level_lcs():
+    from dupsearch.features.base import hash_strings
+    from dupsearch.features.strings import word_strings
+    on = dict(rouge_fields=("title",))
+    f = titles(("red apple iphone case", "apple red iphone case cover"), **on).iloc[0]
+    # word LCS: "apple iphone case" (or "red iphone case"): 3 words of 4 + 5
+    assert f["strings.title.rouge_l"] == pytest.approx(2 * 3 / 9)
+    assert titles(("a b c", "a b c"), **on).iloc[0]["strings.title.rouge_l"] == pytest.approx(1.0)
+    assert np.isnan(titles(("a b c", ""), **on).iloc[0]["strings.title.rouge_l"])
+    words = word_strings(hash_strings(["x", "y", "x", "z"] * 100), np.array([2, 0, 398]), max_words=256)
+    assert [len(w) for w in words] == [2, 0, 256]
+    assert words[0] == word_strings(hash_strings(["x", "y"]), np.array([2]))[0]
+    assert words[2][:2] == word_strings(hash_strings(["x", "z"]), np.array([2]))[0] != words[0]
+
+
+def test_models_saved_before_rouge_keep_their_columns():
+    from dupsearch.features.strings import StringFamily
+    fam = StringFamily(fields=("title",), rouge_fields=("title",))
+    del fam.rouge_fields  # as a family restored from an older model's state
+    assert fam.settings()["rouge_fields"] == []

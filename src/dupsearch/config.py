@@ -25,7 +25,7 @@ FAMILY_NAMES = ("category", "strings", "sets", "antiwords", "lengths", "price", 
                 "attributes", "embeddings", "images")
 # Each family's constructor settings (checked against the classes by the tests).
 FAMILY_SETTINGS = {
-    "category": (), "strings": ("fields", "max_chars", "partial_chars"), "sets": ("fields", "word_ngrams"),
+    "category": (), "strings": ("fields", "max_chars", "partial_chars", "rouge_fields"), "sets": ("fields", "word_ngrams"),
     "antiwords": ("fields",), "lengths": ("fields",), "price": (), "scripts": ("fields",),
     "corpus": ("fields", "char_fields"), "attributes": ("top_k",),
 }
@@ -92,6 +92,9 @@ class FeatureConfig:
                                  f"its settings: {sorted(FAMILY_SETTINGS[name])}")
 
 
+STACKING_COMBINE = ("features", "blend")
+
+
 @dataclass
 class StackingConfig:
     # Settings of `models.cross_encoder.CrossEncoderConfig` (e.g. {"model": "minilm",
@@ -102,6 +105,15 @@ class StackingConfig:
     image_model: dict | None = None
     # Folds of the out-of-fold scores; None: the matcher's cv_folds (the booster's folds).
     folds: int | None = None
+    # How the cross-encoder's score joins the booster's: "features" = its out-of-fold score is a
+    # booster feature (a fine-tune per fold and a final one); "blend" = one fine-tune on all
+    # training pairs, early-stopped on the validation pairs, and the two logits combined by a
+    # logistic regression fitted on the validation pairs (needs them; a quarter of the CPU time).
+    combine: str = "features"
+
+    def __post_init__(self):
+        if self.combine not in STACKING_COMBINE:
+            raise ValueError(f"unknown stacking combine {self.combine!r}; choose one of {STACKING_COMBINE}")
 
     @property
     def enabled(self) -> bool:

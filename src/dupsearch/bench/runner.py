@@ -42,10 +42,13 @@ def write_result(path: str | Path, result: dict) -> Path:
 
 def run_benchmark(dataset_dir: str | Path, train_size: str = "medium",
                   config: MatcherConfig | None = None, progress: bool = False,
-                  model_out: str | Path | None = None, report_dir: str | Path | None = None) -> dict:
+                  model_out: str | Path | None = None, report_dir: str | Path | None = None,
+                  dirty: float = 0.0) -> dict:
+    """``dirty`` > 0: the dataset's dirty variant (``io.benchmark.dirty_record``, values moved into
+    the title with that probability; the records' draws seeded by the config's seed)."""
     dataset_dir = Path(dataset_dir)
-    data = load_benchmark(dataset_dir, train_size=train_size)
     config = config or MatcherConfig()
+    data = load_benchmark(dataset_dir, train_size=train_size, dirty=dirty, dirty_seed=config.seed)
     t0 = time.perf_counter()
     matcher = DuplicateMatcher(config).fit(data.listings, data.train, data.valid, progress=progress)
     train_seconds = time.perf_counter() - t0
@@ -59,6 +62,7 @@ def run_benchmark(dataset_dir: str | Path, train_size: str = "medium",
         "dataset": data.name,
         "data_path": str(dataset_dir),
         "train_size": train_size if sized else None,
+        "dirty": dirty or None,
         "n_train": int(len(data.train)), "n_valid": int(len(data.valid)), "n_test": int(len(data.test)),
         "n_test_positive": int(y.sum()),
         "f1": round(100 * m["f1"], 2),

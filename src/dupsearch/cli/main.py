@@ -84,13 +84,47 @@ CROSS_ENCODER_HELP = ("Fine-tune a cross-encoder on the labelled pairs and stack
                       "under the booster: 'minilm' (bundled) or a local Hugging Face model folder.")
 
 
-def _stacking(cross_encoder: Optional[str], epochs: int, max_length: int,
-              image_backbone: Optional[str] = None, image_size: int = 224, image_epochs: int = 3):
+ROUGE_HELP = ("Also compare word sequences (ROUGE-L: longest common subsequence of words) of the title, "
+              "description, attributes and all text together.")
+
+
+def _with_rouge(features, on: bool):
+    if not on:
+        return features
+    from dupsearch.features.strings import ROUGE_FIELDS
+    settings = {**features.family_settings}
+    settings["strings"] = {**settings.get("strings", {}), "rouge_fields": list(ROUGE_FIELDS)}
+    return replace(features, family_settings=settings)
+
+
+# the cross-encoder recipe's epochs (models.cross_encoder.RECIPE holds the rest)
+CE_EPOCHS = 3.0
+
+
+class Combine(str, Enum):
+    features = "features"
+    blend = "blend"
+
+
+COMBINE_HELP = ("How the cross-encoder joins the booster: 'blend' (one fine-tune, early-stopped on the "
+                "validation pairs, logits blended on them; needs --valid) or 'features' (its out-of-fold "
+                "score as a booster feature: a fine-tune per fold and a final one). Default: blend when "
+                "there are validation pairs.")
+
+
+def _stacking(cross_encoder: Optional[str], epochs: Optional[float], max_length: int,
+              image_backbone: Optional[str] = None, image_size: int = 224, image_epochs: int = 3,
+              combine: str = "features"):
+    from dupsearch.models.cross_encoder import RECIPE
     from dupsearch.models.stacking import StackingConfig
+    # blend: issue #20's recipe; features: issue #5's out-of-fold stacking as it was measured
+    recipe = RECIPE if combine == "blend" else {}
+    epochs = epochs if epochs is not None else (CE_EPOCHS if combine == "blend" else 1)
     return StackingConfig(
-        cross_encoder={"model": cross_encoder, "epochs": epochs, "max_length": max_length} if cross_encoder else None,
+        cross_encoder={**recipe, "model": cross_encoder, "epochs": epochs, "max_length": max_length}
+        if cross_encoder else None,
         image_model={"backbone": image_backbone, "image_size": image_size, "epochs": image_epochs}
-        if image_backbone else None)
+        if image_backbone else None, combine=combine)
 
 
 class Blend(str, Enum):
@@ -199,7 +233,10 @@ def train(
     image_encoder: Optional[list[str]] = typer.Option(None, "--image-encoder", "-i", help=IMAGE_ENCODER_HELP),
     embedding_components: Optional[int] = typer.Option(None, min=0, help=COMPONENTS_HELP),
     cross_encoder: Optional[str] = typer.Option(None, help=CROSS_ENCODER_HELP),
-    cross_encoder_epochs: int = typer.Option(1, min=1, help="Fine-tuning epochs of the cross-encoder."),
+    cross_encoder_epochs: Optional[float] = typer.Option(
+        None, min=0.1, help=f"Fine-tuning epochs of the cross-encoder (default: at most {CE_EPOCHS:g} within "
+                            f"the recipe's CPU budget for blend, 1 for features)."),
+    cross_encoder_combine: Optional[Combine] = typer.Option(None, help=COMBINE_HELP),
     cross_encoder_max_length: int = typer.Option(128, min=16, help="Tokens per pair for the cross-encoder."),
     contrastive_image: Optional[str] = typer.Option(
         None, help="Fine-tune this timm backbone (e.g. resnet50) with contrastive loss on the photos of "
@@ -233,8 +270,11 @@ def train(
     if embedding_components is not None:
         cfg.features = replace(cfg.features, embedding_components=embedding_components)
     if cross_encoder or contrastive_image:
+        combine = (cross_encoder_combine or (Combine.blend if valid is not None else Combine.features)).value
+        if combine == "blend" and valid is None:
+            raise typer.BadParameter("--cross-encoder-combine blend fits the blend on validation pairs: give --valid")
         cfg.stacking = _stacking(cross_encoder, cross_encoder_epochs, cross_encoder_max_length,
-                                 contrastive_image, contrastive_image_size, contrastive_epochs)
+                                 contrastive_image, contrastive_image_size, contrastive_epochs, combine)
     try:
         cfg = _ensemble(cfg, per_category, blend, align, calibrate, automl, enlarge)
     except ValueError as e:
@@ -359,9 +399,16 @@ def bench(
     text_encoder: Optional[list[str]] = typer.Option(None, "--text-encoder", "-t", help=TEXT_ENCODER_HELP),
     embedding_components: int = typer.Option(0, min=0, help=COMPONENTS_HELP),
     cross_encoder: Optional[str] = typer.Option(None, help=CROSS_ENCODER_HELP),
-    cross_encoder_epochs: int = typer.Option(1, min=1, help="Fine-tuning epochs of the cross-encoder."),
+    cross_encoder_epochs: Optional[float] = typer.Option(
+        None, min=0.1, help=f"Fine-tuning epochs of the cross-encoder (default: at most {CE_EPOCHS:g} within "
+                            f"the recipe's CPU budget for blend, 1 for features)."),
+    cross_encoder_combine: Optional[Combine] = typer.Option(None, help=COMBINE_HELP),
     cross_encoder_max_length: int = typer.Option(128, min=16, help="Tokens per pair for the cross-encoder."),
     stack_folds: int = typer.Option(3, min=2, help="Folds of the cross-encoder's out-of-fold scores."),
+    rouge: bool = typer.Option(False, "--rouge/--no-rouge", help=ROUGE_HELP),
+    dirty: float = typer.Option(0.0, min=0.0, max=1.0, help="Measure the dataset's dirty variant: each value "
+                                "other than the title moved into the title with this probability "
+                                "(Magellan's dirty sets used 0.5), seeded by --seed."),
     per_category: bool = typer.Option(False, help=PER_CATEGORY_HELP),
     blend: Blend = typer.Option(Blend.learned, help="Blend weights: learned on validation scores, or equal."),
     align: bool = typer.Option(True, "--align/--no-align", help="Prior-shift per-category scores."),
@@ -378,9 +425,10 @@ def bench(
     from dupsearch.bench import run_benchmark
     from dupsearch.models import GBDTConfig, MatcherConfig
     cfg = MatcherConfig(gbdt=GBDTConfig(backend=backend.value), n_models=n_models, seed=seed,
-                        features=replace(_features(text_encoder, None),
-                                         embedding_components=embedding_components),
-                        stacking=replace(_stacking(cross_encoder, cross_encoder_epochs, cross_encoder_max_length),
+                        features=_with_rouge(replace(_features(text_encoder, None),
+                                                     embedding_components=embedding_components), rouge),
+                        stacking=replace(_stacking(cross_encoder, cross_encoder_epochs, cross_encoder_max_length,
+                                                   combine=(cross_encoder_combine or Combine.blend).value),
                                          folds=stack_folds))
     try:
         cfg = _ensemble(cfg, per_category, blend, align, calibrate, automl, enlarge)
@@ -388,7 +436,7 @@ def bench(
         raise typer.BadParameter(str(e)) from None
     with console.status(f"benchmark {dataset_dir.name}…"):
         res = run_benchmark(dataset_dir, train_size=train_size.value, config=cfg, progress=False,
-                            model_out=model_out, report_dir=report)
+                            model_out=model_out, report_dir=report, dirty=dirty)
     t = Table(title=f"{res['dataset']} (test split of {dataset_dir})")
     t.add_column("metric"); t.add_column("value", justify="right")
     for k in ("f1", "precision", "recall", "pr_auc", "roc_auc", "threshold", "n_features", "train_seconds",
@@ -396,9 +444,14 @@ def bench(
         t.add_row(k, str(res[k]))
     if res.get("stacking"):
         ce = res["stacking"].get("cross_encoder", {})
-        t.add_row("cross-encoder alone (out-of-fold PR-AUC)", f"{ce.get('oof_pr_auc', float('nan')):.4f}")
-        t.add_row("cross-encoder seconds (out-of-fold + final)",
-                  f"{ce.get('oof_seconds', 0):.0f} + {ce.get('final_seconds', 0):.0f}")
+        if ce.get("combine") == "blend":
+            t.add_row("cross-encoder alone (validation PR-AUC)", f"{ce.get('valid_pr_auc', float('nan')):.4f}")
+            t.add_row("cross-encoder fine-tune seconds", f"{ce.get('final_seconds', 0):.0f}")
+            t.add_row("blend weights (booster, cross-encoder logits)", str(ce.get("blend", {}).get("weights")))
+        else:
+            t.add_row("cross-encoder alone (out-of-fold PR-AUC)", f"{ce.get('oof_pr_auc', float('nan')):.4f}")
+            t.add_row("cross-encoder seconds (out-of-fold + final)",
+                      f"{ce.get('oof_seconds', 0):.0f} + {ce.get('final_seconds', 0):.0f}")
     for name, st in (res.get("encoders") or {}).items():
         rate = f"{st['items_per_second']:,.0f} items/s" if st.get("items_per_second") else "-"
         t.add_row(f"encoder {name}", f"{st['encoded']:,} encoded, {st['cached']:,} cached; {rate}")
@@ -490,7 +543,7 @@ def ablate(
         name = str(pairs)
     cfg = _config(backend, 1, folds, seed, config, text_encoder, image_encoder)
     if cross_encoder:
-        cfg.stacking = _stacking(cross_encoder, 1, 128)
+        cfg.stacking = _stacking(cross_encoder, None, 128)
     try:
         cfg = _ensemble(cfg, False, Blend.learned, True, calibrate, automl, False)
     except ValueError as e:

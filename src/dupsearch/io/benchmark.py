@@ -78,8 +78,30 @@ def _record_to_listing(item_id: str, record: str) -> tuple[dict, bool]:
     return row, bad_price
 
 
-def load_benchmark_split(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, LoadReport]:
-    """One benchmark file -> (listings, pairs, report). Pairs are item_id_a, item_id_b, label."""
+def dirty_record(record: str, p: float = 0.5, seed: int = 0) -> str:
+    """A record as in Magellan's "dirty" benchmarks (Mudgal et al., SIGMOD 2018): each attribute
+    value other than the title is moved to the end of the title with probability ``p`` (its
+    attribute left empty). The draw depends on the record and ``seed`` only, so a record that
+    recurs across pairs and splits is made dirty the same way everywhere."""
+    fields = parse_record(record)
+    title = next((i for i, (k, _) in enumerate(fields) if k.lower() in _TITLE_KEYS), None)
+    if title is None or p <= 0:
+        return record
+    rng = np.random.default_rng([int(seed), int(record_id(record), 16) & 0xFFFFFFFF])
+    moved = []
+    for i, (k, v) in enumerate(fields):
+        if i != title and v and rng.random() < p:
+            moved.append(v)
+            fields[i] = (k, "")
+    fields[title] = (fields[title][0], " ".join([fields[title][1], *moved]).strip())
+    return " ".join(f"COL {k} VAL {v}" for k, v in fields)
+
+
+def load_benchmark_split(path: str | Path, dirty: float = 0.0, dirty_seed: int = 0
+                         ) -> tuple[pd.DataFrame, pd.DataFrame, LoadReport]:
+    """One benchmark file -> (listings, pairs, report). Pairs are item_id_a, item_id_b, label.
+    ``dirty`` > 0: the records made dirty first (``dirty_record``; ids stay those of the clean
+    records)."""
     path = Path(path)
     if not path.is_file():
         raise DataError("benchmark file not found", path=str(path))
@@ -122,7 +144,7 @@ def load_benchmark_split(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, 
     report = LoadReport(str(path), rows_read=len(labels), rows_kept=len(labels))
     rows, bad_prices = [], 0
     for record, item_id in ids.items():
-        row, bad = _record_to_listing(item_id, record)
+        row, bad = _record_to_listing(item_id, dirty_record(record, dirty, dirty_seed) if dirty else record)
         rows.append(row)
         bad_prices += bad
     report.note("unparseable price (kept in attributes['price'])", bad_prices)
@@ -176,14 +198,18 @@ def _split_file(directory: Path, split: str, train_size: str) -> Path:
                     path=str(directory))
 
 
-def load_benchmark(dataset_dir: str | Path, train_size: str = "medium") -> BenchmarkData:
+def load_benchmark(dataset_dir: str | Path, train_size: str = "medium", dirty: float = 0.0,
+                   dirty_seed: int = 0) -> BenchmarkData:
     """Load ``train``/``valid``/``test`` of one benchmark folder (e.g. .../benchmarks/abt-buy).
 
     Datasets with ``train-small.txt``/``train-medium.txt`` (the WDC ones) use ``train_size`` to pick
-    the train and valid files; the others ignore it.
+    the train and valid files; the others ignore it. ``dirty`` > 0 loads the dirty variant
+    (``dirty_record``: values moved into the title with that probability).
     """
     if train_size not in TRAIN_SIZES:
         raise ValueError(f"train_size must be one of {TRAIN_SIZES}, not {train_size!r}")
+    if not 0 <= dirty <= 1:
+        raise ValueError(f"dirty must be a probability in [0, 1], not {dirty!r}")
     directory = Path(dataset_dir)
     if not directory.is_dir():
         siblings = (sorted(p.name for p in directory.parent.iterdir() if p.is_dir())
@@ -198,7 +224,7 @@ def load_benchmark(dataset_dir: str | Path, train_size: str = "medium") -> Bench
                   directory.name, train_size)
     listings, pairs, reports = [], {}, {}
     for split, path in files.items():
-        split_listings, pairs[split], reports[split] = load_benchmark_split(path)
+        split_listings, pairs[split], reports[split] = load_benchmark_split(path, dirty, dirty_seed)
         listings.append(split_listings)
     # Same record -> same hashed id in every split, so dropping repeated ids is a true dedup.
     all_listings = (pd.concat(listings, ignore_index=True)

@@ -179,6 +179,22 @@ class CrossEncoderConfig:
         BERT-likes). 0 is the default: MiniLM without dropout was better on both benchmarks
         tried (test F1 +5 to +21 after one epoch, equal or better after three, two seeds each)
         and trains 15-35% faster on CPU (no random masks).
+    pos_weight: weight of the duplicates in the loss: None = 1, a number, or "balanced" =
+        negatives / positives of the training pairs. Benchmarks hold 9-25% duplicates; with the
+        plain loss one CPU epoch on walmart-amazon learned nothing (out-of-fold PR-AUC 0.28).
+    freeze_embeddings: keep the word-embedding table fixed. In MiniLM it is half the weights
+        (30k x 384); its gradient and AdamW update are a large share of a CPU step, and a few
+        thousand pairs do not move it usefully.
+    length_buckets: training batches of similar length (shuffled pools of 50 batches, sorted by
+        length, cut into batches, the batches shuffled): on CPU a batch costs its longest
+        sequence, and random batches of product texts pad short titles to the longest description.
+    eval_every: with validation pairs given to `fit`, score them every this many epochs (and at
+        the end) and keep the weights with the best validation PR-AUC (early stopping on valid,
+        as the benchmarks' protocol allows).
+    budget_tokens: when set, train for budget_tokens / (tokens of one epoch + 16 per sequence)
+        epochs, at least 1 and at most `epochs`: the same CPU time on every dataset (a CPU step
+        costs about its tokens plus a fixed 16 tokens' worth per sequence, fitted on two
+        benchmarks), so short texts get more epochs than long ones.
     """
 
     model: str = MINILM
@@ -196,6 +212,11 @@ class CrossEncoderConfig:
     max_grad_norm: float = 1.0
     precision: str = "auto"
     dropout: float | None = 0.0
+    pos_weight: float | str | None = None
+    freeze_embeddings: bool = False
+    length_buckets: bool = False
+    eval_every: float = 1.0
+    budget_tokens: int | None = None
 
     def __post_init__(self) -> None:
         self.model = str(self.model)
@@ -215,6 +236,17 @@ class CrossEncoderConfig:
             raise ValueError(f"CrossEncoderConfig: precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}")
         if self.dropout is not None and not 0 <= float(self.dropout) < 1:
             raise ValueError(f"CrossEncoderConfig: dropout must be in [0, 1) or None, got {self.dropout}")
+        if self.pos_weight is not None and self.pos_weight != "balanced":
+            try:
+                ok = float(self.pos_weight) > 0
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ValueError(f"CrossEncoderConfig: pos_weight must be > 0, 'balanced' or None, got {self.pos_weight!r}")
+        if self.budget_tokens is not None and int(self.budget_tokens) < 1:
+            raise ValueError(f"CrossEncoderConfig: budget_tokens must be >= 1 or None, got {self.budget_tokens}")
+        if not float(self.eval_every) > 0:
+            raise ValueError(f"CrossEncoderConfig: eval_every must be > 0 epochs, got {self.eval_every}")
         if self.max_train_pairs is not None and int(self.max_train_pairs) < 2:
             raise ValueError(f"CrossEncoderConfig: max_train_pairs must be >= 2 or None, got {self.max_train_pairs}")
 
@@ -225,6 +257,16 @@ class CrossEncoderConfig:
     def from_dict(cls, d: dict) -> "CrossEncoderConfig":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+# The training levers `dupsearch train/bench --cross-encoder` use (one recipe for every dataset;
+# BENCHMARKS.md, "Accuracy", measures each): duplicates weighted up to the negatives, the word
+# embeddings frozen, batches of similar length, the best validation epoch kept, batches of 32 at a
+# higher learning rate (fewer, cheaper steps on CPU).
+# The CPU budget: 1,800,000 tokens (+16 per sequence) of training, about 11 minutes on this
+# project's 2 cores (epochs: at most the given number, at least 1).
+RECIPE = {"pos_weight": "balanced", "freeze_embeddings": True, "length_buckets": True, "eval_every": 1.0,
+          "batch_size": 32, "learning_rate": 8e-5, "budget_tokens": 1_800_000}
 
 
 # --------------------------------------------------------------------------- model directory
@@ -382,6 +424,30 @@ def _stratified_subsample(labels: np.ndarray, cap: int, seed: int) -> np.ndarray
     return np.sort(keep)
 
 
+def _positive_weight(setting, labels: np.ndarray) -> float:
+    """The loss weight of duplicates for `CrossEncoderConfig.pos_weight`."""
+    if setting is None:
+        return 1.0
+    if setting == "balanced":
+        pos = float(np.sum(labels == 1))
+        return float(len(labels) - pos) / pos if pos else 1.0
+    return float(setting)
+
+
+def _bucketed(rng: np.random.Generator, lengths: np.ndarray, batch_size: int, pool: int = 50) -> np.ndarray:
+    """A shuffled order of all sequences in which each run of `batch_size` has similar lengths:
+    pools of `pool` batches drawn at random, sorted by length inside, cut into batches, and the
+    batches shuffled (so an epoch does not go from short to long)."""
+    perm = rng.permutation(len(lengths))
+    size = pool * batch_size
+    batches = []
+    for start in range(0, len(perm), size):
+        chunk = perm[start:start + size]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    return np.concatenate([batches[i] for i in rng.permutation(len(batches))]) if batches else perm
+
+
 def _pad_to(x: np.ndarray, width: int, left: bool, fill: int) -> np.ndarray:
     if x.ndim == 1 or x.shape[1] == width:
         return x
@@ -460,6 +526,10 @@ class CrossEncoderModel:
         self.n_train_pairs_: int = 0
         self.n_train_sequences_: int = 0
         self.fit_seconds_: float | None = None
+        self.valid_history_: list[tuple[float, float]] = []
+        self.valid_scores_: np.ndarray | None = None
+        self.best_epoch_: float | None = None
+        self.epochs_: float | None = None
         self._model = None
         self._tokenizer = None
         self._device: str | None = None
@@ -533,8 +603,12 @@ class CrossEncoderModel:
 
     # ---- fit -------------------------------------------------------------------------
     def fit(self, texts_a: Sequence[str], texts_b: Sequence[str], labels: Sequence[int],
-            progress: bool = False) -> "CrossEncoderModel":
-        """Fine-tune a fresh head (and the encoder) on the labelled pairs; returns self."""
+            progress: bool = False, valid: tuple | None = None) -> "CrossEncoderModel":
+        """Fine-tune a fresh head (and the encoder) on the labelled pairs; returns self.
+
+        ``valid``: (texts_a, texts_b, labels) of validation pairs; scored every
+        ``config.eval_every`` epochs, and the weights with the best PR-AUC on them are kept
+        (``valid_history_`` lists (epoch, PR-AUC) per evaluation)."""
         cfg = self.config
         a, b = _as_texts(texts_a, "texts_a"), _as_texts(texts_b, "texts_b")
         y = np.asarray(labels, dtype=np.float32).reshape(-1)
@@ -543,6 +617,12 @@ class CrossEncoderModel:
             raise ValueError("cannot fit a cross-encoder on 0 pairs")
         if not np.isin(y, (0.0, 1.0)).all():
             raise ValueError("cross-encoder labels must be 0 or 1")
+        if valid is not None:
+            va, vb = _as_texts(valid[0], "valid texts_a"), _as_texts(valid[1], "valid texts_b")
+            vy = np.asarray(valid[2]).reshape(-1)
+            _check_lengths(va, vb, vy)
+            if not len(vy) or vy.min() == vy.max():
+                valid = None  # nothing to rank on: no early stopping
         if cfg.max_train_pairs is not None and len(y) > int(cfg.max_train_pairs):
             keep = _stratified_subsample(y, int(cfg.max_train_pairs), int(cfg.seed))
             a, b, y = [a[i] for i in keep], [b[i] for i in keep], y[keep]
@@ -557,11 +637,20 @@ class CrossEncoderModel:
                 y_all = y
             n_seq = len(y_all)
             bs = int(cfg.batch_size)
+            epochs = float(cfg.epochs)
+            if cfg.budget_tokens is not None:
+                per_epoch = float(enc["_length"].sum()) + 16.0 * n_seq
+                epochs = min(epochs, max(1.0, round(int(cfg.budget_tokens) / per_epoch, 2)))
+            self.epochs_ = epochs
             # Epochs run back to back (a batch may span two shuffles), so fractional epochs work.
-            total_steps = max(1, math.ceil(n_seq * float(cfg.epochs) / bs))
+            total_steps = max(1, math.ceil(n_seq * epochs / bs))
             warmup = int(round(float(cfg.warmup_ratio) * total_steps))
 
             model = self._model
+            if cfg.freeze_embeddings:
+                emb = model.get_input_embeddings()
+                if emb is not None:
+                    emb.weight.requires_grad_(False)
             no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "layernorm.weight", "norm.weight")
             params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
             groups = [{"params": [p for n, p in params if not any(n.endswith(s) for s in no_decay)],
@@ -577,12 +666,27 @@ class CrossEncoderModel:
                 return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
-            loss_fn = torch.nn.BCEWithLogitsLoss()
+            weight = _positive_weight(cfg.pos_weight, y)
+            self.pos_weight_ = weight
+            loss_fn = torch.nn.BCEWithLogitsLoss(
+                pos_weight=None if weight == 1.0 else torch.tensor(weight, dtype=torch.float32))
             rng = np.random.default_rng(int(cfg.seed))
             torch.manual_seed(int(cfg.seed))  # dropout
             y_t = torch.from_numpy(y_all.astype(np.float32))
-            order = np.concatenate([rng.permutation(n_seq) for _ in range(math.ceil(float(cfg.epochs)))])
-            self.loss_history_ = []
+            n_epochs = math.ceil(epochs)
+            if cfg.length_buckets:
+                order = np.concatenate([_bucketed(rng, enc["_length"], bs) for _ in range(n_epochs)])
+            else:
+                order = np.concatenate([rng.permutation(n_seq) for _ in range(n_epochs)])
+            eval_steps: dict[int, float] = {}  # step -> the epoch it ends (nominal)
+            if valid is not None:
+                every, k = float(cfg.eval_every), 1
+                while k * every < epochs - 1e-9:
+                    eval_steps.setdefault(max(1, math.ceil(k * every * n_seq / bs)), round(k * every, 3))
+                    k += 1
+                eval_steps[total_steps] = round(epochs, 3)
+            self.loss_history_, self.valid_history_ = [], []
+            best = (-1.0, None, 0.0)  # (PR-AUC, weights, epoch)
             self._fitted = False
             n_seen = 0
             model.train()
@@ -606,6 +710,21 @@ class CrossEncoderModel:
                     value = float(loss.detach())
                     self.loss_history_.append(value)
                     advance(value)
+                    if step + 1 in eval_steps:
+                        from sklearn.metrics import average_precision_score
+                        self._fitted = True
+                        scores = self.predict_proba(va, vb)
+                        score = float(average_precision_score(vy, scores))
+                        epoch = eval_steps[step + 1]
+                        self.valid_history_.append((epoch, round(score, 5)))
+                        log.info("cross-encoder: epoch %.2f, validation PR-AUC %.4f", epoch, score)
+                        if score > best[0]:
+                            best = (score, {k: v.detach().clone() for k, v in model.state_dict().items()}, epoch)
+                            self.valid_scores_ = scores  # the kept weights' scores of the validation pairs
+                        model.train()
+            if best[1] is not None:
+                model.load_state_dict(best[1])
+                self.best_epoch_ = best[2]
             model.eval()
         self.n_train_pairs_ = len(y)
         self.n_train_sequences_ = n_seen
@@ -701,6 +820,8 @@ class CrossEncoderModel:
                     "n_train_pairs": int(self.n_train_pairs_),
                     "n_train_sequences": int(self.n_train_sequences_),
                     "fit_seconds": self.fit_seconds_, "loss_history": [float(x) for x in self.loss_history_],
+                    "valid_history": [list(v) for v in self.valid_history_], "best_epoch": self.best_epoch_,
+                    "epochs": self.epochs_,
                     "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=1))
         return path
@@ -731,6 +852,8 @@ class CrossEncoderModel:
         self.n_train_pairs_ = int(meta.get("n_train_pairs", 0))
         self.n_train_sequences_ = int(meta.get("n_train_sequences", 0))
         self.fit_seconds_ = meta.get("fit_seconds")
+        self.valid_history_ = [tuple(v) for v in meta.get("valid_history", [])]
+        self.best_epoch_ = meta.get("best_epoch")
         self.meta_ = meta
         self._model = self._tokenizer = self._device = None
         self._load(path, new_head=False)
@@ -798,5 +921,5 @@ def out_of_fold_scores(config: CrossEncoderConfig, texts_a: Sequence[str], texts
     return scores
 
 
-__all__ = ["CrossEncoderConfig", "CrossEncoderModel", "MissingDependencyError", "out_of_fold_scores",
+__all__ = ["CrossEncoderConfig", "CrossEncoderModel", "MissingDependencyError", "RECIPE", "out_of_fold_scores",
            "pair_text", "resolve_model_dir"]

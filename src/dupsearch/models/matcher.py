@@ -27,7 +27,7 @@ from dupsearch.models.ensemble import (NO_CATEGORY, CategoryModels, Combiner, al
                                        row_priors)
 from dupsearch.config import MatcherConfig
 from dupsearch.models.gbdt import GBDTModel
-from dupsearch.models.stacking import LearnedFeatures
+from dupsearch.models.stacking import CROSS_ENCODER_FEATURE, LearnedFeatures
 from dupsearch.models.metrics import binary_metrics
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,11 @@ class DuplicateMatcher:
         if len(ia) == 0:
             return np.zeros(0)
         cat = np.asarray(store[PAIR_CATEGORY])[ia] if self.combiner_ is not None else None
-        return self.predict_proba_features(self.store_features(store, ia, ib, progress=progress), cat)
+        X = self.store_features(store, ia, ib, progress=progress)
+        p = self.predict_proba_features(X, cat)
+        if self.learned_ is not None and self.learned_.blend_ is not None:
+            p = self.learned_.blend(p, X[CROSS_ENCODER_FEATURE].to_numpy())
+        return p
 
     def pair_store(self, listings: pd.DataFrame, pairs: pd.DataFrame,
                    progress: bool = False) -> tuple[ListingStore, np.ndarray, np.ndarray]:
@@ -219,6 +223,10 @@ class DuplicateMatcher:
         """``corpus``: the listings the feature pipeline's corpus statistics (IDF, vocabularies)
         come from; default: the training pairs' listings. Active labelling passes the whole
         catalogue being labelled (no test split to leak into)."""
+        if valid_pairs is None and self.config.stacking.cross_encoder is not None \
+                and self.config.stacking.combine == "blend":
+            raise ValueError("stacking combine='blend' fits the blend on validation pairs: give valid_pairs "
+                             "(or use combine='features')")
         X, y, cat, timings = self.training_features(listings, pairs, progress=progress, corpus=corpus)
         t_fit, feature_seconds = timings["feature_fit_seconds"], timings["feature_seconds"]
         learned_seconds = timings.get("learned_seconds")
@@ -559,6 +567,9 @@ class DuplicateMatcher:
             self.combiner_ = Combiner(cfg.ensemble).fit(scores, yv, cv_)
         else:
             pv, self.combiner_ = scores["general"], None
+        if self.learned_ is not None and self.learned_.blends:
+            prepared = self.pipeline_.prepare(listings_for(listings, pd.concat([pairs, valid_pairs])))
+            pv = self.learned_.fit_blend(prepared, pairs, y, valid_pairs, yv, pv, seed=cfg.seed, progress=progress)
         vm = binary_metrics(yv, pv)
         self.threshold_ = vm["best_f1_threshold"]
         self.eval_ = {"what": "validation", "y": yv, "p": pv, "category": cv_}
