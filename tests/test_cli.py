@@ -290,6 +290,15 @@ def test_bad_encoder_specs_are_clear_errors(shared_market_files, tmp_path):
     assert not (tmp_path / "m").exists()
 
 
+def test_blend_without_validation_pairs_is_a_usage_error(shared_market_files, tmp_path):
+    f = shared_market_files
+    proc = run_cli("train", f["listings"], f["train"], "--out", tmp_path / "m", "--cross-encoder", "minilm",
+                   "--cross-encoder-combine", "blend")
+    err = _one_line(proc.stderr)
+    assert proc.returncode == 2 and "--valid" in err and "Traceback" not in proc.stderr
+    assert not (tmp_path / "m").exists()
+
+
 @pytest.mark.parametrize("command", [["generate", "OUT", "-n", "5"], ["demo", "--out", "OUT"]])
 def test_negative_seed_is_a_usage_error_not_a_traceback(command, tmp_path):
     args = [str(tmp_path / "o") if a == "OUT" else a for a in command]

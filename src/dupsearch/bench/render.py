@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dupsearch.bench.table import ORDER, _name, markdown_table, seed_summary
+from dupsearch.bench.table import ORDER, PUBLISHED, _f, _name, markdown_table, seed_summary
 
 ROOT = Path(__file__).resolve().parents[3]
 RESULTS = ROOT / "bench-results" / "accuracy"
@@ -54,26 +54,82 @@ def seed_table(results: Path = RESULTS) -> str:
     return seed_summary(runs) + "\n\n" + _source(runs, "default")
 
 
-def minilm_table(results: Path = RESULTS) -> str:
-    """Paired by seed: each MiniLM run against the run without it at the same seed."""
-    base, with_ = defaultdict(dict), defaultdict(dict)
-    for r in load("default", results):
-        base[_name(r)][r.get("seed", 0)] = r
-    runs = load("minilm", results)
-    for r in runs:
-        with_[_name(r)][r.get("seed", 0)] = r
-    lines = ["| dataset | seeds | F1 without (mean ± std) | F1 with MiniLM | ΔF1 | PR-AUC without "
-             "| PR-AUC with | ΔPR-AUC |", "|---|---|---|---|---|---|---|---|"]
-    for name in sorted(with_, key=lambda n: ORDER.index(n.split(" ")[0]) if n.split(" ")[0] in ORDER else 99):
-        seeds = sorted(set(with_[name]) & set(base[name]))
+def _by_seed(variant: str, results: Path) -> dict:
+    """{dataset name: {seed: run}} of a variant's saved runs."""
+    out: dict = defaultdict(dict)
+    for r in load(variant, results):
+        out[_name(r)][r.get("seed", 0)] = r
+    return out
+
+
+def _ordered(names) -> list:
+    return sorted(names, key=lambda n: ORDER.index(n.split(" ")[0]) if n.split(" ")[0] in ORDER else 99)
+
+
+def _paired(base_variant: str, variant: str, results: Path, without: str, with_: str) -> str:
+    """Paired by seed: each run of ``variant`` against the ``base_variant`` run at the same seed."""
+    base, other = _by_seed(base_variant, results), _by_seed(variant, results)
+    lines = [f"| dataset | seeds | F1 {without} (mean ± std) | F1 {with_} | ΔF1 | PR-AUC {without} "
+             f"| PR-AUC {with_} | ΔPR-AUC |", "|---|---|---|---|---|---|---|---|"]
+    for name in _ordered(other):
+        seeds = sorted(set(other[name]) & set(base[name]))
         if not seeds:
             continue
-        f0 = np.array([base[name][s]["f1"] for s in seeds]); f1 = np.array([with_[name][s]["f1"] for s in seeds])
-        a0 = np.array([base[name][s]["pr_auc"] for s in seeds]); a1 = np.array([with_[name][s]["pr_auc"] for s in seeds])
+        f0 = np.array([base[name][s]["f1"] for s in seeds]); f1 = np.array([other[name][s]["f1"] for s in seeds])
+        a0 = np.array([base[name][s]["pr_auc"] for s in seeds]); a1 = np.array([other[name][s]["pr_auc"] for s in seeds])
         lines.append(f"| {name} | {', '.join(map(str, seeds))} | {f0.mean():.2f} ± {f0.std():.2f} | "
                      f"{f1.mean():.2f} ± {f1.std():.2f} | {f1.mean() - f0.mean():+.2f} | {a0.mean():.4f} | "
                      f"{a1.mean():.4f} | {a1.mean() - a0.mean():+.4f} |")
-    return "\n".join(lines) + "\n\n" + _source(runs, "minilm")
+    runs = load(variant, results)
+    return "\n".join(lines) + "\n\n" + _source(runs, variant)
+
+
+def minilm_table(results: Path = RESULTS) -> str:
+    return _paired("default", "minilm", results, "without", "with MiniLM")
+
+
+def rouge_table(results: Path = RESULTS) -> str:
+    return _paired("default", "rouge", results, "without", "with ROUGE-L")
+
+
+def dirty_table(results: Path = RESULTS) -> str:
+    """Clean against dirty (values moved into the title), for the booster and the blend."""
+    parts = []
+    for clean, dirty, what in (("default", "default-dirty", "booster alone"), ("blend", "blend-dirty", "booster + cross-encoder")):
+        if load(dirty, results):
+            parts.append(f"**{what}**\n\n" + _paired(clean, dirty, results, "clean", "dirty"))
+    return "\n\n".join(parts) if parts else "_No dirty runs saved yet._"
+
+
+BUDGET_SECONDS = 15 * 60
+
+
+def blend_table(results: Path = RESULTS) -> str:
+    """Issue #20's table: the booster + cross-encoder blend per dataset, beside the booster alone
+    (same seeds), its wall time (train + predict) against the 15-minute budget, and the published
+    figures."""
+    base, blend = _by_seed("default", results), _by_seed("blend", results)
+    lines = ["| dataset | seeds | booster alone F1 | + cross-encoder F1 (mean ± std) | PR-AUC | train + predict s "
+             "(max) | epochs | cross-encoder alone, valid PR-AUC | Ditto | best published |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name in _ordered(blend):
+        runs = [blend[name][s] for s in sorted(blend[name])]
+        seeds = sorted(blend[name])
+        f1 = np.array([r["f1"] for r in runs]); ap = np.array([r["pr_auc"] for r in runs])
+        wall = max(r["train_seconds"] + r["predict_seconds"] for r in runs)
+        ce = [r.get("stacking", {}).get("cross_encoder", {}) for r in runs]
+        epochs = ", ".join(f"{c.get('epochs', float('nan')):.2f}" for c in ce)
+        vap = ", ".join(f"{c.get('valid_pr_auc', float('nan')):.3f}" for c in ce)
+        b = [base[name][s]["f1"] for s in seeds if s in base[name]]
+        booster = f"{np.mean(b):.2f}" if b else "-"
+        pub = PUBLISHED.get(runs[0]["dataset"], {})
+        over = "" if wall <= BUDGET_SECONDS else " (over 15 min)"
+        ditto = pub.get("Ditto")
+        mark = "**" if ditto is not None and f1.mean() >= ditto else ""
+        lines.append(f"| {name} | {', '.join(map(str, seeds))} | {booster} | {mark}{f1.mean():.2f}{mark} ± {f1.std():.2f} | "
+                     f"{ap.mean():.4f} | {wall:,.0f}{over} | {epochs} | {vap} | {_f(ditto)} | "
+                     f"{_f(pub.get('best'))} ({pub.get('best_by', '-')}) |")
+    return "\n".join(lines) + "\n\n" + _source(load("blend", results), "blend")
 
 
 def garbage_table(results: Path = RESULTS) -> str:
@@ -286,6 +342,7 @@ BLOCKS = {"groups-thresholds": groups_thresholds_table, "default-model": default
           "index-online-1m": index_table("1m"), "index-online-300k": index_table("300k"), "store-features": store_features_table, "store-dedup-100k": store_dedup_table("dd100k"),
           "store-dedup-1m": store_dedup_table("dd1m"),
           "accuracy-seed0": seed0_table, "accuracy-seeds": seed_table, "accuracy-minilm": minilm_table,
+          "accuracy-blend": blend_table, "accuracy-dirty": dirty_table, "accuracy-rouge": rouge_table,
           "reliability-garbage": garbage_table, "spark-engine": spark_table}
 
 
