@@ -62,6 +62,11 @@ def _by_seed(variant: str, results: Path) -> dict:
     return out
 
 
+def _spread(values: np.ndarray) -> str:
+    """mean ± std over seeds; one seed has no spread to show."""
+    return f"{values.mean():.2f} ± {values.std():.2f}" if len(values) > 1 else f"{values.mean():.2f}"
+
+
 def _ordered(names) -> list:
     return sorted(names, key=lambda n: ORDER.index(n.split(" ")[0]) if n.split(" ")[0] in ORDER else 99)
 
@@ -77,8 +82,8 @@ def _paired(base_variant: str, variant: str, results: Path, without: str, with_:
             continue
         f0 = np.array([base[name][s]["f1"] for s in seeds]); f1 = np.array([other[name][s]["f1"] for s in seeds])
         a0 = np.array([base[name][s]["pr_auc"] for s in seeds]); a1 = np.array([other[name][s]["pr_auc"] for s in seeds])
-        lines.append(f"| {name} | {', '.join(map(str, seeds))} | {f0.mean():.2f} ± {f0.std():.2f} | "
-                     f"{f1.mean():.2f} ± {f1.std():.2f} | {f1.mean() - f0.mean():+.2f} | {a0.mean():.4f} | "
+        lines.append(f"| {name} | {', '.join(map(str, seeds))} | {_spread(f0)} | "
+                     f"{_spread(f1)} | {f1.mean() - f0.mean():+.2f} | {a0.mean():.4f} | "
                      f"{a1.mean():.4f} | {a1.mean() - a0.mean():+.4f} |")
     runs = load(variant, results)
     return "\n".join(lines) + "\n\n" + _source(runs, variant)
@@ -126,7 +131,7 @@ def blend_table(results: Path = RESULTS) -> str:
         over = "" if wall <= BUDGET_SECONDS else " (over 15 min)"
         ditto = pub.get("Ditto")
         mark = "**" if ditto is not None and f1.mean() >= ditto else ""
-        lines.append(f"| {name} | {', '.join(map(str, seeds))} | {booster} | {mark}{f1.mean():.2f}{mark} ± {f1.std():.2f} | "
+        lines.append(f"| {name} | {', '.join(map(str, seeds))} | {booster} | {mark}{_spread(f1)}{mark} | "
                      f"{ap.mean():.4f} | {wall:,.0f}{over} | {epochs} | {vap} | {_f(ditto)} | "
                      f"{_f(pub.get('best'))} ({pub.get('best_by', '-')}) |")
     return "\n".join(lines) + "\n\n" + _source(load("blend", results), "blend")
