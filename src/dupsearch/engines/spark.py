@@ -224,8 +224,14 @@ class SparkDedup:
         if not self._stage_done(name, run_id):
             return None
         path = self.out / name
+        mark = json.loads((path / STAGE_MARK).read_text())
+        if figures not in mark:
+            # the job stopped between the stage's rename into place and its figures: do it again
+            self.log(f"{Path(name).stem}: {path} has no {figures} figures (the job stopped right after "
+                     f"writing it); computing it again")
+            return None
         self.log(f"{Path(name).stem}: reusing {path}")
-        self.report[figures] = json.loads((path / STAGE_MARK).read_text())[figures]
+        self.report[figures] = mark[figures]
         return self.spark.read.parquet(str(path))
 
     def _write_stage(self, name: str, df, run_id: str) -> None:
