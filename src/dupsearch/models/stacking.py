@@ -61,10 +61,11 @@ def _photo_set_features(encode, listings: pd.DataFrame, pairs: pd.DataFrame) -> 
     return pd.DataFrame(image_set_features(sets, ia, ib, f"learned.{IMAGE_MODEL_NAME}"))
 
 
-def _texts(prepared: pd.DataFrame, pairs: pd.DataFrame) -> tuple[list[str], list[str]]:
+def _texts(prepared: pd.DataFrame, *pair_frames: pd.DataFrame) -> list[list[str]]:
+    """The pair texts (side A, side B) of each pair frame, each listing's text made once."""
     from dupsearch.models.cross_encoder import pair_text
     text_of = dict(zip(prepared["item_id"].astype(str), pair_text(prepared)))
-    return ([text_of[str(i)] for i in pairs["item_id_a"]], [text_of[str(i)] for i in pairs["item_id_b"]])
+    return [[text_of[str(i)] for i in pairs[col]] for pairs in pair_frames for col in ("item_id_a", "item_id_b")]
 
 
 _EPS = 1e-6
@@ -118,8 +119,7 @@ class LearnedFeatures:
         from sklearn.model_selection import StratifiedKFold
         from dupsearch.models.cross_encoder import CrossEncoderModel
         from dupsearch.models.metrics import binary_metrics
-        a, b = _texts(prepared, pairs)
-        va, vb = _texts(prepared, valid_pairs)
+        a, b, va, vb = _texts(prepared, pairs, valid_pairs)
         t0 = time.perf_counter()
         self.cross_encoder_ = CrossEncoderModel(self._ce_config()).fit(a, b, y, progress=progress,
                                                                        valid=(va, vb, yv))
