@@ -140,4 +140,12 @@ def test_models_saved_before_rouge_keep_their_columns():
     from dupsearch.features.strings import StringFamily
     fam = StringFamily(fields=("title",), rouge_fields=("title",))
     del fam.rouge_fields  # as a family restored from an older model's state
-    assert fam.settings()["rouge_fields"] == []
+    assert "rouge_fields" not in fam.settings()
+
+
+def test_settings_without_rouge_are_those_before_it():
+    """A pipeline's digest hashes its families' settings: models and indexes saved before ROUGE-L
+    existed must keep their digest (an index checks its model by it and refused to open)."""
+    from dupsearch.features.strings import StringFamily
+    assert set(StringFamily(fields=("title",)).settings()) == {"fields", "max_chars", "partial_chars"}
+    assert StringFamily(fields=("title",), rouge_fields=("title",)).settings()["rouge_fields"] == ["title"]

@@ -67,8 +67,10 @@ class StringFamily(FieldFamily):
         return tuple(getattr(self, "rouge_fields", ()))
 
     def settings(self) -> dict:
-        return {**super().settings(), "max_chars": self.max_chars, "partial_chars": self.partial_chars,
-                "rouge_fields": list(self._rouge_fields())}
+        out = {**super().settings(), "max_chars": self.max_chars, "partial_chars": self.partial_chars}
+        if self._rouge_fields():  # only when on: models and indexes saved before ROUGE-L keep their digest
+            out["rouge_fields"] = list(self._rouge_fields())
+        return out
 
     def listing_state(self, builder):
         out = {}
