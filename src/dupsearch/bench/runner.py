@@ -48,6 +48,7 @@ def run_benchmark(dataset_dir: str | Path, train_size: str = "medium",
     the title with that probability; the records' draws seeded by the config's seed)."""
     dataset_dir = Path(dataset_dir)
     config = config or MatcherConfig()
+    source = source_commit()  # the code that runs: taken before (an edit during a run is not it)
     data = load_benchmark(dataset_dir, train_size=train_size, dirty=dirty, dirty_seed=config.seed)
     t0 = time.perf_counter()
     matcher = DuplicateMatcher(config).fit(data.listings, data.train, data.valid, progress=progress)
@@ -93,7 +94,7 @@ def run_benchmark(dataset_dir: str | Path, train_size: str = "medium",
         "stacking": {"config": config.stacking.cross_encoder, **matcher.metrics_["stacking"]}
         if "stacking" in matcher.metrics_ else None,
         "versions": dependency_versions(),
-        **source_commit(),
+        **source,
     }
     if report_dir:
         from dupsearch.report import write_report
