@@ -71,7 +71,8 @@ def test_benchmarks_md_tables_are_the_saved_results():
     assert {m.group("name") for m in BLOCK_RE.finditer(text)} == {
         "accuracy-seed0", "accuracy-seeds", "accuracy-minilm", "store-features", "store-dedup-100k",
         "store-dedup-1m", "index-online-1m", "index-online-300k", "spark-engine", "groups-thresholds",
-        "default-model", "labelling-curve", "accuracy-blend", "accuracy-dirty", "accuracy-rouge"}
+        "default-model", "labelling-curve", "accuracy-blend", "accuracy-dirty", "accuracy-rouge",
+        "accuracy-precision"}
     assert render(text) == text
     assert main(["--check"]) == 0
     for variant in ("default", "minilm"):

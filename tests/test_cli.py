@@ -299,6 +299,18 @@ def test_blend_without_validation_pairs_is_a_usage_error(shared_market_files, tm
     assert not (tmp_path / "m").exists()
 
 
+def test_cross_encoder_precision_is_checked_and_reaches_the_recipe(shared_market_files, tmp_path):
+    from dupsearch.cli.main import _stacking
+    f = shared_market_files
+    proc = run_cli("train", f["listings"], f["train"], "--out", tmp_path / "m", "--cross-encoder", "minilm",
+                   "--cross-encoder-precision", "fp16")
+    err = _one_line(proc.stderr)
+    assert proc.returncode == 2 and "--cross-encoder-precision" in err and "Traceback" not in proc.stderr
+    assert not (tmp_path / "m").exists()
+    assert _stacking("minilm", None, 128, combine="blend", precision="fp32").cross_encoder["precision"] == "fp32"
+    assert "precision" not in _stacking("minilm", None, 128, combine="blend").cross_encoder  # auto: the default
+
+
 @pytest.mark.parametrize("command", [["generate", "OUT", "-n", "5"], ["demo", "--out", "OUT"]])
 def test_negative_seed_is_a_usage_error_not_a_traceback(command, tmp_path):
     args = [str(tmp_path / "o") if a == "OUT" else a for a in command]

@@ -137,6 +137,33 @@ def blend_table(results: Path = RESULTS) -> str:
     return "\n".join(lines) + "\n\n" + _source(load("blend", results), "blend")
 
 
+def precision_table(results: Path = RESULTS) -> str:
+    """Issue #20's precision lever, paired by seed: the blend with the cross-encoder in fp32 (the
+    recipe's 1.8M-token budget) and in bf16 (the same budget counted at bf16's CPU cost: the same
+    minutes, 2.2x the tokens), with the epochs each trained and the wall time."""
+    base, other = _by_seed("blend-fp32", results), _by_seed("blend", results)
+    lines = ["| dataset | seeds | F1 fp32 | F1 bf16 | ΔF1 | PR-AUC fp32 | PR-AUC bf16 | epochs fp32 / bf16 "
+             "| train + predict s fp32 / bf16 |", "|---|---|---|---|---|---|---|---|---|"]
+    for name in _ordered(other):
+        seeds = sorted(set(other[name]) & set(base[name]))
+        if not seeds:
+            continue
+        b = [base[name][s] for s in seeds]; o = [other[name][s] for s in seeds]
+        f0, f1 = (np.array([r["f1"] for r in x]) for x in (b, o))
+        a0, a1 = (np.array([r["pr_auc"] for r in x]) for x in (b, o))
+
+        def epochs(runs):
+            return ", ".join(f"{r.get('stacking', {}).get('cross_encoder', {}).get('epochs', float('nan')):.2f}"
+                             for r in runs)
+
+        def wall(runs):
+            return ", ".join(f"{r['train_seconds'] + r['predict_seconds']:,.0f}" for r in runs)
+        lines.append(f"| {name} | {', '.join(map(str, seeds))} | {_spread(f0)} | {_spread(f1)} | "
+                     f"{f1.mean() - f0.mean():+.2f} | {a0.mean():.4f} | {a1.mean():.4f} | "
+                     f"{epochs(b)} / {epochs(o)} | {wall(b)} / {wall(o)} |")
+    return "\n".join(lines) + "\n\n" + _source(load("blend-fp32", results), "blend-fp32")
+
+
 def garbage_table(results: Path = RESULTS) -> str:
     """RELIABILITY.md: decisions on clean and degraded pairs (``dupsearch.bench.garbage``)."""
     from dupsearch.bench.garbage import markdown
@@ -348,6 +375,7 @@ BLOCKS = {"groups-thresholds": groups_thresholds_table, "default-model": default
           "store-dedup-1m": store_dedup_table("dd1m"),
           "accuracy-seed0": seed0_table, "accuracy-seeds": seed_table, "accuracy-minilm": minilm_table,
           "accuracy-blend": blend_table, "accuracy-dirty": dirty_table, "accuracy-rouge": rouge_table,
+          "accuracy-precision": precision_table,
           "reliability-garbage": garbage_table, "spark-engine": spark_table}
 
 

@@ -114,17 +114,28 @@ COMBINE_HELP = ("How the cross-encoder joins the booster: 'blend' (one fine-tune
 
 def _stacking(cross_encoder: Optional[str], epochs: Optional[float], max_length: int,
               image_backbone: Optional[str] = None, image_size: int = 224, image_epochs: int = 3,
-              combine: str = "features"):
+              combine: str = "features", precision: str = "auto"):
     from dupsearch.models.cross_encoder import RECIPE
     from dupsearch.models.stacking import StackingConfig
     # blend: issue #20's recipe; features: issue #5's out-of-fold stacking as it was measured
     recipe = RECIPE if combine == "blend" else {}
     epochs = epochs if epochs is not None else (CE_EPOCHS if combine == "blend" else 1)
     return StackingConfig(
-        cross_encoder={**recipe, "model": cross_encoder, "epochs": epochs, "max_length": max_length}
+        cross_encoder={**recipe, "model": cross_encoder, "epochs": epochs, "max_length": max_length,
+                       **({"precision": precision} if precision != "auto" else {})}
         if cross_encoder else None,
         image_model={"backbone": image_backbone, "image_size": image_size, "epochs": image_epochs}
         if image_backbone else None, combine=combine)
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+PRECISION_HELP = ("Number format of the cross-encoder's matmuls: auto = bf16 where it is fast (a GPU with it, "
+                  "a CPU with AMX or AVX512-BF16), else fp32.")
 
 
 class Blend(str, Enum):
@@ -238,6 +249,7 @@ def train(
                             f"the recipe's CPU budget for blend, 1 for features)."),
     cross_encoder_combine: Optional[Combine] = typer.Option(None, help=COMBINE_HELP),
     cross_encoder_max_length: int = typer.Option(128, min=16, help="Tokens per pair for the cross-encoder."),
+    cross_encoder_precision: Precision = typer.Option(Precision.auto, help=PRECISION_HELP),
     contrastive_image: Optional[str] = typer.Option(
         None, help="Fine-tune this timm backbone (e.g. resnet50) with contrastive loss on the photos of "
                    "the labelled pairs and stack its out-of-fold photo similarities (random init: no "
@@ -274,7 +286,8 @@ def train(
         if combine == "blend" and valid is None:
             raise typer.BadParameter("--cross-encoder-combine blend fits the blend on validation pairs: give --valid")
         cfg.stacking = _stacking(cross_encoder, cross_encoder_epochs, cross_encoder_max_length,
-                                 contrastive_image, contrastive_image_size, contrastive_epochs, combine)
+                                 contrastive_image, contrastive_image_size, contrastive_epochs, combine,
+                                 cross_encoder_precision.value)
     try:
         cfg = _ensemble(cfg, per_category, blend, align, calibrate, automl, enlarge)
     except ValueError as e:
@@ -404,6 +417,7 @@ def bench(
                             f"the recipe's CPU budget for blend, 1 for features)."),
     cross_encoder_combine: Optional[Combine] = typer.Option(None, help=COMBINE_HELP),
     cross_encoder_max_length: int = typer.Option(128, min=16, help="Tokens per pair for the cross-encoder."),
+    cross_encoder_precision: Precision = typer.Option(Precision.auto, help=PRECISION_HELP),
     stack_folds: int = typer.Option(3, min=2, help="Folds of the cross-encoder's out-of-fold scores."),
     rouge: bool = typer.Option(False, "--rouge/--no-rouge", help=ROUGE_HELP),
     dirty: float = typer.Option(0.0, min=0.0, max=1.0, help="Measure the dataset's dirty variant: each value "
@@ -428,7 +442,8 @@ def bench(
                         features=_with_rouge(replace(_features(text_encoder, None),
                                                      embedding_components=embedding_components), rouge),
                         stacking=replace(_stacking(cross_encoder, cross_encoder_epochs, cross_encoder_max_length,
-                                                   combine=(cross_encoder_combine or Combine.blend).value),
+                                                   combine=(cross_encoder_combine or Combine.blend).value,
+                                                   precision=cross_encoder_precision.value),
                                          folds=stack_folds))
     try:
         cfg = _ensemble(cfg, per_category, blend, align, calibrate, automl, enlarge)
