@@ -208,3 +208,29 @@ def test_dirty_benchmark_keeps_ids_and_pairs(tmp_path):
     assert row["title"].startswith("tv 42 lg") and not row["attributes"]
     with pytest.raises(ValueError, match="dirty"):
         load_benchmark(d, dirty=1.5)
+
+
+def test_source_commit_ignores_what_benchmarks_write(tmp_path):
+    """A benchmark's own outputs (bench-results/, the tables generated from them) changed while a
+    run goes on do not mark the code as dirty; a changed source file does."""
+    import shutil
+    import subprocess
+
+    from dupsearch.bench.runner import source_commit
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+    git("init", "-q")
+    for rel in ("src/code.py", "bench-results/a/seed0/x.json", "BENCHMARKS.md"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("0\n")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    (tmp_path / "bench-results/a/seed0/x.json").write_text("1\n")
+    (tmp_path / "BENCHMARKS.md").write_text("1\n")
+    clean = source_commit(tmp_path)
+    assert clean["tree_dirty"] is False and len(clean["commit"]) == 40
+    (tmp_path / "src/code.py").write_text("1\n")
+    assert source_commit(tmp_path)["tree_dirty"] is True

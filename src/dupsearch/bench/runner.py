@@ -12,20 +12,22 @@ from dupsearch.models import DuplicateMatcher, MatcherConfig, binary_metrics
 from dupsearch.models.matcher import dependency_versions
 
 
-def source_commit() -> dict:
+def source_commit(root: str | Path | None = None) -> dict:
     """The git commit the code ran at, and whether the working tree had changes (a result from a
     dirty tree is not reproducible from any commit). Nothing when not run from a git checkout."""
     import subprocess
-    root = Path(__file__).resolve().parents[3]
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[3]
     if not (root / ".git").exists():
         return {"commit": None, "tree_dirty": None}
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
                               text=True, timeout=10, check=True).stdout.strip()
-        # bench-results/ is where benchmarks write: a run of five datasets leaves the first one's
-        # JSON changed while the second runs, which is not a change of the code
+        # bench-results/ is where benchmarks write, and the tables generated from it: a run of five
+        # datasets leaves the first one's JSON (and the regenerated tables of a previous variant)
+        # changed while the next runs, which is not a change of the code
         dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no",
-                                "--", ".", ":(exclude)bench-results"],
+                                "--", ".", ":(exclude)bench-results", ":(exclude)BENCHMARKS.md",
+                                ":(exclude)RELIABILITY.md"],
                                capture_output=True, text=True, timeout=10, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "tree_dirty": None}
