@@ -138,11 +138,15 @@ def test_blend_reaches_its_floor(dataset):
     saved figure minus one seed std, within the 15-minute budget plus a third for a slower CPU
     (up to 15 minutes a dataset on 2 cores)."""
     from dupsearch.cli.main import _stacking
-    from dupsearch.models.cross_encoder import _cpu_fast_bf16
+    from dupsearch.errors import DupsearchError
+    from dupsearch.models.cross_encoder import _cpu_fast_bf16, _import_torch_transformers
     floor = _blend_floor(dataset)
     if floor is None:
         pytest.skip(f"no saved blend run of {dataset}")
-    torch = pytest.importorskip("torch")
+    try:  # through dupsearch's import: it sets torch's OpenMP wait policy first
+        torch, _ = _import_torch_transformers()
+    except DupsearchError as exc:
+        pytest.skip(str(exc))
     if not _cpu_fast_bf16(torch):
         pytest.skip("the saved blend runs trained in bf16 (AVX512-BF16 / AMX): this CPU has neither, and "
                     "fp32 trains half the epochs in the budget")
