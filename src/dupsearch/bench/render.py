@@ -35,8 +35,13 @@ def load(variant: str, results: Path = RESULTS) -> list[dict]:
 
 
 def _commits(runs: list[dict]) -> str:
+    """The commits the runs record; one whose tree had uncommitted changes when a run started is
+    starred (runner.source_commit: before e8a66e7 a regenerated table or an earlier run's JSON
+    counted as such a change)."""
     commits = sorted({r.get("commit") or "unknown" for r in runs})
-    return ", ".join(c[:7] for c in commits)
+    dirty = {r.get("commit") or "unknown" for r in runs if r.get("tree_dirty")}
+    text = ", ".join(c[:7] + ("*" if c in dirty else "") for c in commits)
+    return text + ("; *: some runs started with uncommitted changes in the tree" if dirty else "")
 
 
 def _source(runs: list[dict], variant: str) -> str:
