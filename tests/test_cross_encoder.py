@@ -425,6 +425,32 @@ def test_matcher_blends_one_cross_encoder_on_validation_pairs(tiny_bert, tmp_pat
         LearnedFeatures.load(path.parent)
 
 
+@needs_torch
+def test_cross_encoder_fine_tune_takes_the_matchers_seed(tiny_bert):
+    """The fine-tune's seed (head, dropout, shuffling) is the matcher's, so runs at several seeds
+    measure its spread too; a seed named in the stacking settings still wins."""
+    from dupsearch.models import DuplicateMatcher, GBDTConfig, MatcherConfig
+    from dupsearch.models.stacking import StackingConfig
+    from dupsearch.synth import generate_marketplace, split_pairs
+    m = generate_marketplace(160, seed=4)
+    train, valid, _ = split_pairs(m, fractions=(0.6, 0.2, 0.2), seed=4)
+    ce = _tiny_config(tiny_bert, epochs=1).to_dict()
+    ce.pop("seed")
+
+    def fit(matcher_seed, **named):
+        cfg = MatcherConfig(gbdt=GBDTConfig(max_iterations=20, early_stopping_rounds=5, threads=1), n_models=1,
+                            seed=matcher_seed, stacking=StackingConfig(cross_encoder={**ce, **named}, combine="blend"))
+        matcher = DuplicateMatcher(cfg).fit(m.listings, train, valid)
+        return matcher.metrics_["stacking"]["cross_encoder"], matcher.learned_.cross_encoder_.valid_scores_
+    rep0, p0 = fit(0)
+    rep5, p5 = fit(5)
+    assert (rep0["seed"], rep5["seed"]) == (0, 5)
+    assert not np.allclose(p0, p5)
+    rep_named, p_named = fit(5, seed=0)
+    assert rep_named["seed"] == 0
+    np.testing.assert_allclose(p_named, p0, atol=1e-6)
+
+
 def test_auto_precision_is_bf16_where_the_cpu_has_it():
     """"auto" picks bf16 on a CPU with AMX tiles or AVX512-BF16 (2.2x faster training steps on
     Zen 4), fp32 on one without either, and never fails on a torch without the probes."""

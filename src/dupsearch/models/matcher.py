@@ -209,7 +209,7 @@ class DuplicateMatcher:
             folds, _ = group_folds(pairs, y, cfg.stacking.folds or cfg.cv_folds, cfg.seed)
             self.learned_ = LearnedFeatures(cfg.stacking)
             L = self.learned_.fit_transform(listings, self.pipeline_.prepare(train), pairs, y, folds,
-                                            progress=progress)
+                                            seed=cfg.seed, progress=progress)
             X = pd.concat([X, L.set_axis(X.index)], axis=1)
             timings["learned_seconds"] = time.perf_counter() - t0
         self.feature_names_ = list(X.columns)

@@ -121,8 +121,8 @@ class LearnedFeatures:
         from dupsearch.models.metrics import binary_metrics
         a, b, va, vb = _texts(prepared, pairs, valid_pairs)
         t0 = time.perf_counter()
-        self.cross_encoder_ = CrossEncoderModel(self._ce_config()).fit(a, b, y, progress=progress,
-                                                                       valid=(va, vb, yv))
+        self.cross_encoder_ = CrossEncoderModel(self._ce_config(seed)).fit(a, b, y, progress=progress,
+                                                                           valid=(va, vb, yv))
         t_fit = time.perf_counter() - t0
         ce = self.cross_encoder_
         pc = ce.valid_scores_ if ce.valid_scores_ is not None else ce.predict_proba(va, vb)
@@ -138,7 +138,7 @@ class LearnedFeatures:
         self.report_["cross_encoder"] = {
             "combine": "blend", "n_pairs": int(len(y)), "final_seconds": round(t_fit, 1), "epochs": ce.epochs_,
             "valid_history": [list(h) for h in ce.valid_history_], "best_epoch": ce.best_epoch_,
-            "precision": ce._precision, "pos_weight": getattr(ce, "pos_weight_", 1.0),
+            "precision": ce._precision, "seed": int(ce.config.seed), "pos_weight": getattr(ce, "pos_weight_", 1.0),
             "valid_pr_auc": binary_metrics(yv, pc)["pr_auc"],
             "booster_valid_pr_auc": binary_metrics(yv, p_booster)["pr_auc"],
             "blend": self.blend_}
@@ -149,16 +149,19 @@ class LearnedFeatures:
         z = _blend_inputs(p_booster, p_cross_encoder) @ np.asarray(self.blend_["weights"]) + self.blend_["intercept"]
         return 1.0 / (1.0 + np.exp(-z))
 
-    def _ce_config(self):
+    def _ce_config(self, seed: int):
+        """The cross-encoder's settings; its seed is the matcher's unless the stacking settings name
+        one, so that runs at several seeds also vary the fine-tune (head, dropout, shuffling)."""
         from dupsearch.models.cross_encoder import CrossEncoderConfig
-        return CrossEncoderConfig(**self.config.cross_encoder)
+        return CrossEncoderConfig(**{"seed": int(seed), **self.config.cross_encoder})
 
     def fit_transform(self, listings: pd.DataFrame, prepared: pd.DataFrame, pairs: pd.DataFrame, y: np.ndarray,
-                      folds: list[tuple[np.ndarray, np.ndarray]], progress: bool = False) -> pd.DataFrame:
+                      folds: list[tuple[np.ndarray, np.ndarray]], seed: int = 0,
+                      progress: bool = False) -> pd.DataFrame:
         out = {}
         if self.config.cross_encoder is not None and not self.blends:
             from dupsearch.models.cross_encoder import CrossEncoderModel, out_of_fold_scores
-            cfg = self._ce_config()
+            cfg = self._ce_config(seed)
             a, b = _texts(prepared, pairs)
             t0 = time.perf_counter()
             oof = out_of_fold_scores(cfg, a, b, y, folds, progress=progress)
