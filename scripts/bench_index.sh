@@ -5,16 +5,18 @@
 # on 127.0.0.1 (single matches with 20 concurrent clients, batch matches, upserts, deletes).
 # Writes out/bench-index/index.json and serve.json; BENCHMARKS.md's "Online matching" tables are
 # generated from copies in bench-results/index/ (copy them there and run
-# `python -m dupsearch.bench.render`). N=... sets the market size (default 1,000,000).
+# `python -m dupsearch.bench.render`). N=... sets the market size (default 1,000,000);
+# FEATURES=online trains the index's model with `--features online` (out/bench-index-online).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$ROOT"
-OUT="${BENCH_OUT:-out/bench-index}"
+FEATURES="${FEATURES:-default}"
+OUT="${BENCH_OUT:-out/bench-index$([ "$FEATURES" = default ] || echo "-$FEATURES")}"
 N="${N:-1000000}"
 mkdir -p "$OUT"
 [ -f "$OUT/train/listings.parquet" ] || dupsearch generate "$OUT/train" -n 10000 --seed 7 >/dev/null
 [ -d "$OUT/model" ] || dupsearch train "$OUT/train/listings.parquet" "$OUT/train/train_pairs.parquet" \
-  --valid "$OUT/train/valid_pairs.parquet" --out "$OUT/model" --no-report
+  --valid "$OUT/train/valid_pairs.parquet" --out "$OUT/model" --features "$FEATURES" --no-report
 [ -f "$OUT/market/listings.parquet" ] || dupsearch generate "$OUT/market" -n "$N" --seed 1 >/dev/null
 python -m dupsearch.bench.index --listings "$OUT/market/listings.parquet" --model "$OUT/model" --out "$OUT" \
   --hold 2000 --workers 2 --rebuild --json "$OUT/index.json" 2> "$OUT/index.log"

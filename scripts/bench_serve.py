@@ -8,7 +8,11 @@ index that `python -m dupsearch.bench.index` built, then, with a bounded asyncio
 
 1. single-listing matches: ``--clients`` concurrent clients send ``POST /v1/match`` with one
    held-back listing each (the same held-back set as the index benchmark), ``--requests`` in all
-   or until ``--max-seconds``: p50 / p90 / p99 latency and matches per second;
+   or until ``--max-seconds``: p50 / p90 / p99 latency and matches per second. Twice: closed loop
+   (each client sends its next request when the last is answered: the most the service answers,
+   and latencies that are mostly waiting in line, about clients / throughput) and paced (open
+   loop: the same clients send at ``--rate`` requests per second in all, and each latency counts
+   from the moment the request was due, so a service that falls behind shows it);
 2. batch matches: ``POST /v1/match`` with 1,000 listings, three times: listings per second;
 3. upserts: the clients ``PUT /v1/listings/{id}`` every held-back listing (the server commits
    concurrent writes together): upserts per second and latencies; then ``DELETE`` them again,
@@ -124,7 +128,35 @@ async def _run_clients(n_clients: int, jobs: list, send, max_seconds: float) -> 
     return latencies, statuses, time.perf_counter() - t0
 
 
-async def _bench(url: str, token: str, records: list[dict], clients: int, requests: int, max_seconds: float) -> dict:
+async def _run_paced(n_clients: int, jobs: list, send, rate: float, max_seconds: float
+                     ) -> tuple[list[float], dict, float]:
+    """Open loop: job i is due at i / rate seconds; a free client sends the next due job (or
+    waits for it), and its latency counts from when it was due (no coordinated omission)."""
+    latencies: list[float] = []
+    statuses: dict = {}
+    t0 = time.perf_counter()
+    stop_at = t0 + max_seconds
+    next_job = 0
+
+    async def client():
+        nonlocal next_job
+        while next_job < len(jobs) and time.perf_counter() < stop_at:
+            i = next_job
+            next_job += 1
+            due = t0 + i / rate
+            wait = due - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            status = await send(jobs[i])
+            latencies.append((time.perf_counter() - due) * 1000)
+            statuses[status] = statuses.get(status, 0) + 1
+
+    await asyncio.gather(*[client() for _ in range(n_clients)])
+    return latencies, statuses, time.perf_counter() - t0
+
+
+async def _bench(url: str, token: str, records: list[dict], clients: int, requests: int, max_seconds: float,
+                 rate: float = 200.0) -> dict:
     import httpx
     headers = {"Authorization": f"Bearer {token}"}
     limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
@@ -140,6 +172,10 @@ async def _bench(url: str, token: str, records: list[dict], clients: int, reques
         lat, st, secs = await _run_clients(clients, jobs, match_one, max_seconds)
         out["single_match"] = {"clients": clients, "requests": len(lat), "seconds": round(secs, 2),
                                "per_second": round(len(lat) / secs, 1), "statuses": st, **_percentiles(lat)}
+        lat, st, secs = await _run_paced(clients, jobs, match_one, rate, max_seconds)
+        out["single_match_paced"] = {"clients": clients, "offered_per_second": rate, "requests": len(lat),
+                                     "seconds": round(secs, 2), "per_second": round(len(lat) / secs, 1),
+                                     "statuses": st, **_percentiles(lat)}
 
         batch = records[:1000]
         times = []
@@ -182,6 +218,7 @@ def main(argv=None) -> None:
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--max-seconds", type=float, default=120)
+    ap.add_argument("--rate", type=float, default=200.0, help="offered single matches per second (paced phase)")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args(argv)
     from dupsearch import read_listings
@@ -196,7 +233,7 @@ def main(argv=None) -> None:
     server = Server(a.index, token, log)
     started = time.perf_counter() - t0
     try:
-        res = asyncio.run(_bench(server.url, token, records, a.clients, a.requests, a.max_seconds))
+        res = asyncio.run(_bench(server.url, token, records, a.clients, a.requests, a.max_seconds, a.rate))
     finally:
         server.stop()
     res = {**source, "server_start_seconds": round(started, 1), "cpus": os.cpu_count(), **res}

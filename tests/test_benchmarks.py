@@ -72,13 +72,13 @@ def test_benchmarks_md_tables_are_the_saved_results():
         "accuracy-seed0", "accuracy-seeds", "accuracy-minilm", "store-features", "store-dedup-100k",
         "store-dedup-1m", "index-online-1m", "index-online-300k", "spark-engine", "groups-thresholds",
         "default-model", "labelling-curve", "accuracy-blend", "accuracy-dirty", "accuracy-rouge",
-        "accuracy-precision"}
+        "accuracy-precision", "accuracy-online", "store-feature-sets"}
     assert render(text) == text
     assert main(["--check"]) == 0
     for variant in ("default", "minilm"):
         runs = sorted((SAVED / variant).glob("seed*/*.json"))
         assert len(runs) == 15, (variant, runs)  # five datasets x three seeds
-    for variant, datasets in (("blend", 5), ("rouge", 5), ("default-dirty", 3)):  # WDC: title-only
+    for variant, datasets in (("blend", 5), ("rouge", 5), ("online", 5), ("default-dirty", 3)):  # WDC: title-only
         runs = sorted((SAVED / variant).glob("seed*/*.json"))
         assert runs and len(runs) % datasets == 0, (variant, runs)
     reliability = SAVED.parents[1] / "RELIABILITY.md"

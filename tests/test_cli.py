@@ -318,3 +318,37 @@ def test_negative_seed_is_a_usage_error_not_a_traceback(command, tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "--seed" in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_train_online_feature_set(shared_market_files, cli_config, tmp_path):
+    """--features online: the preset's families settings are the model's, its store holds far less
+    per listing than the default model's, and it still separates duplicates; a config file that
+    sets family settings of its own is refused (exit 2), not silently overridden."""
+    from dupsearch import read_listings
+    from dupsearch.config import FEATURE_PRESETS
+    from dupsearch.models.metrics import binary_metrics
+    f = shared_market_files
+    out = tmp_path / "online"
+    run_cli("train", f["listings"], f["train"], "--valid", f["valid"], "--out", out, "--config", cli_config,
+            "--features", "online", "--no-report", check_ok=True)
+    online = DuplicateMatcher.load(out)
+    assert online.config.features.family_settings == FEATURE_PRESETS["online"]["family_settings"]
+    names = online.feature_names
+    assert not any(n.startswith(("strings.description.", "strings.attrs.", "corpus.text.", "corpus.all.")) for n in names)
+    assert any(n.startswith("strings.title.") for n in names)
+    default = tmp_path / "default"
+    run_cli("train", f["listings"], f["train"], "--valid", f["valid"], "--out", default, "--config", cli_config,
+            "--no-report", check_ok=True)
+    listings, _ = read_listings(f["listings"])
+    sizes = {}
+    for name, path in (("online", out), ("default", default)):
+        saved = DuplicateMatcher.load(path).build_store(listings).save(tmp_path / f"store-{name}")
+        sizes[name] = sum(p.stat().st_size for p in Path(saved).rglob("*") if p.is_file())
+    assert sizes["online"] < 0.6 * sizes["default"], sizes
+    test = pd.read_parquet(f["test"])
+    assert binary_metrics(test["label"].to_numpy(), online.predict_proba(listings, test))["pr_auc"] > 0.8
+    both = tmp_path / "both.json"
+    both.write_text(json.dumps({**FAST_CONFIG_JSON, "features": {"family_settings": {"sets": {"fields": ["title"]}}}}))
+    proc = run_cli("train", f["listings"], f["train"], "--out", tmp_path / "no", "--config", both,
+                   "--features", "online")
+    assert proc.returncode == 2 and "family_settings" in proc.stderr and not (tmp_path / "no").exists()

@@ -31,6 +31,21 @@ FAMILY_SETTINGS = {
 }
 
 
+# Named feature sets (`dupsearch train --features NAME`): settings of FeatureConfig.
+# "online" is for an index that answers online (issue #17): it leaves out the features whose
+# per-listing state is largest or whose pairs cost most (the description's string scores, the
+# character n-grams of the long fields, word n-grams past 3), so that a million listings' store
+# fits in memory and a candidate costs a fraction of the default's; BENCHMARKS ("Online feature
+# set") has what it costs in accuracy and what it saves.
+FEATURE_PRESETS = {
+    "default": {},
+    "online": {"family_settings": {
+        "strings": {"fields": ["title"]},
+        "sets": {"fields": ["title", "description", "attrs"], "word_ngrams": {"description": [1, 2, 3]}},
+        "corpus": {"fields": ["title", "description", "attrs"], "char_fields": ["title"]}}},
+}
+
+
 class ConfigError(DupsearchError, ValueError):
     """A setting that does not exist or has a value of the wrong kind."""
 

@@ -70,6 +70,14 @@ def measure(name: str, pipeline, listings: pd.DataFrame, ia: np.ndarray, ib: np.
     t0 = time.perf_counter()
     store = pipeline.build_store(listings)
     build_s = time.perf_counter() - t0
+    import shutil
+    import tempfile
+    tmp = Path(tempfile.mkdtemp(prefix="dupsearch-bench-"))
+    try:  # what a listing's stored state weighs on disk (an index holds it memory-mapped)
+        saved = store.save(tmp / "store")
+        store_bytes = sum(f.stat().st_size for f in Path(saved).rglob("*") if f.is_file())
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     ref = min(_reference(store, ia, ib) for _ in range(repeats))
     bs = pipeline.config.batch_size  # as FeaturePipeline.compare and dedup's parts run them
     best, fams = None, {}
@@ -89,6 +97,7 @@ def measure(name: str, pipeline, listings: pd.DataFrame, ia: np.ndarray, ib: np.
            "n_features": len(pipeline.feature_names_),
            "store_build_seconds": round(build_s, 2),
            "store_listings_per_second": round(len(listings) / build_s, 1),
+           "store_bytes_per_listing": round(store_bytes / len(listings)),
            "feature_seconds": round(best, 3), "pairs_per_second": round(len(ia) / best, 1),
            "reference": "rapidfuzz cpdist, 4 scores (ratio, token_set_ratio, jaro_winkler, levenshtein) "
                         "on title and description",
@@ -104,15 +113,22 @@ def measure(name: str, pipeline, listings: pd.DataFrame, ia: np.ndarray, ib: np.
     return res
 
 
-def generated_workload(n: int, seed: int = 1, train_seed: int = 7, n_train: int = 5000, log=print):
+def _feature_config(features: str):
+    from dupsearch.config import FEATURE_PRESETS
+    from dupsearch.features import FeatureConfig
+    return FeatureConfig(**FEATURE_PRESETS[features])
+
+
+def generated_workload(n: int, seed: int = 1, train_seed: int = 7, n_train: int = 5000, log=print,
+                       features: str = "default"):
     """Pipeline fitted on one generated market; candidates (default blockers) of another."""
     from dupsearch.candidates.blocking import candidate_pairs
     from dupsearch.candidates.specs import default_blocker_specs, make_blocker
-    from dupsearch.features import FeatureConfig, FeaturePipeline
+    from dupsearch.features import FeaturePipeline
     from dupsearch.synth import generate_marketplace
     train = generate_marketplace(n_train, seed=train_seed).listings
     listings = generate_marketplace(n, seed=seed).listings.reset_index(drop=True)
-    pipe = FeaturePipeline(FeatureConfig()).fit(train)
+    pipe = FeaturePipeline(_feature_config(features)).fit(train)
     from dupsearch.engines.local import locality_order, scoring_order
     # as dedup does: listings (store rows) in locality order, pairs in the order dedup scores them
     listings = listings.iloc[np.argsort(locality_order(listings))].reset_index(drop=True)
@@ -122,13 +138,13 @@ def generated_workload(n: int, seed: int = 1, train_seed: int = 7, n_train: int 
     return pipe, listings, c.a[order], c.b[order]
 
 
-def benchmark_workload(dataset_dir: Path):
-    from dupsearch.features import FeatureConfig, FeaturePipeline
+def benchmark_workload(dataset_dir: Path, features: str = "default"):
+    from dupsearch.features import FeaturePipeline
     from dupsearch.features.pipeline import listings_for
     from dupsearch.io import load_benchmark
     data = load_benchmark(dataset_dir, train_size="medium")
     listings = listings_for(data.listings, data.train).reset_index(drop=True)
-    pipe = FeaturePipeline(FeatureConfig()).fit(listings)
+    pipe = FeaturePipeline(_feature_config(features)).fit(listings)
     index = pd.Index(listings["item_id"].astype(str))
     return (pipe, listings, index.get_indexer(data.train["item_id_a"].astype(str)),
             index.get_indexer(data.train["item_id_b"].astype(str)))
@@ -138,13 +154,16 @@ def markdown(result: dict) -> str:
     """BENCHMARKS tables of a ``--json`` result: throughput, then seconds per family and per
     string scorer (per 10,000 pairs)."""
     w = result["workloads"]
+    sized = all("store_bytes_per_listing" in r for r in w)  # runs before it was measured lack it
     lines = ["| workload | listings | pairs | features | pairs/s | reference pairs/s | ratio to reference | "
-             "store build s | store listings/s |", "|---|---|---|---|---|---|---|---|---|"]
+             "store build s | store listings/s |" + (" store bytes per listing |" if sized else ""),
+             "|---|---|---|---|---|---|---|---|---|" + ("---|" if sized else "")]
     for r in w:
         lines.append(f"| {r['workload']} | {r['listings']:,} | {r['pairs']:,} | {r['n_features']} | "
                      f"**{r['pairs_per_second']:,.0f}** | {r['reference_pairs_per_second']:,.0f} | "
                      f"{r['ratio_to_reference']:.3f} | {r['store_build_seconds']:.1f} | "
-                     f"{r['store_listings_per_second']:,.0f} |")
+                     f"{r['store_listings_per_second']:,.0f} |"
+                     + (f" {r['store_bytes_per_listing']:,} |" if sized else ""))
     lines += ["", "Seconds per 10,000 pairs, by family:", "",
               "| family | " + " | ".join(r["workload"] for r in w) + " |", "|---" * (len(w) + 1) + "|"]
     for fam in w[0]["family_seconds_per_10k_pairs"]:
@@ -164,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--benchmarks", type=Path, default=Path(__file__).resolve().parents[4] / "shared" / "benchmarks",
                     help="the shared benchmarks folder (abt-buy is read from it when present)")
     ap.add_argument("--json", type=Path, default=None)
+    from dupsearch.config import FEATURE_PRESETS
+    ap.add_argument("--features", default=["default"], nargs="+", choices=list(FEATURE_PRESETS),
+                    help="named feature sets to measure, each on the same workloads (`train --features`)")
     ap.add_argument("--markdown", type=Path, default=None, metavar="JSON",
                     help="print the BENCHMARKS tables of a saved --json result and exit")
     args = ap.parse_args(argv)
@@ -176,15 +198,19 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--n must be at least 100")
     import warnings
     warnings.simplefilter("ignore")
-    out = {"workloads": []}
-    pipe, listings, ia, ib = generated_workload(args.n)
-    out["workloads"].append(measure(f"generated market, {args.n:,} listings, candidates", pipe, listings, ia, ib))
+    from dupsearch.bench.runner import source_commit
+    out = {**source_commit(), "workloads": []}  # the code that runs: taken before, not after
     abt = args.benchmarks / "abt-buy"
-    if abt.is_dir():
-        pipe, listings, ia, ib = benchmark_workload(abt)
-        out["workloads"].append(measure("abt-buy train pairs", pipe, listings, ia, ib))
-    else:
-        print(f"({abt} not found: abt-buy workload skipped)", file=sys.stderr)
+    for features in args.features:
+        named = "" if features == "default" else f" ({features} features)"
+        pipe, listings, ia, ib = generated_workload(args.n, features=features)
+        out["workloads"].append(measure(f"generated market, {args.n:,} listings, candidates{named}",
+                                        pipe, listings, ia, ib))
+        if abt.is_dir():
+            pipe, listings, ia, ib = benchmark_workload(abt, features)
+            out["workloads"].append(measure(f"abt-buy train pairs{named}", pipe, listings, ia, ib))
+        else:
+            print(f"({abt} not found: abt-buy workload skipped)", file=sys.stderr)
     from dupsearch.models.matcher import dependency_versions
     out["versions"] = dependency_versions()
     if args.json:

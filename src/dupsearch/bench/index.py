@@ -87,6 +87,10 @@ def run(listings_path: Path, model: Path, out: Path, hold: int = 2000, workers: 
     idx = Index.open(idx_path)
     result["open_seconds"] = round(time.perf_counter() - t0, 2)
     assert len(idx) == len(catalogue), (len(idx), len(catalogue))
+    valid = idx.matcher.metrics_.get("valid", {})
+    result["model"] = {"n_features": len(idx.matcher.feature_names),
+                       "family_settings": idx.matcher.config.features.family_settings,
+                       "valid_pr_auc": valid.get("pr_auc"), "valid_best_f1": valid.get("best_f1")}
 
     # recall: index candidates and top 10 vs dedup's blocking, on the true cross pairs
     cluster = listings["cluster_id"].to_numpy()
@@ -151,6 +155,19 @@ def run(listings_path: Path, model: Path, out: Path, hold: int = 2000, workers: 
         "index_only": int(len(linked_index.index.difference(linked_dedup.index))),
     }
     del DuplicateMatcher
+
+    # batch upserts as `dupsearch index add` makes them (no matching), then removed again so that
+    # the index is as it was for the service's load test
+    t0 = time.perf_counter()
+    for s in range(0, len(new), batch):
+        idx.upsert(new.iloc[s:s + batch], top=None)
+    add_s = time.perf_counter() - t0
+    assert len(idx) == len(catalogue) + len(new), (len(idx), len(catalogue), len(new))
+    t0 = time.perf_counter()
+    idx.remove(new["item_id"].astype(str))
+    result["batch_upsert"] = {"listings": int(len(new)), "batch": batch, "seconds": round(add_s, 2),
+                              "listings_per_second": round(len(new) / add_s, 1),
+                              "remove_seconds": round(time.perf_counter() - t0, 2)}
     return result
 
 

@@ -177,7 +177,21 @@ COMPONENTS_HELP = ("Also compare text embeddings along their first N principal d
                    "(product and difference per direction); 0 = cosine only.")
 
 
-def _features(text_encoders: Optional[list[str]], image_encoders: Optional[list[str]]):
+def _feature_sets() -> type:
+    from dupsearch.config import FEATURE_PRESETS
+    return Enum("FeatureSet", {name: name for name in FEATURE_PRESETS}, type=str)
+
+
+FeatureSet = _feature_sets()  # the named sets of config.FEATURE_PRESETS
+
+
+FEATURE_SET_HELP = ("Named feature set: 'default', or 'online' (smaller per-listing state and cheaper pairs, "
+                    "for `dupsearch index` and `serve`; BENCHMARKS has what it costs in accuracy).")
+
+
+def _features(text_encoders: Optional[list[str]], image_encoders: Optional[list[str]],
+              preset: "FeatureSet" = FeatureSet.default):
+    from dupsearch.config import FEATURE_PRESETS
     from dupsearch.features import FeatureConfig
     from dupsearch.encoders import make_encoder
     # "--image-encoder none" turns the default photo encoders off.
@@ -191,7 +205,7 @@ def _features(text_encoders: Optional[list[str]], image_encoders: Optional[list[
                 make_encoder(spec, modality)
             except ValueError as exc:
                 raise typer.BadParameter(str(exc), param_hint=f"--{modality}-encoder") from None
-    given = {}  # options not given keep FeatureConfig's defaults
+    given = dict(FEATURE_PRESETS[preset.value])  # options not given keep the preset's settings
     if text_encoders:
         given["text_encoders"] = tuple(text_encoders)
     if image_encoders:
@@ -202,7 +216,8 @@ def _features(text_encoders: Optional[list[str]], image_encoders: Optional[list[
 
 
 def _config(backend: Backend, n_models: int, folds: int, seed: int, config_file: Optional[Path],
-            text_encoders: Optional[list[str]] = None, image_encoders: Optional[list[str]] = None):
+            text_encoders: Optional[list[str]] = None, image_encoders: Optional[list[str]] = None,
+            preset: "FeatureSet" = FeatureSet.default):
     from dupsearch.models import GBDTConfig, MatcherConfig
     if config_file:
         import tomllib
@@ -222,9 +237,15 @@ def _config(backend: Backend, n_models: int, folds: int, seed: int, config_file:
             cfg.features = replace(cfg.features,
                                    text_encoders=named.text_encoders if text_encoders else cfg.features.text_encoders,
                                    image_encoders=named.image_encoders if image_encoders else cfg.features.image_encoders)
+        if preset != FeatureSet.default:
+            from dupsearch.config import FEATURE_PRESETS
+            if cfg.features.family_settings:
+                raise typer.BadParameter(f"{config_file} sets family_settings and --features {preset.value} "
+                                         f"names others: use one of them")
+            cfg.features = replace(cfg.features, **FEATURE_PRESETS[preset.value])
     else:
         cfg = MatcherConfig(gbdt=GBDTConfig(backend=backend.value), n_models=n_models, cv_folds=folds,
-                            seed=seed, features=_features(text_encoders, image_encoders))
+                            seed=seed, features=_features(text_encoders, image_encoders, preset))
     return cfg
 
 
@@ -242,6 +263,7 @@ def train(
     seed: int = typer.Option(0, min=0, help="Base random seed (boosters use seed, seed+1, ...; CV folds)."),
     text_encoder: Optional[list[str]] = typer.Option(None, "--text-encoder", "-t", help=TEXT_ENCODER_HELP),
     image_encoder: Optional[list[str]] = typer.Option(None, "--image-encoder", "-i", help=IMAGE_ENCODER_HELP),
+    features: FeatureSet = typer.Option(FeatureSet.default, "--features", help=FEATURE_SET_HELP),
     embedding_components: Optional[int] = typer.Option(None, min=0, help=COMPONENTS_HELP),
     cross_encoder: Optional[str] = typer.Option(None, help=CROSS_ENCODER_HELP),
     cross_encoder_epochs: Optional[float] = typer.Option(
@@ -278,7 +300,7 @@ def train(
     from dupsearch.io import read_pairs
     from dupsearch.models import DuplicateMatcher
     # settings first: a bad config fails before the tables are read
-    cfg = _config(backend, n_models, folds, seed, config, text_encoder, image_encoder)
+    cfg = _config(backend, n_models, folds, seed, config, text_encoder, image_encoder, features)
     if embedding_components is not None:
         cfg.features = replace(cfg.features, embedding_components=embedding_components)
     if cross_encoder or contrastive_image:
@@ -410,6 +432,7 @@ def bench(
     model_out: Optional[Path] = typer.Option(None, help="Also save the trained model here."),
     report: Optional[Path] = typer.Option(None, help="Write an HTML report on the test split here."),
     text_encoder: Optional[list[str]] = typer.Option(None, "--text-encoder", "-t", help=TEXT_ENCODER_HELP),
+    features: FeatureSet = typer.Option(FeatureSet.default, "--features", help=FEATURE_SET_HELP),
     embedding_components: int = typer.Option(0, min=0, help=COMPONENTS_HELP),
     cross_encoder: Optional[str] = typer.Option(None, help=CROSS_ENCODER_HELP),
     cross_encoder_epochs: Optional[float] = typer.Option(
@@ -439,7 +462,7 @@ def bench(
     from dupsearch.bench import run_benchmark
     from dupsearch.models import GBDTConfig, MatcherConfig
     cfg = MatcherConfig(gbdt=GBDTConfig(backend=backend.value), n_models=n_models, seed=seed,
-                        features=_with_rouge(replace(_features(text_encoder, None),
+                        features=_with_rouge(replace(_features(text_encoder, None, features),
                                                      embedding_components=embedding_components), rouge),
                         stacking=replace(_stacking(cross_encoder, cross_encoder_epochs, cross_encoder_max_length,
                                                    combine=(cross_encoder_combine or Combine.blend).value,
