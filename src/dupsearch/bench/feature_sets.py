@@ -14,14 +14,10 @@ labelled pairs computed, each timed in CPU seconds of this process (``time.proce
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 _ONLINE_SETS = {"sets": {"fields": ["title", "description", "attrs"], "word_ngrams": {"description": [1, 2, 3]}},
@@ -39,6 +35,7 @@ ALTERNATIVES = {
 
 
 def measure(name: str, settings: dict, market, log=print) -> dict:
+    from dupsearch.bench.features import saved_bytes
     from dupsearch.features import FeatureConfig
     from dupsearch.models import DuplicateMatcher, MatcherConfig
     from dupsearch.models.metrics import binary_metrics
@@ -52,12 +49,7 @@ def measure(name: str, settings: dict, market, log=print) -> dict:
     t0 = time.process_time()
     store = m.build_store(listings)
     store_cpu = time.process_time() - t0
-    tmp = Path(tempfile.mkdtemp(prefix="dupsearch-bench-"))
-    try:
-        saved = store.save(tmp / "store")
-        size = sum(f.stat().st_size for f in Path(saved).rglob("*") if f.is_file())
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    size = saved_bytes(store)
     pairs = pd.concat([train, valid, test])
     ia, ib = store.rows(pairs["item_id_a"]), store.rows(pairs["item_id_b"])
     t0 = time.process_time()
@@ -102,11 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     market = (mk.listings, *mk.split())  # as `dupsearch generate` splits them
     for name, settings in {**FEATURE_PRESETS, **ALTERNATIVES}.items():
         out["sets"].append(measure(name, settings, market))
-    if args.json:
-        from dupsearch.atomic import atomic_write_text
-        atomic_write_text(args.json, json.dumps(out, indent=2))
-        print(f"-> {args.json}")
-    print(markdown(out))
+    from dupsearch.bench.features import write_result
+    write_result(out, args.json, markdown(out))
     return 0
 
 

@@ -64,20 +64,34 @@ def _string_costs(store, ia, ib, family) -> dict:
     return out
 
 
+def saved_bytes(store) -> int:
+    """What a listing store weighs saved on disk (an index holds it memory-mapped)."""
+    import shutil
+    import tempfile
+    tmp = Path(tempfile.mkdtemp(prefix="dupsearch-bench-"))
+    try:
+        saved = store.save(tmp / "store")
+        return sum(f.stat().st_size for f in Path(saved).rglob("*") if f.is_file())
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_result(out: dict, path: Path | None, table: str) -> None:
+    """Save a benchmark's result as JSON (atomically) when asked, and print its table."""
+    if path:
+        from dupsearch.atomic import atomic_write_text
+        atomic_write_text(path, json.dumps(out, indent=2))
+        print(f"-> {path}")
+    print(table)
+
+
 def measure(name: str, pipeline, listings: pd.DataFrame, ia: np.ndarray, ib: np.ndarray,
             repeats: int = 2, log=print) -> dict:
     """Store build and feature throughput of ``pipeline`` on pairs (ia, ib) of ``listings`` rows."""
     t0 = time.perf_counter()
     store = pipeline.build_store(listings)
     build_s = time.perf_counter() - t0
-    import shutil
-    import tempfile
-    tmp = Path(tempfile.mkdtemp(prefix="dupsearch-bench-"))
-    try:  # what a listing's stored state weighs on disk (an index holds it memory-mapped)
-        saved = store.save(tmp / "store")
-        store_bytes = sum(f.stat().st_size for f in Path(saved).rglob("*") if f.is_file())
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    size = saved_bytes(store)
     ref = min(_reference(store, ia, ib) for _ in range(repeats))
     bs = pipeline.config.batch_size  # as FeaturePipeline.compare and dedup's parts run them
     best, fams = None, {}
@@ -97,7 +111,7 @@ def measure(name: str, pipeline, listings: pd.DataFrame, ia: np.ndarray, ib: np.
            "n_features": len(pipeline.feature_names_),
            "store_build_seconds": round(build_s, 2),
            "store_listings_per_second": round(len(listings) / build_s, 1),
-           "store_bytes_per_listing": round(store_bytes / len(listings)),
+           "store_bytes_per_listing": round(size / len(listings)),
            "feature_seconds": round(best, 3), "pairs_per_second": round(len(ia) / best, 1),
            "reference": "rapidfuzz cpdist, 4 scores (ratio, token_set_ratio, jaro_winkler, levenshtein) "
                         "on title and description",
@@ -213,11 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"({abt} not found: abt-buy workload skipped)", file=sys.stderr)
     from dupsearch.models.matcher import dependency_versions
     out["versions"] = dependency_versions()
-    if args.json:
-        from dupsearch.atomic import atomic_write_text
-        atomic_write_text(args.json, json.dumps(out, indent=2))
-        print(f"-> {args.json}")
-    print(markdown(out))
+    write_result(out, args.json, markdown(out))
     return 0
 
 
