@@ -221,6 +221,8 @@ def main(argv=None) -> None:
     ap.add_argument("--rate", type=float, default=200.0, help="offered single matches per second (paced phase)")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args(argv)
+    if not a.rate > 0:
+        ap.error("--rate must be a positive number of requests per second")
     from dupsearch import read_listings
     from dupsearch.bench.index import held_back
     from dupsearch.bench.runner import source_commit
