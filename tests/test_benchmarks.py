@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dupsearch.bench import run_benchmark
@@ -33,6 +34,11 @@ def test_abt_buy_end_to_end_single_model(tmp_path):
     assert 0 < res["threshold"] < 1
     assert res["n_features"] > 150
     assert res["pairs_per_second_features"] > 0
+    # the validation scores saved with the run give back its validation figures
+    from dupsearch.models.metrics import binary_metrics
+    vs = res["valid_scores"]
+    assert len(vs["y"]) == len(vs["p"]) == res["n_valid"]
+    assert round(100 * binary_metrics(np.array(vs["y"]), np.array(vs["p"]))["best_f1"], 1) == round(res["valid_f1"], 1)
     assert (tmp_path / "model" / "manifest.json").is_file()
     assert (tmp_path / "report" / "report.html").is_file()
 

@@ -98,6 +98,10 @@ def run_benchmark(dataset_dir: str | Path, train_size: str = "medium",
         # Learned matchers stacked under the booster: settings, out-of-fold quality, wall time.
         "stacking": {"config": config.stacking.cross_encoder, **matcher.metrics_["stacking"]}
         if "stacking" in matcher.metrics_ else None,
+        # the validation pairs' labels and the scores the threshold was chosen on, so that other
+        # ways to choose it can be compared on validation alone (never on test)
+        "valid_scores": {"y": [int(v) for v in evaluated["y"]], "p": [round(float(v), 5) for v in evaluated["p"]]}
+        if (evaluated := getattr(matcher, "eval_", None) or {}).get("what") == "validation" else None,
         "versions": dependency_versions(),
         **source,
     }
