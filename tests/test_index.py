@@ -262,3 +262,19 @@ def test_large_partitions_use_saved_hnsw_graphs(market, tmp_path, monkeypatch):
         assert len(a) and len(set(zip(a.item_id, a.match_id)) & set(zip(b.item_id, b.match_id))) >= share * len(b)
     graph.upsert(new.iloc[:5])
     assert len(graph.duplicates(new["item_id"][0], top=3)) > 0
+
+
+
+def test_warm_touches_each_segment_once_and_respects_memory(market, built, monkeypatch):
+    from dupsearch.index import core
+    before = built.match(market["new"], top=3)
+    monkeypatch.setattr(core, "_available_memory", lambda: 1024)  # far less than the files
+    assert built.warm() == 0 and not any(seg.warmed for seg in built._segments)
+    monkeypatch.setattr(core, "_available_memory", lambda: None)  # unknown: warm
+    touched = built.warm()
+    files = sum(p.stat().st_size for p in (built.path / "segments").rglob("*.npy"))
+    assert touched > 0.5 * files and all(seg.warmed for seg in built._segments)
+    assert built.warm() == 0  # already warm
+    pd.testing.assert_frame_equal(built.match(market["new"], top=3), before)  # warming changes no answer
+    built.upsert(market["new"].iloc[:5])
+    assert 0 < built.warm() < touched  # only the new segment

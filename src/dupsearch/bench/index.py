@@ -86,6 +86,9 @@ def run(listings_path: Path, model: Path, out: Path, hold: int = 2000, workers: 
     t0 = time.perf_counter()
     idx = Index.open(idx_path)
     result["open_seconds"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    result["warm_bytes"] = idx.warm()  # as `dupsearch serve` does at start (in the background)
+    result["warm_seconds"] = round(time.perf_counter() - t0, 2)
     assert len(idx) == len(catalogue), (len(idx), len(catalogue))
     valid = idx.matcher.metrics_.get("valid", {})
     result["model"] = {"n_features": len(idx.matcher.feature_names),

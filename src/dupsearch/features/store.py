@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
@@ -141,6 +141,9 @@ class StringColumn:
             near = np.empty(span, dtype=object)
             near[:] = self.array.slice(lo, span).to_pylist()
             strings[:] = near[uniq - lo]
+        elif len(uniq) <= 256:  # a few rows (an online match): one scalar each, ~1 us against ~100 us a take
+            array = self.array
+            strings[:] = [array[i].as_py() for i in uniq.tolist()]
         else:
             # chunk by chunk: ChunkedArray.take joins every chunk first (a copy of the whole
             # column per call: ~5 ms a column at 300,000 listings, for a handful of rows)
@@ -160,6 +163,20 @@ class StringColumn:
         return iter(self.array.to_pylist())
 
 
+def _gather_column(parts: list, name: str, kind: str):
+    """Column ``name`` of the rows of each ``(store, rows)`` in ``parts``, one after another."""
+    cols = [(s.get(name), rows) for s, rows in parts]
+    if kind == "sparse":
+        from dupsearch.features.kernels import gather_csr
+        return gather_csr(cols, cols[0][0].shape[1])
+    if kind == "ragged":
+        col = cols[0][0].take(cols[0][1])
+        for c, rows in cols[1:]:
+            col = col.concat(c.take(rows))
+        return col
+    return np.concatenate([np.asarray(c[rows]) for c, rows in cols])
+
+
 class ListingStore:
     """Per-listing state of a fitted feature pipeline over a listings table (see module doc).
 
@@ -176,6 +193,8 @@ class ListingStore:
         self.sparse: dict[str, sp.csr_matrix] = {}
         self.ragged: dict[str, Ragged] = {}
         self._arrow: pa.Table | None = None  # string columns of a store opened from disk
+        # column -> (kind, maker): gathered when first read (an online match reads a few columns)
+        self._lazy: dict[str, tuple[str, Any]] = {}
         self._index: pd.Index | None = None
 
     # ---- columns --------------------------------------------------------------------
@@ -202,9 +221,13 @@ class ListingStore:
         for other in KINDS:
             if other != kind:
                 getattr(self, other).pop(name, None)
+        self._lazy.pop(name, None)
         store[name] = value
 
     def get(self, name: str):
+        lazy = self._lazy.pop(name, None)
+        if lazy is not None:
+            self.put(name, lazy[1]())
         for kind in KINDS:
             col = getattr(self, kind)
             if name in col:
@@ -218,7 +241,7 @@ class ListingStore:
     __getitem__ = get
 
     def __contains__(self, name: str) -> bool:
-        return any(name in getattr(self, k) for k in KINDS) or (
+        return any(name in getattr(self, k) for k in KINDS) or name in self._lazy or (
             self._arrow is not None and name in self._arrow.column_names)
 
     def columns(self) -> dict[str, str]:
@@ -230,6 +253,8 @@ class ListingStore:
         for kind in KINDS[1:]:
             for name in getattr(self, kind):
                 out[name] = kind
+        for name, (kind, _) in self._lazy.items():
+            out[name] = kind
         return out
 
     # ---- rows -----------------------------------------------------------------------
@@ -253,9 +278,11 @@ class ListingStore:
         return ListingStore.gather([(self, idx)])
 
     @staticmethod
-    def gather(parts: list) -> "ListingStore":
+    def gather(parts: list, lazy: bool = False) -> "ListingStore":
         """One store of the rows ``rows`` of each ``(store, rows)`` in ``parts`` (``rows`` None: all),
-        one after another, each value copied once (``take`` then ``append`` copies twice)."""
+        one after another, each value copied once (``take`` then ``append`` copies twice).
+        ``lazy``: each column is gathered when it is first read (scoring a few pairs reads a
+        fraction of the columns; the long texts are the costly ones to gather)."""
         stores = [s for s, _ in parts]
         first = stores[0]
         for other in stores[1:]:
@@ -268,17 +295,10 @@ class ListingStore:
                  for s, rows in parts]
         out = ListingStore(np.concatenate([s.ids[rows] for s, rows in parts]), first.meta)
         for name, kind in first.columns().items():
-            cols = [(s.get(name), rows) for s, rows in parts]
-            if kind == "sparse":
-                from dupsearch.features.kernels import gather_csr
-                col = gather_csr(cols, cols[0][0].shape[1])
-            elif kind == "ragged":
-                col = cols[0][0].take(cols[0][1])
-                for c, rows in cols[1:]:
-                    col = col.concat(c.take(rows))
+            if lazy:
+                out._lazy[name] = (kind, lambda name=name, kind=kind: _gather_column(parts, name, kind))
             else:
-                col = np.concatenate([np.asarray(c[rows]) for c, rows in cols])
-            out.put(name, col)
+                out.put(name, _gather_column(parts, name, kind))
         return out
 
     def frame(self, idx: np.ndarray | None = None) -> pd.DataFrame:
@@ -286,9 +306,23 @@ class ListingStore:
         idx = np.arange(self.n) if idx is None else np.asarray(idx, np.int64)
         data = {"item_id": self.ids[idx]}
         for name, kind in self.columns().items():
-            if kind == "strings" or (kind == "dense" and self.dense[name].ndim == 1):
+            if kind == "strings" or (kind == "dense" and self.get(name).ndim == 1):
                 data[name] = self.get(name)[idx]
         return pd.DataFrame(data)
+
+    def mapped_arrays(self) -> list[np.ndarray]:
+        """The arrays behind the columns (memory-mapped in a store opened from disk), the string
+        columns' Arrow buffers as bytes: what ``Index.warm`` touches."""
+        out: list[np.ndarray] = list(self.dense.values())
+        for m in self.sparse.values():
+            out += [m.data, m.indices, m.indptr]
+        for r in self.ragged.values():
+            out += [r.offsets, r.rows]
+        if self._arrow is not None:
+            for column in self._arrow.columns:
+                for chunk in column.chunks:
+                    out += [np.frombuffer(b, np.uint8) for b in chunk.buffers() if b is not None]
+        return out
 
     def append(self, other: "ListingStore") -> "ListingStore":
         """This store followed by ``other``'s rows: equal to a store built from both tables at once."""

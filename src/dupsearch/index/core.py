@@ -52,7 +52,7 @@ from dupsearch.errors import DataError, DupsearchError
 
 log = logging.getLogger(__name__)
 
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2  # 2: an ANN blocker's vectors are saved in partition order
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 MODEL_DIR = "model"
@@ -132,17 +132,19 @@ def _folder_entries(folder: Path, base: Path) -> dict[str, dict]:
 @dataclass
 class _AnnPart:
     """One ANN blocker's structures in one segment (rows local to the segment)."""
-    vectors: np.ndarray            # (n, d) float32 unit rows (zero: no vector)
+    vectors: np.ndarray            # (n, d) float32 unit rows (zero: no vector) of rows ``order``
     part: np.ndarray               # (n,) uint64 partition key
     radius: np.ndarray             # (n,) float32 k-th neighbour similarity when saved (-inf: < k neighbours)
-    order: np.ndarray              # rows sorted by partition key
+    order: np.ndarray              # rows sorted by partition key (stable)
     sorted_part: np.ndarray        # part[order]
     hnsw: dict = field(default_factory=dict)   # partition key -> usearch index (keys: local rows)
 
-    def rows_of(self, key: np.uint64) -> np.ndarray:
-        lo, hi = np.searchsorted(self.sorted_part, [key, key], side="left")[0], \
-            np.searchsorted(self.sorted_part, key, side="right")
-        return self.order[lo:hi]
+    def partition(self, key: np.uint64) -> tuple[np.ndarray, np.ndarray]:
+        """The partition's local rows and their vectors: a slice of the memory-mapped file (saved
+        in partition order, so that an exact search reads it in place instead of gathering rows)."""
+        lo = int(np.searchsorted(self.sorted_part, key, side="left"))
+        hi = int(np.searchsorted(self.sorted_part, key, side="right"))
+        return self.order[lo:hi], self.vectors[lo:hi]
 
 
 @dataclass
@@ -156,6 +158,15 @@ class _Segment:
     ann: dict = field(default_factory=dict)        # blocker -> _AnnPart
     _pf: object = None
     _id_index: object = None
+    warmed: bool = False
+
+    def mapped_arrays(self) -> list[np.ndarray]:
+        """The memory-mapped arrays a match reads (store, key tables, vectors)."""
+        out = self.store.mapped_arrays()
+        for keys, rows in self.keys.values():
+            out += [keys, rows]
+        out += [ap.vectors for ap in self.ann.values()]
+        return out
 
     def id_index(self) -> pd.Index:
         if self._id_index is None:
@@ -167,6 +178,24 @@ class _Segment:
         if self._pf is None:
             self._pf = pq.ParquetFile(self.path / "listings.parquet")
         return self._pf
+
+
+def _touch_pages(a: np.ndarray) -> None:
+    flat = np.asarray(a).reshape(-1)
+    if flat.size and flat.flags.c_contiguous:
+        flat.view(np.uint8)[::4096].max()  # one byte a page: the kernel maps the page (and its neighbours)
+
+
+def _available_memory() -> int | None:
+    """MemAvailable (free memory plus page cache the kernel can reclaim), None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def _hnsw_search(graph, Q: np.ndarray, k: int, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -257,7 +286,8 @@ class Index:
         except (OSError, ValueError) as e:
             raise IndexFormatError(f"{mf}: unreadable index manifest ({e})") from None
         if manifest.get("kind") != "index" or manifest.get("format") != INDEX_FORMAT:
-            raise IndexFormatError(f"{mf}: not an index manifest of format {INDEX_FORMAT}")
+            raise IndexFormatError(f"{mf}: not an index manifest of format {INDEX_FORMAT} (an index "
+                                   "written by another dupsearch version: build it again)")
         matcher = DuplicateMatcher.load(path / MODEL_DIR, trust=trust)
         if matcher.pipeline_.digest() != manifest["pipeline"]:
             raise IndexFormatError(f"{path / MODEL_DIR} is not the model this index was built with")
@@ -341,6 +371,25 @@ class Index:
         return {"listings": len(self), "rows": self._n_rows, "deleted_rows": int(len(self._deleted)),
                 "segments": len(self._segments), "generation": int(self.manifest["generation"]),
                 "blockers": {k: v["spec"] for k, v in self._blockers.items()}}
+
+    def warm(self, max_share: float = 0.5) -> int:
+        """Touch every page of the segments' memory-mapped files once (segments not yet warm), so
+        that matches do not fault on each first read of a page: in a freshly opened index of a
+        million listings that is ~40% of scoring a new listing. Skipped when the files are larger
+        than ``max_share`` of the memory available. Returns the bytes touched."""
+        todo = [seg for seg in self._segments if not seg.warmed]
+        arrays = [a for seg in todo for a in seg.mapped_arrays()]
+        total = int(sum(a.nbytes for a in arrays))
+        available = _available_memory()
+        if available is not None and total > max_share * available:
+            log.info("index not warmed: %.1f GiB of files, %.1f GiB of memory available",
+                     total / 2**30, available / 2**30)
+            return 0
+        for a in arrays:
+            _touch_pages(a)
+        for seg in todo:
+            seg.warmed = True
+        return total
 
     def close(self) -> None:
         self._segments = []
@@ -489,7 +538,7 @@ class Index:
             Q = V[qrows]
             for seg in self._segments:
                 ap = seg.ann[name]
-                rows = ap.rows_of(key)
+                rows, vectors = ap.partition(key)
                 if not len(rows):
                     continue
                 index = ap.hnsw.get(key)
@@ -499,7 +548,7 @@ class Index:
                     qi = np.broadcast_to(np.arange(len(qrows))[:, None], keys.shape)[valid]
                     cand, sim = keys[valid], sims[valid]
                 else:
-                    S = Q @ np.asarray(ap.vectors[rows]).T
+                    S = Q @ np.asarray(vectors).T
                     qi = np.repeat(np.arange(len(qrows)), len(rows))
                     cand, sim = np.tile(rows, len(qrows)), S.ravel()
                 g = cand + seg.offset
@@ -544,7 +593,7 @@ class Index:
             sel = order[seg_of[order] == si]
             parts.append((self._segments[si].store, rows[sel] - self._segments[si].offset))
             placed.append(sel)
-        store = ListingStore.gather(parts)
+        store = ListingStore.gather(parts, lazy=True)
         back = np.empty(len(rows), np.int64)
         back[np.concatenate(placed) if placed else np.empty(0, np.int64)] = np.arange(len(rows))
         return store, back  # row i of `rows` is store row back[i] (after `before`'s rows)
@@ -559,16 +608,22 @@ class Index:
         return self.matcher.score(both, q, query_store.n + back[inv])
 
     def _ranked(self, ids: np.ndarray, q, r, mask, p, top: int) -> pd.DataFrame:
-        frame = pd.DataFrame({"q": q, "item_id": ids[q] if len(q) else np.empty(0, object),
-                              "match_id": self._ids_of(r) if len(r) else np.empty(0, object),
-                              "probability": np.asarray(p, np.float64), "blockers": self._blocker_names(mask)})
-        frame = frame.sort_values(["q", "probability", "match_id"], ascending=[True, False, True], kind="stable")
-        frame["rank"] = frame.groupby("q").cumcount() + 1
-        frame = frame[frame["rank"] <= top] if top else frame
-        out = frame[MATCH_COLUMNS].reset_index(drop=True)
-        out["item_id"] = out["item_id"].astype(str)
-        out["match_id"] = out["match_id"].astype(str)
-        out["blockers"] = out["blockers"].astype(str)
+        q, p = np.asarray(q, np.int64), np.asarray(p, np.float64)
+        match_ids = self._ids_of(r).astype(str) if len(r) else np.empty(0, object)
+        # by query, most probable first, ties by match id (numpy: pandas' sort and groupby cost
+        # more than the rest of ranking one listing's candidates)
+        _, id_rank = np.unique(match_ids, return_inverse=True)
+        order = np.lexsort((id_rank.ravel(), -p, q))
+        qs = q[order]
+        start = np.flatnonzero(np.r_[True, qs[1:] != qs[:-1]]) if len(qs) else np.empty(0, np.int64)
+        rank = np.arange(len(qs)) - np.repeat(start, np.diff(np.r_[start, len(qs)])) + 1
+        keep = order[rank <= top] if top else order
+        rank = rank[rank <= top] if top else rank
+        out = pd.DataFrame({"item_id": np.asarray(ids, dtype=object)[q[keep]], "rank": rank.astype(np.int64),
+                            "match_id": match_ids[keep], "probability": p[keep],
+                            "blockers": self._blocker_names(np.asarray(mask)[keep])}, columns=MATCH_COLUMNS)
+        for c in ("item_id", "match_id", "blockers"):
+            out[c] = out[c].astype(str)
         return out
 
     def match(self, listings: pd.DataFrame, top: int = 10) -> pd.DataFrame:
@@ -909,7 +964,7 @@ def _write_blocker_files(seg_dir: Path, name: str, listings: pd.DataFrame, descr
             continue
         V = blocker.listing_vectors(listings, vectorizers.get(bname))
         part = blocker.partition_keys(listings)
-        _save_npy(seg_dir / f"ann/{bname}.vectors.npy", V)
+        _save_npy(seg_dir / f"ann/{bname}.vectors.npy", V[np.argsort(part, kind="stable")])  # as _AnnPart reads them
         _save_npy(seg_dir / f"ann/{bname}.part.npy", part)
         if radius is not None and bname in radius:
             r = radius[bname]
@@ -939,7 +994,7 @@ def _new_radius(index: Index | None, bname: str, blocker, V: np.ndarray, part: n
         best = -np.sort(-best, axis=1)[:, :k]
         for seg in (index._segments if index is not None else []):
             ap = seg.ann[bname]
-            rows = ap.rows_of(key)
+            rows, vectors = ap.partition(key)
             if not len(rows):
                 continue
             g = ap.hnsw.get(key)
@@ -947,7 +1002,7 @@ def _new_radius(index: Index | None, bname: str, blocker, V: np.ndarray, part: n
                 keys, sims = _hnsw_search(g, V[q], min(k + 1, len(rows)))
                 sims = np.where((keys >= 0) & index._live[np.maximum(keys, 0) + seg.offset], sims, -np.inf)
             else:
-                sims = V[q] @ np.asarray(ap.vectors[rows]).T
+                sims = V[q] @ np.asarray(vectors).T
                 sims = np.where(index._live[rows + seg.offset][None, :], sims, -np.inf)
             best = -np.sort(-np.hstack([best, sims]), axis=1)[:, :k]
         if best.shape[1] >= k:

@@ -480,6 +480,7 @@ class GroupCommitWriter:
                 self.index.refresh()
         except Exception as exc:  # noqa: BLE001 - a failed refresh leaves the current generation
             log.warning("could not pick up the index's new generation: %s", exc)
+        _warm(self.index)  # segments written since (ours or another writer's)
 
     def _commit(self, group: list[_Write]) -> list[Any]:
         """In the writer's thread: one index call for the group; an outcome per write."""
@@ -664,15 +665,27 @@ def _tokens_of(tokens) -> TokenStore | None:
     return TokenStore.parse(tokens, "tokens")
 
 
+def _warm(index) -> None:
+    started = time.perf_counter()
+    try:
+        touched = index.warm()
+    except Exception as exc:  # noqa: BLE001 - warming only saves time; matching works without it
+        log.warning("could not warm the index: %s", exc)
+        return
+    if touched:
+        log.info("index warmed: %.2f GiB in %.1f s", touched / 2**30, time.perf_counter() - started)
+
+
 def create_app(index, *, tokens: TokenStore | Iterable[str] | str | None = None, no_auth: bool = False,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_batch: int = DEFAULT_MAX_BATCH,
                timeout_s: float = DEFAULT_TIMEOUT_S, max_group: int = DEFAULT_MAX_GROUP,
-               read_threads: int = DEFAULT_READ_THREADS, trust: bool = False) -> FastAPI:
+               read_threads: int = DEFAULT_READ_THREADS, trust: bool = False, warm: bool = True) -> FastAPI:
     """The service over ``index`` (an ``Index``, or the path of one: opened now, closed at shutdown;
     ``trust`` as ``Index.open``).
 
     ``tokens``: a TokenStore, or entries ``read:<token>`` / ``write:<token>`` (a list, or one
     comma-separated string). Without tokens the app refuses to exist unless ``no_auth=True``.
+    ``warm``: touch the index's memory-mapped files in the background at start (``Index.warm``).
     """
     from dupsearch.index import Index, IndexBusyError, ListingNotFoundError
 
@@ -714,6 +727,8 @@ def create_app(index, *, tokens: TokenStore | Iterable[str] | str | None = None,
     async def lifespan(app):
         writer.start()
         batcher.start()
+        if warm:  # in the background: requests are served meanwhile (at first a little slower)
+            threading.Thread(target=_warm, args=(idx,), name="dupsearch-warm", daemon=True).start()
         try:
             yield
         finally:
