@@ -141,7 +141,7 @@ class StringColumn:
             near = np.empty(span, dtype=object)
             near[:] = self.array.slice(lo, span).to_pylist()
             strings[:] = near[uniq - lo]
-        elif len(uniq) <= 256:  # a few rows (an online match): one scalar each, ~1 us against ~100 us a take
+        elif len(uniq) <= 256:  # a few rows (an online match): ~1 us a scalar; a take costs ~5 us a chunk touched
             array = self.array
             strings[:] = [array[i].as_py() for i in uniq.tolist()]
         else:
