@@ -466,8 +466,8 @@ class Index:
         return cls.open(out, trust=trust)
 
     # ---- matching ---------------------------------------------------------------------------
-    def candidates(self, listings: pd.DataFrame, self_rows: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def candidates(self, listings: pd.DataFrame, self_rows: np.ndarray | None = None,
+                   vectors: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """What the blockers propose for each listing: (query row, global catalogue row, blocker
         bit mask), one entry per distinct pair. ``self_rows``: each query's own global row (it is
         never its own candidate), -1 for new listings."""
@@ -478,7 +478,7 @@ class Index:
             if b["kind"] == "key":
                 q, r = self._key_candidates(name, listings)
             else:
-                q, r = self._ann_candidates(name, listings)
+                q, r = self._ann_candidates(name, listings, (vectors or {}).get(name))
             keep = r != self_rows[q]
             qs.append(q[keep])
             rs.append(r[keep])
@@ -526,11 +526,15 @@ class Index:
             qk, r = qk[ok], r[ok]
         return np.asarray(qrow, np.int64)[qk], r
 
-    def _ann_candidates(self, name: str, listings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def _ann_candidates(self, name: str, listings: pd.DataFrame, given: tuple | None = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
         blocker = self._made[name]
         k = blocker.k
-        V = blocker.listing_vectors(listings, self._vectorizers.get(name))
-        part = blocker.partition_keys(listings)
+        if given is not None:  # the listings' (vectors, partition keys), computed by the caller
+            V, part = given
+        else:
+            V = blocker.listing_vectors(listings, self._vectorizers.get(name))
+            part = blocker.partition_keys(listings)
         has_vec = np.abs(V).sum(axis=1) > 0 if V.shape[1] else np.zeros(len(listings), bool)
         q_parts, r_parts, s_parts, near_parts = [], [], [], []
         for key in np.unique(part[has_vec]):
@@ -717,11 +721,13 @@ class Index:
             replaced = self._live_rows_of(ids)
             replaced = replaced[replaced >= 0]
             manifest = json.loads(json.dumps(self.manifest))
+            vectors: dict = {}  # the ANN blockers' vectors of the listings, computed once
             with self._new_segment(manifest) as (name, seg_tmp, entry):
                 store = self.matcher.build_store(listings)
                 store.save(seg_tmp / "store")
                 entry.update(_write_blocker_files(seg_tmp, name, listings, self._blockers, self._made,
-                                                  self._vectorizers, full_knn=False, index=self))
+                                                  self._vectorizers, full_knn=False, index=self,
+                                                  computed=vectors))
             manifest["segments"].append(entry)
             deleted = np.concatenate([self._deleted, replaced]) if len(replaced) else None
             self._commit(manifest, deleted)
@@ -729,7 +735,7 @@ class Index:
             found = None
             if top is not None:  # the batch's matches, from the listings and store in hand
                 rows = self._segments[-1].offset + np.arange(len(listings))
-                q, r, mask = self.candidates(listings, self_rows=rows)
+                q, r, mask = self.candidates(listings, self_rows=rows, vectors=vectors)
                 found = self._ranked(ids, q, r, mask, self._score(store, q, r), top)
             if len(self._segments) > MERGE_SEGMENTS:
                 try:
@@ -940,8 +946,9 @@ def _knn_radius(V: np.ndarray, part: np.ndarray, k: int, threads: int = 0
 
 def _write_blocker_files(seg_dir: Path, name: str, listings: pd.DataFrame, described: dict, made: dict,
                          vectorizers: dict, full_knn: bool, progress: bool = False, index: Index | None = None,
-                         radius: dict | None = None) -> dict:
-    """The segment's listings, key tables and vectors; returns its manifest entry (no files yet)."""
+                         radius: dict | None = None, computed: dict | None = None) -> dict:
+    """The segment's listings, key tables and vectors; returns its manifest entry (no files yet).
+    ``computed``: filled with each ANN blocker's (vectors, partition keys) of the listings."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from dupsearch.candidates.blocking import key_hashes
@@ -964,6 +971,8 @@ def _write_blocker_files(seg_dir: Path, name: str, listings: pd.DataFrame, descr
             continue
         V = blocker.listing_vectors(listings, vectorizers.get(bname))
         part = blocker.partition_keys(listings)
+        if computed is not None:
+            computed[bname] = (V, part)
         _save_npy(seg_dir / f"ann/{bname}.vectors.npy", V[np.argsort(part, kind="stable")])  # as _AnnPart reads them
         _save_npy(seg_dir / f"ann/{bname}.part.npy", part)
         if radius is not None and bname in radius:
