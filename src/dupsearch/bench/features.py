@@ -79,9 +79,8 @@ def saved_bytes(store) -> int:
 def write_result(out: dict, path: Path | None, table: str) -> None:
     """Save a benchmark's result as JSON (atomically) when asked, and print its table."""
     if path:
-        from dupsearch.atomic import atomic_write_text
-        atomic_write_text(path, json.dumps(out, indent=2))
-        print(f"-> {path}")
+        from dupsearch.bench.runner import write_result as write_json
+        write_json(path, out)
     print(table)
 
 
