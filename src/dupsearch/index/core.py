@@ -815,14 +815,18 @@ class Index:
             return int(len(rows))
 
     def _apply(self, manifest: dict) -> None:
-        """Make ``manifest`` (just committed) this object's generation without reopening all."""
-        have = {s.name for s in self._segments}
-        offset = sum(s.n for s in self._segments)
+        """Make ``manifest`` (just committed) this object's generation, opening only the segments
+        it adds (a merge replaces the newer segments; reopening a million-listing index for it
+        took 2.6 s of a 3.3 s merge)."""
+        have = {s.name: s for s in self._segments}
+        segments, offset = [], 0
         for entry in manifest["segments"]:
-            if entry["name"] not in have:
+            seg = have.get(entry["name"])
+            if seg is None or seg.offset != offset:
                 seg = _open_segment(self.path / SEGMENTS / entry["name"], entry, offset, self._blockers, False)
-                self._segments.append(seg)
-                offset += seg.n
+            segments.append(seg)
+            offset += seg.n
+        self._segments = segments
         self.manifest = manifest
         deleted = np.load(self.path / manifest["deleted"]) if manifest.get("deleted") else np.empty(0, np.int64)
         self._set_rows(deleted)
@@ -866,8 +870,7 @@ class Index:
         manifest["segments"] = manifest["segments"][:first] + [entry]
         keep_deleted = self._deleted[self._deleted < start]
         self._commit(manifest, keep_deleted)
-        fresh = Index.open(self.path, trust=self._trust)
-        self.__dict__.update({k: v for k, v in fresh.__dict__.items() if k != "_write_lock"})
+        self._apply(manifest)
         self._clean_temporaries()
 
 
