@@ -78,7 +78,8 @@ def test_benchmarks_md_tables_are_the_saved_results():
         "accuracy-seed0", "accuracy-seeds", "accuracy-minilm", "store-features", "store-dedup-100k",
         "store-dedup-1m", "index-online-1m", "index-online-300k", "spark-engine", "groups-thresholds",
         "default-model", "labelling-curve", "accuracy-blend", "accuracy-dirty", "accuracy-rouge",
-        "accuracy-precision", "accuracy-online", "store-feature-sets", "index-online-1m-online-features"}
+        "accuracy-precision", "accuracy-online", "store-feature-sets", "index-online-1m-online-features",
+        "accuracy-threshold-rules"}
     assert render(text) == text
     assert main(["--check"]) == 0
     for variant in ("default", "minilm"):
