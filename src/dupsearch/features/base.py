@@ -55,12 +55,19 @@ def prepare_listings(listings: pd.DataFrame, cleaner=None) -> pd.DataFrame:
     `cleaner` (a fitted ``HomoglyphCleaner``) undoes look-alike letter swaps in title
     and description before normalization; ``title_raw``/``description_raw`` keep the
     uncleaned text for the "broken word" features.
+
+    Text columns are object columns of Python strings, built as lists and put into the frame
+    once: the families read them as Python strings, and pandas' Arrow strings (or one column
+    assignment at a time) would cost more than the rest of preparing one listing.
     """
     n = len(listings)
-    col = lambda name, default: listings[name] if name in listings else pd.Series([default] * n, index=listings.index)  # noqa: E731
-    out = pd.DataFrame({"item_id": listings["item_id"].astype(str).to_numpy()})
+
+    def col(name, default):
+        return listings[name].tolist() if name in listings else [default] * n
+
     raw_title = ["" if _missing(t) else str(t) for t in col("title", "")]
     raw_desc = ["" if _missing(t) else str(t) for t in col("description", "")]
+    out: dict[str, list] = {"item_id": listings["item_id"].astype(str).tolist()}
     out["title_raw"] = [normalize_text(t) for t in raw_title]
     out["description_raw"] = [normalize_text(t) for t in raw_desc]
     if cleaner is not None:
@@ -69,31 +76,41 @@ def prepare_listings(listings: pd.DataFrame, cleaner=None) -> pd.DataFrame:
     else:
         out["title"] = out["title_raw"]
         out["description"] = out["description_raw"]
-    out["text"] = (out["title"] + " " + out["description"]).str.strip()
+    out["text"] = [f"{t} {d}".strip() for t, d in zip(out["title"], out["description"])]
     attrs = [_norm_attributes(a) for a in col("attributes", None)]
     out["attributes"] = attrs
     out["attrs"] = [" ".join(f"{k} {v}" for k, v in sorted(a.items())) for a in attrs]
     # Unambiguous identity of an attribute dict ("attrs" text can coincide for different dicts).
     out["attrs_key"] = [json.dumps(sorted(a.items()), ensure_ascii=False) for a in attrs]
-    out["all"] = (out["text"] + " " + [" ".join(a.values()) for a in attrs]).str.strip()
+    out["all"] = [f"{t} {' '.join(a.values())}".strip() for t, a in zip(out["text"], attrs)]
     for c in CATEGORY_COLUMNS:
         out[c] = [normalize_text(t) for t in col(c, "")]
-    out["price"] = pd.to_numeric(col("price", np.nan), errors="coerce").to_numpy(dtype=float)
-    images = col("images", None)
-    out["images"] = [[str(p) for p in x] if isinstance(x, (list, tuple, np.ndarray)) else [] for x in images]
-    out["n_images"] = [len(x) for x in out["images"]]
+    price = listings["price"] if "price" in listings else pd.Series(np.full(n, np.nan))
+    price = (price.to_numpy(dtype=float) if pd.api.types.is_float_dtype(price.dtype)
+             else pd.to_numeric(price, errors="coerce").to_numpy(dtype=float))
+    images = [[str(p) for p in x] if isinstance(x, (list, tuple, np.ndarray)) else [] for x in col("images", None)]
+    n_images = np.fromiter(map(len, images), np.int64, count=n)
     filled = np.zeros(n)
     for f in _FILL_FIELDS:
         if f == "attributes":
-            filled += np.array([len(a) > 0 for a in attrs])
+            filled += np.fromiter(map(len, attrs), np.int64, count=n) > 0
         elif f == "price":
-            filled += out["price"].to_numpy() > 0  # 0 is a placeholder price, as in price features
+            filled += price > 0  # 0 is a placeholder price, as in price features
         elif f == "images":
-            filled += out["n_images"].to_numpy() > 0
+            filled += n_images > 0
         else:
-            filled += (out[f].str.len() > 0).to_numpy()
-    out["fill_rate"] = filled / len(_FILL_FIELDS)
-    return out
+            filled += np.fromiter(map(len, out[f]), np.int64, count=n) > 0
+    frame = {c: _object_array(v) for c, v in out.items()}
+    frame.update(price=price, images=_object_array(images), n_images=n_images, fill_rate=filled / len(_FILL_FIELDS))
+    return pd.DataFrame(frame, columns=PREPARED_COLUMNS, copy=False)
+
+
+def _object_array(values: list) -> pd.Series:
+    """A list as an object column (its items kept as they are, dicts and lists included; strings
+    stay Python strings: pandas would infer its Arrow string type)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return pd.Series(out, dtype=object, copy=False)
 
 
 def safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:

@@ -62,6 +62,14 @@ def filled(store, field: str) -> np.ndarray:
     return cache[field]
 
 
+def _strings(column: pd.Series) -> np.ndarray:
+    """A prepared text column as an object array of Python strings (``prepare_listings`` gives
+    object columns of strings: no round trip through pandas' Arrow strings)."""
+    if column.dtype == object:
+        return column.to_numpy(dtype=object)
+    return column.astype(str).to_numpy(dtype=object)
+
+
 class StoreBuilder:
     """The prepared listings a store is built from, with per-field tokens shared by families."""
 
@@ -74,15 +82,15 @@ class StoreBuilder:
     def store(self):
         """A listing store holding the prepared fields that families read directly."""
         from dupsearch.features.store import ListingStore
-        store = ListingStore(self.prepared["item_id"].astype(str).to_numpy(dtype=object))
+        store = ListingStore(_strings(self.prepared["item_id"]))
         for c in BASE_STRINGS:
-            store.put(c, self.prepared[c].astype(str).to_numpy(dtype=object))
+            store.put(c, _strings(self.prepared[c]))
         for c in BASE_NUMBERS:
             store.put(c, self.prepared[c].to_numpy(dtype=float))
         return store
 
     def texts(self, field: str) -> list[str]:
-        return self.prepared[field].astype(str).tolist()
+        return _strings(self.prepared[field]).tolist()
 
     def tokens(self, field: str) -> list[list[str]]:
         if field not in self._tokens:
