@@ -453,3 +453,24 @@ def test_predict_order_independent_and_edge_cases(fitted, market):
     assert m.predict_proba(market.listings, market.test.iloc[:0]).shape == (0,)
     with pytest.raises(NotFittedError, match="not fitted"):
         DuplicateMatcher(fast_config()).predict_proba(market.listings, market.test)
+
+
+def test_catboost_predictions_equal_catboost_reading_the_frame():
+    """GBDTModel hands CatBoost its numeric columns as one float32 block and the categorical
+    ones apart (FeaturesData); the categorical column sits between numeric ones and decides the
+    label, so a column mapped wrongly would change the predictions."""
+    from dupsearch.config import GBDTConfig
+    from dupsearch.models.gbdt import GBDTModel
+    rng = np.random.default_rng(0)
+    n = 600
+    kind = rng.choice(["a|a", "a|b", "b|b"], n)
+    X = pd.DataFrame({"x0": rng.normal(size=n), "kind": kind, "x1": rng.normal(size=n),
+                      "x2": np.where(rng.random(n) < 0.2, np.nan, rng.normal(size=n))})
+    y = ((kind == "a|b") ^ (X["x0"] > 1)).astype(int).to_numpy()
+    model = GBDTModel(GBDTConfig(max_iterations=60), categorical=["kind"]).fit(X, y)
+    for rows in (X.iloc[:7], X):  # an online match's few pairs and a batch
+        mine = model.predict_proba(rows)
+        theirs = model.booster_.predict_proba(model._cb_frame(rows))[:, 1]
+        np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-12)
+    flipped = X.assign(kind=np.where(X["kind"] == "a|b", "b|b", "a|b"))
+    assert np.abs(model.predict_proba(flipped) - model.predict_proba(X)).mean() > 0.2

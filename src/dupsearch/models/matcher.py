@@ -593,7 +593,8 @@ class DuplicateMatcher:
         metrics["ensemble"] = out
 
     def predict_proba_features(self, X: pd.DataFrame, cat: np.ndarray | None = None) -> np.ndarray:
-        X = X.reindex(columns=self.feature_names)
+        if list(X.columns) != list(self.feature_names):  # a copy of the frame: only when needed
+            X = X.reindex(columns=self.feature_names)
         if self.combiner_ is None:
             return np.mean([m.predict_proba(X) for m in self.models_], axis=0)
         if cat is None:
