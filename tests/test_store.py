@@ -253,3 +253,10 @@ def test_string_column_takes_scattered_rows_across_chunks():
                                          for j in range(5)]))
     idx = np.array([499, 0, 250, 0, 101, 499])
     assert list(col[idx]) == [f"s{i}" for i in idx]
+    # each way of reading gives the same strings: rows close together (one slice), a few rows
+    # per chunk touched (scalar reads), many rows in few chunks far apart (a take per chunk)
+    big = StringColumn(pa.chunked_array([pa.array([f"s{i}" for i in range(j * 10_000, (j + 1) * 10_000)])
+                                         for j in range(3)]))
+    for idx in (np.arange(40, 60), np.array([29_995, 5, 15_005, 5]),
+                np.r_[np.arange(0, 1_000, 10), 29_999, 3]):
+        assert list(big[idx]) == [f"s{i}" for i in idx]

@@ -141,17 +141,21 @@ class StringColumn:
             near = np.empty(span, dtype=object)
             near[:] = self.array.slice(lo, span).to_pylist()
             strings[:] = near[uniq - lo]
-        elif len(uniq) <= 256:  # a few rows (an online match): ~1 us a scalar; a take costs ~5 us a chunk touched
-            array = self.array
-            strings[:] = [array[i].as_py() for i in uniq.tolist()]
         else:
-            # chunk by chunk: ChunkedArray.take joins every chunk first (a copy of the whole
-            # column per call: ~5 ms a column at 300,000 listings, for a handful of rows)
             chunk_of = np.searchsorted(self._starts, uniq, side="right") - 1
-            for c in np.unique(chunk_of):
-                sel = chunk_of == c
-                local = pa.array(uniq[sel] - self._starts[c], pa.int64())
-                strings[sel] = self.array.chunk(int(c)).take(local).to_pylist()
+            touched = np.unique(chunk_of)
+            if len(uniq) <= 16 * len(touched):
+                # rows scattered over many chunks (an online match's candidates): a scalar read
+                # costs ~0.6 us a row, a take ~10-25 us a chunk touched
+                array = self.array
+                strings[:] = [array[i].as_py() for i in uniq.tolist()]
+            else:
+                # chunk by chunk: ChunkedArray.take joins every chunk first (a copy of the whole
+                # column per call: ~5 ms a column at 300,000 listings, for a handful of rows)
+                for c in touched:
+                    sel = chunk_of == c
+                    local = pa.array(uniq[sel] - self._starts[c], pa.int64())
+                    strings[sel] = self.array.chunk(int(c)).take(local).to_pylist()
         return strings[inverse.ravel()]
 
     def __array__(self, dtype=None, copy=None):
@@ -185,8 +189,10 @@ class ListingStore:
     """
 
     def __init__(self, item_ids: Iterable, meta: dict | None = None):
-        self.ids = np.asarray(pd.Series(list(item_ids) if not isinstance(item_ids, np.ndarray) else item_ids,
-                                        dtype=object).astype(str).to_numpy(dtype=object))
+        ids = item_ids if isinstance(item_ids, np.ndarray) else np.asarray(list(item_ids), dtype=object)
+        if ids.dtype != object or not all(type(v) is str for v in ids.tolist()):
+            ids = pd.Series(ids, dtype=object).astype(str).to_numpy(dtype=object)
+        self.ids = ids
         self.meta = dict(meta or {})
         self.strings: dict[str, np.ndarray] = {}
         self.dense: dict[str, np.ndarray] = {}
