@@ -207,6 +207,10 @@ def test_healthz_and_metrics(server):
         health = anonymous.get("/healthz")
         assert health.status_code == 200 and strict_json(health)["status"] == "ok"
         assert strict_json(health)["listings"] >= N_INDEXED
+        deadline = time.time() + 60  # the start-up warm-up runs in the background and ends
+        while not strict_json(anonymous.get("/healthz"))["warm"]:
+            assert time.time() < deadline, "the index's warm-up did not end within 60 s"
+            time.sleep(0.1)
         assert anonymous.get("/metrics").status_code == 401  # metrics need a read token
         assert anonymous.get("/docs").status_code == 200
         paths = strict_json(anonymous.get("/openapi.json"))["paths"]

@@ -89,15 +89,16 @@ class GBDTModel:
         return self
 
     def _cb_features(self, X: pd.DataFrame):
-        """X as CatBoost's FeaturesData: the numeric columns as one float32 block (in the model's
-        order of numeric features), the categorical ones as strings. CatBoost reads a DataFrame
-        column by column and an object matrix cell by cell (2-3 ms for a few hundred pairs, against
-        1 ms); it keeps numeric features as float32 itself, so predictions are the same."""
+        """X as CatBoost's FeaturesData: the numeric columns as one column-major float32 block (in
+        the model's order of numeric features), the categorical ones as strings. CatBoost reads a
+        DataFrame column by column and an object matrix cell by cell, and copies a row-major
+        block: for 250 / 25,000 pairs a frame took 3.2 / 30 ms, a row-major block 1.6 / 58 ms,
+        this 1.5 / 19 ms. It keeps numeric features as float32 itself: the same predictions."""
         from catboost import FeaturesData
         cat = [c for c in self.categorical if c in X.columns]
         num = [c for c in X.columns if c not in cat]
         return FeaturesData(
-            num_feature_data=np.array(X[num].to_numpy(np.float32), copy=True, order="C"),
+            num_feature_data=np.array(X[num].to_numpy(np.float32), copy=True, order="F"),
             cat_feature_data=np.array(X[cat].astype(str).to_numpy(dtype=object), dtype=object, copy=True)
             if cat else None,
             num_feature_names=num, cat_feature_names=cat or None)

@@ -6,7 +6,8 @@ Endpoints (JSON in and out; see /docs for the schemas):
     PUT    /v1/listings/{item_id}         add or replace a listing; answers with its matches
     DELETE /v1/listings/{item_id}         remove a listing (404 when absent)
     GET    /v1/listings/{item_id}/duplicates   matches of a listing in the index (404 when absent)
-    GET    /healthz                       liveness: 200 with the listing count (no token needed)
+    GET    /healthz                       liveness: 200 with the listing count and whether the index
+                                          is warm yet (no token needed)
     GET    /metrics                       Prometheus text format (read token)
     GET    /docs, /openapi.json           the API's documentation (no token needed)
 
@@ -165,6 +166,8 @@ class RemoveResponse(BaseModel):
 class Health(BaseModel):
     status: Literal["ok"]
     listings: int
+    warm: bool = Field(description="the start-up warm-up of the index's memory-mapped files has finished "
+                                   "(until then the first matches read from disk and are slower)")
 
 
 class ErrorMessage(BaseModel):
@@ -722,13 +725,21 @@ def create_app(index, *, tokens: TokenStore | Iterable[str] | str | None = None,
         return await asyncio.get_running_loop().run_in_executor(readers, read)
 
     batcher = MatchBatcher(idx, run_read)
+    warmed = threading.Event()  # /healthz says when the start-up warm-up is done
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         writer.start()
         batcher.start()
         if warm:  # in the background: requests are served meanwhile (at first a little slower)
-            threading.Thread(target=_warm, args=(idx,), name="dupsearch-warm", daemon=True).start()
+            def warm_up():
+                try:
+                    _warm(idx)
+                finally:
+                    warmed.set()
+            threading.Thread(target=warm_up, name="dupsearch-warm", daemon=True).start()
+        else:
+            warmed.set()
         try:
             yield
         finally:
@@ -894,7 +905,7 @@ def create_app(index, *, tokens: TokenStore | Iterable[str] | str | None = None,
 
     @app.get("/healthz", response_model=Health, summary="Liveness")
     async def healthz():
-        return JSONResponse({"status": "ok", "listings": len(idx)})
+        return JSONResponse({"status": "ok", "listings": len(idx), "warm": warmed.is_set()})
 
     @app.get("/metrics", response_class=PlainTextResponse, dependencies=read_auth,
              responses=_errors(401), summary="Prometheus metrics")
