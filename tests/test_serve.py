@@ -202,7 +202,7 @@ def renamed(listing: dict, item_id: str) -> dict:
 # --------------------------------------------------------------------------- 7. health and metrics
 
 
-def test_healthz_and_metrics(server):
+def test_healthz_and_metrics(server, catalogue):
     with server.client() as anonymous:
         health = anonymous.get("/healthz")
         assert health.status_code == 200 and strict_json(health)["status"] == "ok"
@@ -217,8 +217,15 @@ def test_healthz_and_metrics(server):
         assert {"/v1/match", "/v1/listings/{item_id}", "/v1/listings/{item_id}/duplicates", "/healthz",
                 "/metrics"} <= set(paths)
     with server.client(READ) as reader:
+        before = re.search(r"^dupsearch_match_batch_size_count (\d+)$", reader.get("/metrics").text, re.M)
+        matched = reader.post("/v1/match", json=renamed(catalogue.queries[0], "metrics-1"))
+        assert matched.status_code == 200
         metrics = reader.get("/metrics")
     assert metrics.status_code == 200
+    # one single match more: one more batch of single matches, of at least one listing
+    after = re.search(r"^dupsearch_match_batch_size_count (\d+)$", metrics.text, re.M)
+    assert int(after.group(1)) == (int(before.group(1)) if before else 0) + 1
+    assert re.search(r'^dupsearch_match_batch_size_bucket\{le="\+Inf"\} [1-9]', metrics.text, re.M)
     assert metrics.headers["content-type"].startswith("text/plain")
     text = metrics.text
     assert "# TYPE dupsearch_http_requests_total counter" in text

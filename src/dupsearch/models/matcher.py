@@ -452,7 +452,8 @@ class DuplicateMatcher:
                 raw: dict | None = None) -> dict:
         """Each component's scores, per-category ones filled and (when configured) aligned.
         `raw`, when given, receives the unaligned scores and each row's category prior."""
-        scores = {"general": np.mean([m.predict_proba(X) for m in parts["general"]], axis=0)}
+        shared: dict = {}
+        scores = {"general": np.mean([m.predict_proba(X, shared) for m in parts["general"]], axis=0)}
         if "category" in parts:
             scores["category"] = parts["category"].predict(X, cat)
         if "automl" in parts:
@@ -596,7 +597,8 @@ class DuplicateMatcher:
         if list(X.columns) != list(self.feature_names):  # a copy of the frame: only when needed
             X = X.reindex(columns=self.feature_names)
         if self.combiner_ is None:
-            return np.mean([m.predict_proba(X) for m in self.models_], axis=0)
+            shared: dict = {}  # X converted to the boosters' input once for all of them
+            return np.mean([m.predict_proba(X, shared) for m in self.models_], axis=0)
         if cat is None:
             raise ValueError("this model combines per-category scores: pass the pairs' categories "
                              "(or score pairs with DuplicateMatcher.score)")

@@ -257,8 +257,9 @@ class MatchBatcher:
     data is retried one listing at a time, so each request gets its own answer or error.
     """
 
-    def __init__(self, index, run_read: Callable[[Callable[[], Any]], Any], max_listings: int = 64):
-        self.index, self.run_read, self.max_listings = index, run_read, max_listings
+    def __init__(self, index, run_read: Callable[[Callable[[], Any]], Any], max_listings: int = 64,
+                 metrics: ServiceMetrics | None = None):
+        self.index, self.run_read, self.max_listings, self.metrics = index, run_read, max_listings, metrics
         self._pending: collections.deque = collections.deque()
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
@@ -299,6 +300,8 @@ class MatchBatcher:
     async def _answer(self, group: list) -> None:
         # positional ids: two requests may name the same item_id
         records = [{**record, "item_id": f"q{i}"} for i, (record, _, _) in enumerate(group)]
+        if self.metrics is not None:
+            self.metrics.match_batch_size.observe(len(group))
         top = max(t for _, t, _ in group)
         try:
             found = await self.run_read(lambda: self.index.match(_listings_frame(records), top=top))
@@ -724,7 +727,7 @@ def create_app(index, *, tokens: TokenStore | Iterable[str] | str | None = None,
                 return work()
         return await asyncio.get_running_loop().run_in_executor(readers, read)
 
-    batcher = MatchBatcher(idx, run_read)
+    batcher = MatchBatcher(idx, run_read, metrics=metrics)
     warmed = threading.Event()  # /healthz says when the start-up warm-up is done
 
     @contextlib.asynccontextmanager

@@ -139,6 +139,9 @@ class ServiceMetrics:
         self.batch_size = Histogram("dupsearch_group_commit_size",
                                     "Writes committed together in one index call (group commit).",
                                     ["kind"], buckets=BATCH_BUCKETS)
+        self.match_batch_size = Histogram("dupsearch_match_batch_size",
+                                          "Single-listing matches answered together in one index call.",
+                                          buckets=BATCH_BUCKETS)
         self.commit_seconds = Histogram("dupsearch_group_commit_duration_seconds",
                                         "Time of one index write call (upsert or remove), by kind.",
                                         ["kind"])
@@ -153,7 +156,8 @@ class ServiceMetrics:
     def render(self) -> str:
         lines: list[str] = []
         for metric in (self.requests, self.latency, self.upserts, self.removes, self.commits,
-                       self.batch_size, self.commit_seconds, self.timeouts, *self._gauges):
+                       self.batch_size, self.match_batch_size, self.commit_seconds, self.timeouts,
+                       *self._gauges):
             lines += metric.lines()
         return "\n".join(lines) + "\n"
 
