@@ -114,6 +114,30 @@ class Server:
         self.log.close()
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _CPU:
+    """CPU seconds the load generator (this process) and the server spent in a phase: with both
+    on the same 2 cores, a client that needs much of a core bounds what the server can show."""
+
+    def __init__(self, server_pid: int | None):
+        self.pid = server_pid
+
+    def __enter__(self):
+        self.client = time.process_time()
+        self.server = _cpu_seconds(self.pid) if self.pid else None
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = {"client": round(time.process_time() - self.client, 2)}
+        if self.pid:
+            self.seconds["server"] = round(_cpu_seconds(self.pid) - self.server, 2)
+
+
 async def _run_clients(n_clients: int, jobs: list, send, max_seconds: float) -> tuple[list[float], dict, float]:
     queue: asyncio.Queue = asyncio.Queue()
     for j in jobs:
@@ -166,7 +190,7 @@ async def _run_paced(n_clients: int, jobs: list, send, rate: float, max_seconds:
 
 
 async def _bench(url: str, token: str, records: list[dict], clients: int, requests: int, max_seconds: float,
-                 rate: float = 200.0) -> dict:
+                 rate: float = 200.0, server_pid: int | None = None) -> dict:
     import httpx
     headers = {"Authorization": f"Bearer {token}"}
     limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
@@ -179,31 +203,38 @@ async def _bench(url: str, token: str, records: list[dict], clients: int, reques
         for rec in records[:20]:  # warm-up
             await match_one(rec)
         jobs = [records[i % len(records)] for i in range(requests)]
-        lat, st, secs = await _run_clients(clients, jobs, match_one, max_seconds)
+        with _CPU(server_pid) as cpu:
+            lat, st, secs = await _run_clients(clients, jobs, match_one, max_seconds)
         out["single_match"] = {"clients": clients, "requests": len(lat), "seconds": round(secs, 2),
-                               "per_second": round(len(lat) / secs, 1), "statuses": st, **_percentiles(lat)}
-        lat, st, secs = await _run_paced(clients, jobs, match_one, rate, max_seconds)
+                               "per_second": round(len(lat) / secs, 1), "statuses": st, **_percentiles(lat),
+                               "cpu_seconds": cpu.seconds}
+        with _CPU(server_pid) as cpu:
+            lat, st, secs = await _run_paced(clients, jobs, match_one, rate, max_seconds)
         out["single_match_paced"] = {"clients": clients, "offered_per_second": rate, "requests": len(lat),
                                      "seconds": round(secs, 2), "per_second": round(len(lat) / secs, 1),
-                                     "statuses": st, **_percentiles(lat)}
+                                     "statuses": st, **_percentiles(lat), "cpu_seconds": cpu.seconds}
 
         batch = records[:1000]
         times = []
-        for _ in range(3):
-            t = time.perf_counter()
-            r = await http.post("/v1/match", json={"listings": batch})
-            times.append(time.perf_counter() - t)
-            assert r.status_code == 200, r.text[:300]
+        with _CPU(server_pid) as cpu:
+            for _ in range(3):
+                t = time.perf_counter()
+                r = await http.post("/v1/match", json={"listings": batch})
+                times.append(time.perf_counter() - t)
+                assert r.status_code == 200, r.text[:300]
         out["batch_match"] = {"batch": len(batch), "seconds": [round(t, 2) for t in times],
-                              "listings_per_second": round(len(batch) / float(np.median(times)), 1)}
+                              "listings_per_second": round(len(batch) / float(np.median(times)), 1),
+                              "cpu_seconds": cpu.seconds}
 
         async def upsert(rec):
             r = await http.put(f"/v1/listings/{rec['item_id']}", json=rec)
             return r.status_code
 
-        lat, st, secs = await _run_clients(clients, list(records), upsert, max_seconds * 5)
+        with _CPU(server_pid) as cpu:
+            lat, st, secs = await _run_clients(clients, list(records), upsert, max_seconds * 5)
         out["upsert"] = {"clients": clients, "requests": len(lat), "seconds": round(secs, 2),
-                         "per_second": round(len(lat) / secs, 1), "statuses": st, **_percentiles(lat)}
+                         "per_second": round(len(lat) / secs, 1), "statuses": st, **_percentiles(lat),
+                         "cpu_seconds": cpu.seconds}
         health = (await http.get("/healthz")).json()
         out["listings_after_upserts"] = health.get("listings")
         metrics = (await http.get("/metrics")).text
@@ -213,9 +244,11 @@ async def _bench(url: str, token: str, records: list[dict], clients: int, reques
             r = await http.delete(f"/v1/listings/{rec['item_id']}")
             return r.status_code
 
-        lat, st, secs = await _run_clients(clients, list(records), delete, max_seconds * 5)
+        with _CPU(server_pid) as cpu:
+            lat, st, secs = await _run_clients(clients, list(records), delete, max_seconds * 5)
         out["delete"] = {"clients": clients, "requests": len(lat), "seconds": round(secs, 2),
-                         "per_second": round(len(lat) / secs, 1), "statuses": st, **_percentiles(lat)}
+                         "per_second": round(len(lat) / secs, 1), "statuses": st, **_percentiles(lat),
+                         "cpu_seconds": cpu.seconds}
         out["listings_after_deletes"] = (await http.get("/healthz")).json().get("listings")
     return out
 
@@ -246,7 +279,8 @@ def main(argv=None) -> None:
     started = time.perf_counter() - t0
     warm_wait = server.wait_warm()  # the timed phases run on a warm index, as a service that has been up
     try:
-        res = asyncio.run(_bench(server.url, token, records, a.clients, a.requests, a.max_seconds, a.rate))
+        res = asyncio.run(_bench(server.url, token, records, a.clients, a.requests, a.max_seconds, a.rate,
+                                 server_pid=server.proc.pid))
     finally:
         server.stop()
     res = {**source, "server_start_seconds": round(started, 1), "warm_wait_seconds": round(warm_wait, 1),
