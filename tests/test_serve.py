@@ -346,6 +346,43 @@ def test_match_over_http_is_index_match(server, catalogue):
             assert "|".join(m["blockers"]) == blockers
 
 
+def test_concurrent_single_matches_share_index_calls_and_keep_their_answers(server, catalogue):
+    """Single matches sent together are answered by fewer index calls than requests (those that
+    arrive while a call runs go in the next), and each answer is that listing's own Index.match."""
+    def count(text: str, name: str) -> float:
+        found = re.search(rf"^{name} (\S+)$", text, re.M)
+        return float(found.group(1)) if found else 0.0
+
+    listings = [renamed(q, f"burst-{i}") for i, q in enumerate(catalogue.queries[:48])]
+    with server.client(READ) as reader:
+        before = reader.get("/metrics").text
+
+    def post(listing):
+        with server.client(READ) as reader:
+            return reader.post("/v1/match", json=listing, params={"top": 4})
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(post, listings))
+    with server.client(READ) as reader:
+        after = reader.get("/metrics").text
+    assert [a.status_code for a in answers] == [200] * len(listings)
+    calls = count(after, "dupsearch_match_batch_size_count") - count(before, "dupsearch_match_batch_size_count")
+    answered = count(after, "dupsearch_match_batch_size_sum") - count(before, "dupsearch_match_batch_size_sum")
+    assert answered == len(listings)
+    assert calls < len(listings), f"{len(listings)} matches in {calls:.0f} index calls: no batching"
+    idx = Index.open(server.index)
+    try:
+        for listing, answer in zip(listings, answers):
+            (result,) = strict_json(answer)["results"]
+            expected = idx.match(pd.DataFrame([listing]), top=4)
+            assert result["item_id"] == listing["item_id"]
+            assert [m["match_id"] for m in result["matches"]] == expected["match_id"].tolist()
+            assert [m["probability"] for m in result["matches"]] == pytest.approx(
+                expected["probability"].tolist(), abs=1e-9)
+    finally:
+        idx.close()
+
+
 # --------------------------------------------------------------------------- 6. upsert, duplicates, delete
 
 
