@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from dupsearch.io.schema import cell_text
 from dupsearch.text.normalize import normalize_text
 
 CATEGORY_COLUMNS = ["category_l1", "category_l2", "category_l3", "category_l4"]
@@ -30,10 +31,6 @@ PREPARED_COLUMNS = (
 # Fields whose fill rate describes how complete a listing is (seed item 1).
 _FILL_FIELDS = ["title", "description", *CATEGORY_COLUMNS, "attributes", "price", "images"]
 
-
-
-def _missing(v: object) -> bool:
-    return v is None or (isinstance(v, float) and np.isnan(v))
 
 
 def _norm_attributes(attrs: object) -> dict[str, str]:
@@ -65,8 +62,8 @@ def prepare_listings(listings: pd.DataFrame, cleaner=None) -> pd.DataFrame:
     def col(name, default):
         return listings[name].tolist() if name in listings else [default] * n
 
-    raw_title = ["" if _missing(t) else str(t) for t in col("title", "")]
-    raw_desc = ["" if _missing(t) else str(t) for t in col("description", "")]
+    raw_title = [cell_text(t) for t in col("title", "")]
+    raw_desc = [cell_text(t) for t in col("description", "")]
     out: dict[str, list] = {"item_id": listings["item_id"].astype(str).tolist()}
     out["title_raw"] = [normalize_text(t) for t in raw_title]
     out["description_raw"] = [normalize_text(t) for t in raw_desc]
