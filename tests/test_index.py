@@ -103,6 +103,8 @@ def test_upsert_remove_and_reopen(market, built):
     assert built._listing_frames(np.array([built.row(new["item_id"][5])]))["title"][0].startswith("совсем")
     assert built.remove([new["item_id"][5], "no-such-id"]) == 1
     assert new["item_id"][5] not in built and len(Index.open(built.path)) == n0 + 19
+    assert built.contains([new["item_id"][6], new["item_id"][5], "no-such-id", new["item_id"][6]]).tolist() \
+        == [True, False, False, True]
     with pytest.raises(ListingNotFoundError):
         built.duplicates(new["item_id"][5])
 
@@ -272,7 +274,7 @@ def test_warm_touches_each_segment_once_and_respects_memory(market, built, monke
     assert built.warm() == 0 and not any(seg.warmed for seg in built._segments)
     monkeypatch.setattr(core, "_available_memory", lambda: None)  # unknown: warm
     touched = built.warm()
-    files = sum(p.stat().st_size for p in (built.path / "segments").rglob("*.npy"))
+    files = sum(p.stat().st_size for p in (built.path / "segments").rglob("*") if p.suffix in (".npy", ".bin"))
     assert touched > 0.5 * files and all(seg.warmed for seg in built._segments)
     assert built.warm() == 0  # already warm
     pd.testing.assert_frame_equal(built.match(market["new"], top=3), before)  # warming changes no answer

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from dupsearch.errors import DataError, NotFittedError
@@ -218,6 +219,49 @@ def test_saved_chunks_concatenate_to_the_whole_store(fitted, tmp_path):
     pd.testing.assert_frame_equal(pipe.compare(whole, ia, ib), pipe.transform(listings, pairs))
 
 
+def _save_format_1(store, path):
+    """The store as format 1 wrote it (one .npy file per array): stores saved before format 2."""
+    path.mkdir()
+    manifest = {"format": 1, "n": store.n, "meta": store.meta, "columns": {}}
+    strings = {"item_id": pa.array(store.ids.astype(str), pa.string())}
+    for i, (name, kind) in enumerate(store.columns().items()):
+        col, entry = store.get(name), {"kind": kind}
+        parts = {"sparse": ("indptr", "indices", "data"), "ragged": ("offsets", "rows")}.get(kind, ())
+        if kind == "strings":
+            strings[name] = pa.array([str(x) for x in col], pa.string())
+        elif kind == "dense":
+            entry["file"] = f"c{i:03d}.npy"
+            np.save(path / entry["file"], np.asarray(col))
+        else:
+            entry["files"] = {part: f"c{i:03d}.{part}.npy" for part in parts}
+            if kind == "sparse":
+                entry["shape"] = list(col.shape)
+            for part in parts:
+                np.save(path / entry["files"][part], np.asarray(getattr(col, part)))
+        manifest["columns"][name] = entry
+    with pa.OSFile(str(path / "strings.arrow"), "wb") as sink, pa.ipc.new_file(sink, pa.table(strings).schema) as w:
+        w.write_table(pa.table(strings))
+    (path / "store.json").write_text(json.dumps(manifest))
+    return path
+
+
+def test_a_store_saved_one_file_per_array_opens_and_concatenates(fitted, tmp_path):
+    """Format 2 writes every array into one file; stores of format 1 (a .npy file per array:
+    older indexes, resumable dedup chunks) still open, and concatenate with format-2 ones."""
+    listings, pairs, _, pipe = fitted
+    whole = pipe.build_store(listings)
+    saved = whole.save(tmp_path / "new")
+    assert sorted(p.name for p in saved.iterdir()) == ["arrays.bin", "store.json", "strings.arrow"]
+    old = _save_format_1(pipe.build_store(listings.iloc[:5]), tmp_path / "old")
+    assert ListingStore.open(old).equals(pipe.build_store(listings.iloc[:5]))
+    rest = pipe.build_store(listings.iloc[5:]).save(tmp_path / "rest")
+    ListingStore.concat_saved([old, rest], tmp_path / "joined")
+    joined = ListingStore.open(tmp_path / "joined")
+    assert joined.equals(whole) and ListingStore.open(saved, mmap=False).equals(whole)
+    ia, ib = joined.rows(pairs["item_id_a"]), joined.rows(pairs["item_id_b"])
+    pd.testing.assert_frame_equal(pipe.compare(joined, ia, ib), pipe.compare(whole, ia, ib))
+
+
 def test_concatenation_refuses_a_disk_without_room_before_writing(fitted, tmp_path, monkeypatch):
     """A memory-mapped write that finds the disk full kills the process (SIGBUS) and leaves a
     half-written store: the free space is checked first (issue #16; seen on a 1M-listing run)."""
@@ -236,7 +280,7 @@ def test_concatenation_refuses_a_disk_without_room_before_writing(fitted, tmp_pa
 def test_a_damaged_store_is_one_error_naming_the_file(fitted, tmp_path):
     listings, _, _, pipe = fitted
     path = pipe.build_store(listings).save(tmp_path / "store")
-    victim = next(p for p in sorted(path.glob("*.npy")))
+    victim = path / "arrays.bin"
     victim.write_bytes(b"not an array")
     with pytest.raises(DataError, match=victim.name):
         ListingStore.open(path)

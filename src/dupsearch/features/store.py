@@ -14,9 +14,12 @@ batch-local vocabulary), so ``a.append(b)`` equals a store built from the listin
 same numbers. Pair work reads rows by integer index: ``family.compare(store, ia, ib)``.
 
 On disk (``save`` / ``open``): ``store.json`` (column kinds, shapes, pipeline digest),
-``strings.arrow`` (Arrow IPC, uncompressed) and one ``.npy`` file per array, all opened
+``strings.arrow`` (Arrow IPC, uncompressed) and ``arrays.bin``, every array laid one after
+another (64-byte aligned; ``store.json`` names each one's offset, dtype and shape), all opened
 memory-mapped, so worker processes share the pages and a store of a million listings opens in
-well under a second; no pickle. String columns of an opened store are ``StringColumn`` views:
+well under a second; no pickle. One file of arrays, not a ``.npy`` file each: an index segment
+of 20 upserted listings wrote, fsynced and mapped ~60 files for its store. Format-1 stores (one
+``.npy`` file per array) still open. String columns of an opened store are ``StringColumn`` views:
 indexing with row arrays gives the strings of those rows only.
 """
 
@@ -33,9 +36,12 @@ import scipy.sparse as sp
 
 from dupsearch.errors import DataError, DupsearchError
 
-STORE_FORMAT = 1
+STORE_FORMAT = 2
+READ_FORMATS = (1, 2)  # 1: one .npy file per array
 STORE_FILE = "store.json"
 STRINGS_FILE = "strings.arrow"
+ARRAYS_FILE = "arrays.bin"
+_ALIGN = 64
 KINDS = ("strings", "dense", "sparse", "ragged")
 
 
@@ -342,25 +348,21 @@ class ListingStore:
         with atomic_directory(path, own=(STORE_FILE,)) as tmp:
             strings = {"item_id": pa.array(self.ids.astype(str), pa.string())}
             manifest = {"format": STORE_FORMAT, "n": self.n, "meta": self.meta, "columns": {}}
-            for i, (name, kind) in enumerate(self.columns().items()):
-                col = self.get(name)
-                entry: dict = {"kind": kind}
-                if kind == "strings":
-                    strings[name] = pa.array([str(x) for x in col], pa.string())
-                elif kind == "dense":
-                    entry["file"] = f"c{i:03d}.npy"
-                    np.save(tmp / entry["file"], np.ascontiguousarray(col))
-                elif kind == "sparse":
-                    entry["shape"] = list(col.shape)
-                    entry["files"] = {}
-                    for part in ("indptr", "indices", "data"):
-                        entry["files"][part] = f"c{i:03d}.{part}.npy"
-                        np.save(tmp / entry["files"][part], getattr(col, part))
-                else:
-                    entry["files"] = {"offsets": f"c{i:03d}.offsets.npy", "rows": f"c{i:03d}.rows.npy"}
-                    np.save(tmp / entry["files"]["offsets"], col.offsets)
-                    np.save(tmp / entry["files"]["rows"], np.ascontiguousarray(col.rows))
-                manifest["columns"][name] = entry
+            with open(tmp / ARRAYS_FILE, "wb") as fh:
+                packed = _ArrayWriter(fh)
+                for name, kind in self.columns().items():
+                    col = self.get(name)
+                    entry: dict = {"kind": kind}
+                    if kind == "strings":
+                        strings[name] = pa.array([str(x) for x in col], pa.string())
+                    elif kind == "dense":
+                        entry["array"] = packed.add(col)
+                    elif kind == "sparse":
+                        entry["shape"] = list(col.shape)
+                        entry["arrays"] = {part: packed.add(getattr(col, part)) for part in ("indptr", "indices", "data")}
+                    else:
+                        entry["arrays"] = {"offsets": packed.add(col.offsets), "rows": packed.add(col.rows)}
+                    manifest["columns"][name] = entry
             _write_strings(tmp / STRINGS_FILE, pa.table(strings))
             (tmp / STORE_FILE).write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
         return path
@@ -376,33 +378,24 @@ class ListingStore:
             manifest = json.loads(mf.read_text())
         except (OSError, ValueError) as e:
             raise DataError(f"unreadable listing store manifest ({e})", path=str(mf)) from None
-        if manifest.get("format") != STORE_FORMAT:
+        if manifest.get("format") not in READ_FORMATS:
             raise DupsearchError(f"{path} holds listing store format {manifest.get('format')}; "
-                                 f"this dupsearch reads format {STORE_FORMAT}: build it again")
-        mode = "r" if mmap else None
-
-        def load(f: str) -> np.ndarray:
-            try:
-                return np.load(path / f, mmap_mode=mode, allow_pickle=False)
-            except (OSError, ValueError) as e:
-                raise DataError(f"unreadable listing store array ({e})", path=str(path / f)) from None
-
+                                 f"this dupsearch reads formats {', '.join(map(str, READ_FORMATS))}: build it again")
         try:
             table = pa.ipc.open_file(pa.memory_map(str(path / STRINGS_FILE))).read_all()
         except (OSError, pa.ArrowInvalid) as e:
             raise DataError(f"unreadable listing store strings ({e})", path=str(path / STRINGS_FILE)) from None
         self = cls(table.column("item_id").to_numpy(zero_copy_only=False), manifest.get("meta"))
         self._arrow = table
+        array = _array_reader(path, manifest, mmap)
         for name, e in manifest["columns"].items():
             if e["kind"] == "dense":
-                self.dense[name] = load(e["file"])
+                self.dense[name] = array(e, None)
             elif e["kind"] == "sparse":
-                f = e["files"]
-                self.sparse[name] = sp.csr_matrix((load(f["data"]), load(f["indices"]), load(f["indptr"])),
+                self.sparse[name] = sp.csr_matrix((array(e, "data"), array(e, "indices"), array(e, "indptr")),
                                                   shape=tuple(e["shape"]), copy=False)
             elif e["kind"] == "ragged":
-                f = e["files"]
-                self.ragged[name] = Ragged(load(f["offsets"]), load(f["rows"]))
+                self.ragged[name] = Ragged(array(e, "offsets"), array(e, "rows"))
         if self.n != manifest["n"]:
             raise DataError(f"holds {self.n} listings, its manifest says {manifest['n']}", path=str(path))
         return self
@@ -419,13 +412,15 @@ class ListingStore:
         manifests = [json.loads((p / STORE_FILE).read_text()) for p in parts]
         first = manifests[0]
         for p, m in zip(parts, manifests):
+            if m.get("format") not in READ_FORMATS:
+                raise DupsearchError(f"{p} holds listing store format {m.get('format')}; build it again")
             if {k: v["kind"] for k, v in m["columns"].items()} != {k: v["kind"] for k, v in first["columns"].items()} \
                     or m["meta"].get("pipeline") != first["meta"].get("pipeline"):
                 raise DupsearchError(f"cannot concatenate {p}: other columns or another feature pipeline")
         counts = [m["n"] for m in manifests]
         n = int(sum(counts))
         check_free_space(Path(path).parent, sum(_folder_bytes(p) for p in parts), "the listing store")
-        load = lambda p, f: np.load(p / f, mmap_mode="r", allow_pickle=False)  # noqa: E731
+        readers = [_array_reader(p, m, mmap=True) for p, m in zip(parts, manifests)]
         with atomic_directory(Path(path), own=(STORE_FILE,)) as tmp:
             tables = [pa.ipc.open_file(pa.memory_map(str(p / STRINGS_FILE))) for p in parts]
             with pa.OSFile(str(tmp / STRINGS_FILE), "wb") as sink, \
@@ -433,35 +428,48 @@ class ListingStore:
                 for t in tables:
                     for i in range(t.num_record_batches):
                         writer.write_batch(t.get_batch(i))
-            out_cols = {}
+            out_cols, plan = {}, []  # plan: (entry, part, fill, sources, dtype, shape) per output array
             for name, e in first["columns"].items():
                 kind = e["kind"]
-                entry = {k: v for k, v in e.items() if k not in ("file", "files", "shape")}
-                if kind == "strings":
-                    out_cols[name] = entry
-                    continue
+                entry = out_cols[name] = {k: v for k, v in e.items()
+                                          if k not in ("file", "files", "array", "arrays", "shape")}
+                sources = lambda part, name=name: [read(m["columns"][name], part)  # noqa: E731
+                                                   for read, m in zip(readers, manifests)]
                 if kind == "dense":
-                    arrays = [load(p, m["columns"][name]["file"]) for p, m in zip(parts, manifests)]
-                    entry["file"] = e["file"]
-                    _concat_into(tmp / e["file"], arrays)
+                    arrays = sources(None)
+                    plan.append((entry, None, _fill_rows, arrays, arrays[0].dtype, (n, *arrays[0].shape[1:])))
                 elif kind == "sparse":
-                    fs = [m["columns"][name]["files"] for m in manifests]
-                    entry["files"], entry["shape"] = e["files"], [n, e["shape"][1]]
-                    indices = [load(p, f["indices"]) for p, f in zip(parts, fs)]
+                    entry["shape"] = [n, e["shape"][1]]
+                    indices, data = sources("indices"), sources("data")
                     # one index dtype for indices and indptr (scipy would copy mixed ones to int64)
-                    small = sum(len(a) for a in indices) < 2**31 and all(a.dtype == np.int32 for a in indices)
-                    idx = np.int32 if small else np.int64
-                    _concat_into(tmp / e["files"]["indices"], indices, idx)
-                    _concat_into(tmp / e["files"]["data"], [load(p, f["data"]) for p, f in zip(parts, fs)])
-                    _concat_offsets(tmp / e["files"]["indptr"], [load(p, f["indptr"]) for p, f in zip(parts, fs)], idx)
+                    nnz = int(sum(len(a) for a in indices))
+                    idx = np.int32 if nnz < 2**31 and all(a.dtype == np.int32 for a in indices) else np.int64
+                    plan += [(entry, "indptr", _fill_offsets, sources("indptr"), idx, (n + 1,)),
+                             (entry, "indices", _fill_rows, indices, idx, (nnz,)),
+                             (entry, "data", _fill_rows, data, data[0].dtype, (nnz,))]
+                elif kind == "ragged":
+                    rows = sources("rows")
+                    rows = [r for r in rows if len(r)] or rows[:1]
+                    plan += [(entry, "offsets", _fill_offsets, sources("offsets"), np.int64, (n + 1,)),
+                             (entry, "rows", _fill_rows, rows, rows[0].dtype,
+                              (int(sum(len(r) for r in rows)), *rows[0].shape[1:]))]
+            size = 0
+            for entry, part, _, _, dtype, shape in plan:
+                size += -size % _ALIGN
+                ref = {"offset": size, "dtype": np.dtype(dtype).str, "shape": [int(x) for x in shape]}
+                if part is None:
+                    entry["array"] = ref
                 else:
-                    fs = [m["columns"][name]["files"] for m in manifests]
-                    entry["files"] = e["files"]
-                    rows = [load(p, f["rows"]) for p, f in zip(parts, fs)]
-                    nonempty = [r for r in rows if len(r)] or rows[:1]
-                    _concat_into(tmp / e["files"]["rows"], nonempty)
-                    _concat_offsets(tmp / e["files"]["offsets"], [load(p, f["offsets"]) for p, f in zip(parts, fs)])
-                out_cols[name] = entry
+                    entry.setdefault("arrays", {})[part] = ref
+                size += int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+            if size:  # filled through one memory map: memory stays bounded by the parts' pages
+                out = np.memmap(tmp / ARRAYS_FILE, dtype=np.uint8, mode="w+", shape=(size,))
+                for entry, part, fill, arrays, _, _ in plan:
+                    fill(_array_at(out, entry["array"] if part is None else entry["arrays"][part]), arrays)
+                out.flush()
+                del out
+            else:
+                (tmp / ARRAYS_FILE).write_bytes(b"")
             manifest = {"format": STORE_FORMAT, "n": n, "meta": {**first["meta"], **(meta or {})}, "columns": out_cols}
             (tmp / STORE_FILE).write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
         return Path(path)
@@ -486,30 +494,79 @@ class ListingStore:
         return True
 
 
-def _concat_into(path: Path, arrays: list[np.ndarray], dtype=None) -> None:
-    """Arrays stacked along the first axis into a new .npy file, one array in memory at a time."""
-    shape = (int(sum(len(a) for a in arrays)), *arrays[0].shape[1:])
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype or arrays[0].dtype, shape=shape)
+class _ArrayWriter:
+    """Arrays written one after another into one open file, each at a 64-byte aligned offset;
+    ``add`` returns what ``store.json`` records of it (offset, dtype, shape)."""
+
+    def __init__(self, fh):
+        self.fh, self.at = fh, 0
+
+    def add(self, array: np.ndarray) -> dict:
+        a = np.ascontiguousarray(array)
+        if a.dtype.hasobject:
+            raise TypeError("a listing store holds no object arrays outside its string columns")
+        pad = -self.at % _ALIGN
+        self.fh.write(b"\0" * pad)
+        self.at += pad
+        ref = {"offset": self.at, "dtype": a.dtype.str, "shape": list(a.shape)}
+        self.fh.write(a.reshape(-1).view(np.uint8))
+        self.at += a.nbytes
+        return ref
+
+
+def _array_at(buf: np.ndarray, ref: dict) -> np.ndarray:
+    """The array ``ref`` (offset, dtype, shape) names in the bytes ``buf``: a view, no copy."""
+    dtype, shape, at = np.dtype(ref["dtype"]), tuple(int(x) for x in ref["shape"]), int(ref["offset"])
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if dtype.hasobject or at < 0 or at + nbytes > len(buf):
+        raise ValueError(f"an array of {nbytes} bytes at {at} does not fit the file's {len(buf)} bytes")
+    return buf[at:at + nbytes].view(dtype).reshape(shape)
+
+
+def _array_reader(path: Path, manifest: dict, mmap: bool):
+    """``read(entry, part)``: a saved store's array (``part`` None: a dense column's one array),
+    memory-mapped when ``mmap``; a damaged file is a DataError naming it."""
+    if manifest.get("format") == 1:  # one .npy file per array
+        def read_npy(e: dict, part: str | None) -> np.ndarray:
+            f = path / (e["file"] if part is None else e["files"][part])
+            try:
+                return np.load(f, mmap_mode="r" if mmap else None, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise DataError(f"unreadable listing store array ({exc})", path=str(f)) from None
+        return read_npy
+    file = path / ARRAYS_FILE
+    try:
+        if not file.stat().st_size:  # every array empty (a file of no bytes cannot be mapped)
+            buf = np.zeros(0, np.uint8)
+        else:
+            buf = np.memmap(file, dtype=np.uint8, mode="r") if mmap else np.fromfile(file, np.uint8)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"unreadable listing store arrays ({exc})", path=str(file)) from None
+
+    def read(e: dict, part: str | None) -> np.ndarray:
+        try:
+            return _array_at(buf, e["array"] if part is None else e["arrays"][part])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"unreadable listing store array ({exc})", path=str(file)) from None
+    return read
+
+
+def _fill_rows(out: np.ndarray, arrays: list[np.ndarray]) -> None:
+    """Arrays stacked along the first axis into ``out``, one array read at a time."""
     at = 0
     for a in arrays:
         out[at:at + len(a)] = a
         at += len(a)
-    out.flush()
-    del out
 
 
-def _concat_offsets(path: Path, offsets: list[np.ndarray], dtype=np.int64) -> None:
+def _fill_offsets(out: np.ndarray, offsets: list[np.ndarray]) -> None:
     """CSR indptr / ragged offsets of parts laid one after another (each shifted by the rows before)."""
-    total = 1 + int(sum(len(o) - 1 for o in offsets))
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(total,))
     at, base = 0, 0
     out[0] = 0
     for o in offsets:
         out[at + 1:at + len(o)] = np.asarray(o[1:], np.int64) + base
         at += len(o) - 1
         base += int(o[-1])
-    out.flush()
-    del out
 
 
 def _write_strings(path: Path, table: pa.Table) -> None:

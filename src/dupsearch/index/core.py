@@ -344,7 +344,9 @@ class Index:
 
     def _live_rows_of(self, item_ids) -> np.ndarray:
         """The global row of each live listing by item id (-1 when it is not in the index)."""
-        ids = np.asarray([str(i) for i in item_ids], dtype=object)
+        # one pandas Index of the ids for every segment (get_indexer would infer the type of a
+        # plain array again for each of them)
+        ids = pd.Index(np.asarray([str(i) for i in item_ids], dtype=object))
         out = np.full(len(ids), -1, np.int64)
         for seg in reversed(self._segments):  # the newest copy of an id is the live one
             todo = np.flatnonzero(out < 0)
@@ -362,6 +364,10 @@ class Index:
 
     def __contains__(self, item_id) -> bool:
         return bool(self._live_rows_of([item_id])[0] >= 0)
+
+    def contains(self, item_ids: Sequence) -> np.ndarray:
+        """Which of ``item_ids`` are live in the index (booleans, in order): ``in`` for many."""
+        return self._live_rows_of(item_ids) >= 0
 
     def row(self, item_id) -> int:
         """The global row of a live listing (ListingNotFoundError when absent)."""

@@ -67,6 +67,7 @@ from dupsearch.serve.metrics import CONTENT_TYPE, ServiceMetrics
 log = logging.getLogger("dupsearch.serve")
 
 DEFAULT_MAX_GROUP = 256
+GATHER_MAX_S = 0.06  # the longest a writer waits for the writes of the last group's writers
 DEFAULT_READ_THREADS = 4
 MAX_TOP = 100
 MAX_ID_CHARS = 256
@@ -405,6 +406,7 @@ class GroupCommitWriter:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._closing = False
+        self._expect, self._last_commit_s = 0, 0.0  # see _gather
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -451,13 +453,15 @@ class GroupCommitWriter:
                 continue
             self._wake.clear()
             while self._pending:
+                await self._gather()
                 group = self._take_group()
                 started = time.perf_counter()
                 try:
                     outcomes = await loop.run_in_executor(self._thread, self._commit, group)
                 except Exception as exc:  # noqa: BLE001 - every waiting request gets the error
                     outcomes = [exc] * len(group)
-                self.metrics.commit_seconds.observe(time.perf_counter() - started, group[0].kind)
+                self._last_commit_s = time.perf_counter() - started
+                self.metrics.commit_seconds.observe(self._last_commit_s, group[0].kind)
                 for write, outcome in zip(group, outcomes):
                     if write.future.done():
                         continue
@@ -465,8 +469,20 @@ class GroupCommitWriter:
                         write.future.set_exception(outcome)
                     else:
                         write.future.set_result(outcome)
+                self._expect = len(group) + len(self._pending)
             if self._closing and not self._pending:
                 return
+
+    async def _gather(self) -> None:
+        """Right after a commit its writers' next writes are still on their way: a group taken
+        at once holds only what waited during the commit, and every group costs a whole commit
+        (20 writers on a million-listing index settled into groups of 1 and 19, or twice 10,
+        51-56 upserts/s). So wait until as many writes wait as were in flight at the last
+        commit's end (its group and the queue then), at most a quarter of that commit's time and
+        GATHER_MAX_S. A lone writer never waits: its next write finds the queue as expected."""
+        deadline = time.perf_counter() + min(GATHER_MAX_S, 0.25 * self._last_commit_s)
+        while len(self._pending) < self._expect and time.perf_counter() < deadline and not self._closing:
+            await asyncio.sleep(0.001)
 
     def _take_group(self) -> list[_Write]:
         first = self._pending.popleft()
@@ -517,7 +533,7 @@ class GroupCommitWriter:
         return [rows.get(write.item_id, []) for write in group]
 
     def _remove(self, group: list[_Write]) -> list[bool]:
-        present = [write.item_id in self.index for write in group]
+        present = self.index.contains([write.item_id for write in group]).tolist()
         ids = [write.item_id for write, here in zip(group, present) if here]
         if ids:
             self.index.remove(ids)
