@@ -4,7 +4,9 @@ By default every call may use all cores. A process that is one of several worker
 cores (dedup's store-building and scoring pools) calls ``one_thread_each()`` first: rapidfuzz's
 ``cpdist``, CatBoost's prediction and the BLAS/OpenMP pools then use one thread, so N workers
 run N threads on N cores instead of N x N (measured on 2 cores: the two scoring workers gained
-only 1.3x over one process while each also asked for every core).
+only 1.3x over one process while each also asked for every core). ``dupsearch serve`` calls it
+too: its requests are its concurrency, and the pools' idle threads spin on the cores the other
+requests need.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ def thread_limit(default: int = -1) -> int:
 
 
 def one_thread_each() -> None:
-    """Limit this process (a pool worker) to one thread per library call."""
+    """Limit this process (a pool worker, the service) to one thread per library call."""
     global _LIMIT
     _LIMIT = 1
     try:

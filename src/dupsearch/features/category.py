@@ -8,6 +8,7 @@ from rapidfuzz import fuzz, process
 
 from dupsearch.features.base import CATEGORY_COLUMNS, hash_strings
 from dupsearch.features.family import Family
+from dupsearch.threads import thread_limit
 
 # Categorical columns are returned as strings; the model marks them categorical.
 CATEGORICAL = ["category.l1_pair"]
@@ -37,7 +38,7 @@ class CategoryFamily(Family):
         l4 = store["category_l4"]
         a4, b4 = l4[ia], l4[ib]
         known4 = (A[:, 3] != _EMPTY) & (B[:, 3] != _EMPTY)
-        partial = process.cpdist(list(a4), list(b4), scorer=fuzz.token_set_ratio, workers=-1) / 100.0
+        partial = process.cpdist(list(a4), list(b4), scorer=fuzz.token_set_ratio, workers=thread_limit(-1)) / 100.0
         out["category.l4_partial"] = np.where(known4, partial, np.nan)
         fill = np.asarray(store["fill_rate"], dtype=float)
         fa, fb = fill[ia], fill[ib]
