@@ -441,6 +441,42 @@ def test_concurrent_upserts_commit_in_groups(server, catalogue):
     assert commits < upserts, f"{upserts:.0f} upserts in {commits:.0f} index calls: no group commit"
 
 
+def test_the_writer_waits_for_the_writers_of_its_last_group(catalogue, tmp_path):
+    """Writers that write again as soon as they are answered reach the queue one after another:
+    the first of them waits for the others (as many as the last commit had in flight) and they
+    commit together, not the first alone and then the rest."""
+    import asyncio
+    from dupsearch.serve.app import GroupCommitWriter, ReadWriteLock, _listings_frame
+    from dupsearch.serve.metrics import ServiceMetrics
+    idx = Index.open(fresh_index(catalogue, tmp_path))
+    records = [{**_listings_frame([renamed(q, f"w-{i}")]).iloc[0].to_dict()}
+               for i, q in enumerate(catalogue.queries[:10])]
+    segments = [idx.stats()["segments"]]
+
+    async def run(gather_s: float) -> None:
+        metrics = ServiceMetrics(listings=lambda: float(len(idx)), queued=lambda: 0.0)
+        writer = GroupCommitWriter(idx, metrics, ReadWriteLock(), gather_s=gather_s, gather_share=100.0)
+        writer.start()
+        first = [writer.submit("upsert", r["item_id"], r) for r in records[:5]]  # queued together: one group
+        await asyncio.gather(*(w.future for w in first))
+        segments.append(idx.stats()["segments"])
+        again = [writer.submit("upsert", records[5]["item_id"], records[5])]
+        await asyncio.sleep(0.05)  # the other four writers come back later
+        again += [writer.submit("upsert", r["item_id"], r) for r in records[6:10]]
+        await asyncio.gather(*(w.future for w in again))
+        segments.append(idx.stats()["segments"])
+        await writer.close()
+
+    try:
+        asyncio.run(run(gather_s=5.0))
+        assert [b - a for a, b in zip(segments, segments[1:])] == [1, 1]  # two commits of five
+        assert all(r["item_id"] in idx for r in records)
+        asyncio.run(run(gather_s=0.0))  # no waiting: the first comes alone, then the four
+        assert [b - a for a, b in zip(segments[2:], segments[3:])] == [1, 2]
+    finally:
+        idx.close()
+
+
 def test_a_long_stream_of_single_writes(server, catalogue):
     """One commit per request (sequential PUTs): the index goes through a merge of its segments
     on the way, with listings with and without photos; every write is answered 200 and kept."""
