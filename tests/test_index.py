@@ -123,6 +123,25 @@ def test_upsert_equals_build_of_the_union(market, tmp_path):
     pd.testing.assert_frame_equal(grown.match(probe, top=0), whole.match(probe, top=0))
 
 
+def test_merging_is_size_tiered_so_a_stream_of_upserts_is_rewritten_a_few_times():
+    """Over 2,000 commits of 20 listings each (MERGE_SEGMENTS 16), the index never holds more
+    than 16 segments and each upserted listing is rewritten by merges a few times, not once per
+    16 commits (merging every segment after the first rewrote 67 times what was upserted)."""
+    from dupsearch.index.core import MERGE_SEGMENTS, _merge_start
+    assert MERGE_SEGMENTS == 16
+    sizes, rewritten, most = [1_000_000], 0, 0
+    for _ in range(2000):
+        sizes.append(20)
+        if len(sizes) > MERGE_SEGMENTS:
+            first = _merge_start(sizes, MERGE_SEGMENTS)
+            assert 1 <= first <= len(sizes) - 2  # never the bulk-built segment; at least two merged
+            merged = sum(sizes[first:])
+            sizes = sizes[:first] + [merged]
+            rewritten, most = rewritten + merged, max(most, len(sizes))
+    assert most <= MERGE_SEGMENTS and sizes[0] == 1_000_000 and sum(sizes) == 1_000_000 + 2000 * 20
+    assert rewritten < 5 * 2000 * 20, rewritten / (2000 * 20)
+
+
 def test_merge_and_compact_keep_the_answers(market, built, monkeypatch):
     from dupsearch.index import core
     new = market["new"]

@@ -849,8 +849,14 @@ class Index:
             return {"segments_before": before, "segments": len(self._segments), "listings": len(self)}
 
     def _merge_newer(self) -> None:
-        """Merge all segments after the first (the bulk-built one) into one."""
-        self._merge(1, full_knn=False)
+        """Merge the newest segments into one (never the bulk-built first), size-tiered: the
+        newest half at least, then, going back, each older segment no larger than those taken so
+        far. Merging every segment after the first rewrote all the listings ever upserted every
+        MERGE_SEGMENTS commits, so each merge of a long stream of upserts took longer than the
+        last (and held the write lock); tiered, a listing is rewritten about log2(upserts) times.
+        Sizes count live rows: a segment whose listings were mostly replaced is merged sooner."""
+        live = [int(self._live[s.offset:s.offset + s.n].sum()) for s in self._segments]
+        self._merge(_merge_start(live, MERGE_SEGMENTS), full_knn=False)
 
     def _merge(self, first: int, full_knn: bool) -> None:
         if len(self._segments) - first < 2 and not (first == 0 and len(self._deleted)):
@@ -884,6 +890,17 @@ class Index:
 
 
 # ------------------------------------------------------------------------------- helpers
+
+def _merge_start(sizes: Sequence[int], limit: int) -> int:
+    """The first segment of the newest ones ``_merge_newer`` merges, given the segments' sizes
+    (the first, bulk-built segment is never merged here)."""
+    first = max(1, len(sizes) - max(2, len(sizes) - limit // 2))
+    taken = sum(sizes[first:])
+    while first > 1 and sizes[first - 1] <= taken:
+        first -= 1
+        taken += sizes[first]
+    return first
+
 
 def _move_into(tmp: Path, out: Path) -> None:
     """Move the built index's entries into the existing (empty or emptied) folder ``out``."""
