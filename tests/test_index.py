@@ -124,11 +124,11 @@ def test_upsert_equals_build_of_the_union(market, tmp_path):
 
 
 def test_merging_is_size_tiered_so_a_stream_of_upserts_is_rewritten_a_few_times():
-    """Over 2,000 commits of 20 listings each (MERGE_SEGMENTS 16), the index never holds more
-    than 16 segments and each upserted listing is rewritten by merges a few times, not once per
-    16 commits (merging every segment after the first rewrote 67 times what was upserted)."""
+    """Over 2,000 commits of 20 listings each, the index never holds more than MERGE_SEGMENTS
+    segments and each upserted listing is rewritten by merges a few times, not once per
+    MERGE_SEGMENTS commits (merging every segment after the first rewrote 91 times what was
+    upserted at 12)."""
     from dupsearch.index.core import MERGE_SEGMENTS, _merge_start
-    assert MERGE_SEGMENTS == 16
     sizes, rewritten, most = [1_000_000], 0, 0
     for _ in range(2000):
         sizes.append(20)
@@ -139,7 +139,7 @@ def test_merging_is_size_tiered_so_a_stream_of_upserts_is_rewritten_a_few_times(
             sizes = sizes[:first] + [merged]
             rewritten, most = rewritten + merged, max(most, len(sizes))
     assert most <= MERGE_SEGMENTS and sizes[0] == 1_000_000 and sum(sizes) == 1_000_000 + 2000 * 20
-    assert rewritten < 5 * 2000 * 20, rewritten / (2000 * 20)
+    assert rewritten < 6 * 2000 * 20, rewritten / (2000 * 20)
 
 
 def test_merge_and_compact_keep_the_answers(market, built, monkeypatch):
