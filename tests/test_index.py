@@ -134,7 +134,7 @@ def test_merging_is_size_tiered_so_a_stream_of_upserts_is_rewritten_a_few_times(
         sizes.append(20)
         if len(sizes) > MERGE_SEGMENTS:
             first = _merge_start(sizes, MERGE_SEGMENTS)
-            assert 1 <= first <= len(sizes) - 2  # never the bulk-built segment; at least two merged
+            assert first >= 1 and first <= len(sizes) - 2  # never the bulk-built segment; at least two merged
             merged = sum(sizes[first:])
             sizes = sizes[:first] + [merged]
             rewritten, most = rewritten + merged, max(most, len(sizes))
