@@ -481,7 +481,7 @@ class GroupCommitWriter:
         51-56 upserts/s). So wait until as many writes wait as were in flight at the last
         commit's end (its group and the queue then), at most ``gather_share`` of that commit's
         time and ``gather_s``. A lone writer never waits: its next write finds the queue as
-        expected. (20 writers, a million listings: 51-56 -> 78 upserts/s in one process.)"""
+        expected. (20 writers over HTTP, a million listings: 51-56 -> 78 upserts/s.)"""
         deadline = time.perf_counter() + min(self.gather_s, self.gather_share * self._last_commit_s)
         while len(self._pending) < self._expect and time.perf_counter() < deadline and not self._closing:
             await asyncio.sleep(0.001)
