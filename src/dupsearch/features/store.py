@@ -378,16 +378,13 @@ class ListingStore:
             manifest = json.loads(mf.read_text())
         except (OSError, ValueError) as e:
             raise DataError(f"unreadable listing store manifest ({e})", path=str(mf)) from None
-        if manifest.get("format") not in READ_FORMATS:
-            raise DupsearchError(f"{path} holds listing store format {manifest.get('format')}; "
-                                 f"this dupsearch reads formats {', '.join(map(str, READ_FORMATS))}: build it again")
+        array = _array_reader(path, manifest, mmap)  # refuses a format this code does not read
         try:
             table = pa.ipc.open_file(pa.memory_map(str(path / STRINGS_FILE))).read_all()
         except (OSError, pa.ArrowInvalid) as e:
             raise DataError(f"unreadable listing store strings ({e})", path=str(path / STRINGS_FILE)) from None
         self = cls(table.column("item_id").to_numpy(zero_copy_only=False), manifest.get("meta"))
         self._arrow = table
-        array = _array_reader(path, manifest, mmap)
         for name, e in manifest["columns"].items():
             if e["kind"] == "dense":
                 self.dense[name] = array(e, None)
@@ -410,17 +407,15 @@ class ListingStore:
         if not parts:
             raise ValueError("concat_saved needs at least one store")
         manifests = [json.loads((p / STORE_FILE).read_text()) for p in parts]
+        readers = [_array_reader(p, m, mmap=True) for p, m in zip(parts, manifests)]  # formats checked
         first = manifests[0]
         for p, m in zip(parts, manifests):
-            if m.get("format") not in READ_FORMATS:
-                raise DupsearchError(f"{p} holds listing store format {m.get('format')}; build it again")
             if {k: v["kind"] for k, v in m["columns"].items()} != {k: v["kind"] for k, v in first["columns"].items()} \
                     or m["meta"].get("pipeline") != first["meta"].get("pipeline"):
                 raise DupsearchError(f"cannot concatenate {p}: other columns or another feature pipeline")
         counts = [m["n"] for m in manifests]
         n = int(sum(counts))
         check_free_space(Path(path).parent, sum(_folder_bytes(p) for p in parts), "the listing store")
-        readers = [_array_reader(p, m, mmap=True) for p, m in zip(parts, manifests)]
         with atomic_directory(Path(path), own=(STORE_FILE,)) as tmp:
             tables = [pa.ipc.open_file(pa.memory_map(str(p / STRINGS_FILE))) for p in parts]
             with pa.OSFile(str(tmp / STRINGS_FILE), "wb") as sink, \
@@ -525,7 +520,11 @@ def _array_at(buf: np.ndarray, ref: dict) -> np.ndarray:
 
 def _array_reader(path: Path, manifest: dict, mmap: bool):
     """``read(entry, part)``: a saved store's array (``part`` None: a dense column's one array),
-    memory-mapped when ``mmap``; a damaged file is a DataError naming it."""
+    memory-mapped when ``mmap``; a damaged file is a DataError naming it, a format this code
+    does not read a DupsearchError."""
+    if manifest.get("format") not in READ_FORMATS:
+        raise DupsearchError(f"{path} holds listing store format {manifest.get('format')}; this dupsearch "
+                             f"reads formats {', '.join(map(str, READ_FORMATS))}: build it again")
     if manifest.get("format") == 1:  # one .npy file per array
         def read_npy(e: dict, part: str | None) -> np.ndarray:
             f = path / (e["file"] if part is None else e["files"][part])
