@@ -32,6 +32,7 @@ def test_nested_settings_parse():
     ({"features": {"families": ["prices"]}}, "unknown feature families"),
     ({"features": {"family_settings": {"strings": {"feilds": []}}}}, "no setting 'feilds'"),
     ({"gbdt": {"backend": "xgboost"}}, "unknown backend"),
+    ({"threshold_rule": "median"}, "unknown threshold_rule 'median'"),
 ])
 def test_bad_settings_name_their_path(data, message):
     with pytest.raises(ConfigError, match=message):

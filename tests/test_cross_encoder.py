@@ -402,6 +402,11 @@ def test_matcher_blends_one_cross_encoder_on_validation_pairs(tiny_bert, tmp_pat
     assert CROSS_ENCODER_FEATURE not in matcher.feature_names
     rep = matcher.metrics_["stacking"]["cross_encoder"]
     assert rep["combine"] == "blend" and "oof_pr_auc" not in rep and [h[0] for h in rep["valid_history"]] == [0.5, 1.0]
+    # the blend's two inputs on validation are kept for studies of the blend (bench.threshold_rules)
+    parts = matcher.eval_["components"]
+    assert set(parts) == {"booster", "cross_encoder"} and len(parts["booster"]) == len(valid)
+    np.testing.assert_allclose(parts["booster"], matcher.predict_proba_features(
+        matcher.store_features(*matcher.pair_store(m.listings, valid))), atol=1e-6)
     store, ia, ib = matcher.pair_store(m.listings, test)
     X = matcher.store_features(store, ia, ib)
     booster = matcher.predict_proba_features(X)

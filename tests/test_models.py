@@ -17,7 +17,8 @@ from conftest import fast_config
 from dupsearch.errors import DataError, ModelNotFoundError, ModelVersionError, NotFittedError
 from dupsearch.models import DuplicateMatcher
 from dupsearch.models.cv import choose_groups, group_folds, pair_components
-from dupsearch.models.metrics import best_f1_threshold, binary_metrics, f1_at, per_category_metrics
+from dupsearch.models.metrics import (best_f1_threshold, binary_metrics, f1_at, half_best_f1_threshold,
+                                      per_category_metrics)
 
 BACKENDS = ["catboost", "lightgbm"]
 BOOSTER_EXT = {"catboost": ".cbm", "lightgbm": ".txt"}
@@ -44,6 +45,33 @@ def test_best_f1_threshold_hand_made():
 def test_best_f1_threshold_no_positive():
     f1, thr = best_f1_threshold(np.zeros(4), np.linspace(0, 1, 4))
     assert math.isnan(f1) and thr == 0.5
+
+
+def _calibrated(n, rng):
+    p = rng.beta(0.3, 2.0, n)  # few duplicates, scores that are their probabilities
+    return (rng.random(n) < p).astype(int), p
+
+
+def test_half_best_f1_is_the_best_threshold_of_calibrated_scores_and_steadier():
+    """For calibrated probabilities the F1-best threshold is half the best F1: on a large sample
+    the two rules agree; on validation-sized samples the half rule's threshold moves less and
+    its F1 on fresh pairs is higher on average."""
+    rng = np.random.default_rng(0)
+    y, p = _calibrated(400_000, rng)
+    f1, thr = best_f1_threshold(y, p)
+    assert half_best_f1_threshold(y, p) == pytest.approx((f1, f1 / 2))
+    assert abs(thr - f1 / 2) < 0.02
+    picked = {"argmax": [], "half": []}
+    fresh = {"argmax": [], "half": []}
+    for _ in range(60):
+        ys, ps = _calibrated(1_500, rng)
+        for name, rule in (("argmax", best_f1_threshold), ("half", half_best_f1_threshold)):
+            t = rule(ys, ps)[1]
+            picked[name].append(t)
+            fresh[name].append(f1_at(y, p, t))
+    assert np.std(picked["half"]) < 0.5 * np.std(picked["argmax"])
+    assert np.mean(fresh["half"]) > np.mean(fresh["argmax"])
+    assert half_best_f1_threshold(np.zeros(4), np.linspace(0, 1, 4))[1] == 0.5
 
 
 def test_f1_at():
@@ -270,6 +298,7 @@ def test_fit_with_valid_beats_chance(fitted, market, backend):
     assert met["n_features"] == len(m.feature_names) > 10
     assert "cv" not in met
     assert m.threshold_ == met["threshold"] == met["valid"]["best_f1_threshold"]
+    assert met["threshold_rule"] == "best-f1"
     assert 0 < m.threshold_ < 1
     assert len(met["iterations"]) == 1 and 1 <= met["iterations"][0] <= 100
     # The threshold is chosen on valid: F1 there is the best F1 of valid.
@@ -280,6 +309,16 @@ def test_fit_with_valid_beats_chance(fitted, market, backend):
     assert m.importance_ is not None
     assert m.importance_.sum() == pytest.approx(1.0)
     assert set(m.importance_.index) == set(m.feature_names)
+
+
+def test_a_named_threshold_rule_is_followed_and_saved(market, tmp_path):
+    m = DuplicateMatcher(fast_config("lightgbm", threshold_rule="half-best-f1")).fit(
+        market.listings, market.train, market.valid)
+    assert m.metrics_["threshold_rule"] == "half-best-f1"
+    assert m.threshold_ == pytest.approx(m.metrics_["valid"]["best_f1"] / 2)
+    assert m.threshold_ != pytest.approx(m.metrics_["valid"]["best_f1_threshold"])
+    m.save(tmp_path / "model")
+    assert DuplicateMatcher.load(tmp_path / "model").threshold_ == m.threshold_
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

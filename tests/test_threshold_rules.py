@@ -36,3 +36,17 @@ def test_cli_writes_json_and_refuses_runs_without_scores(tmp_path, capsys):
     old.write_text(json.dumps({"dataset": "abt-buy"}))
     assert threshold_rules.main([str(old)]) == 2
     assert "no valid_scores" in capsys.readouterr().err
+
+
+def test_blend_runs_are_refitted_on_the_choosing_half_alone():
+    """With the blend's inputs saved, each split fits the blend on one half: the saved blended
+    scores (fitted on all of validation) are not read, so NaN there changes nothing."""
+    rng = np.random.default_rng(1)
+    y, booster = _scores(1500, seed=1)
+    cross_encoder = np.clip(np.where(y == 1, rng.beta(4, 2, len(y)), rng.beta(1, 4, len(y))), 0, 1)
+    parts = {"booster": booster, "cross_encoder": cross_encoder}
+    res = threshold_rules.compare(y, np.full(len(y), np.nan), splits=6, components=parts)
+    for name in threshold_rules.RULES:
+        assert 50 < res[name]["mean"] <= res["best on the other half"]["mean"]
+    booster_alone = threshold_rules.compare(y, booster, splits=6)
+    assert res["best on the other half"]["mean"] > booster_alone["best on the other half"]["mean"]

@@ -108,6 +108,10 @@ class FeatureConfig:
 
 
 STACKING_COMBINE = ("features", "blend")
+# How the decision threshold is read off the held-out scores (out-of-fold or validation):
+# "best-f1" their F1-best threshold; "half-best-f1" half that best F1, the F1-best threshold of
+# calibrated probabilities, which moves less with the few pairs near the cut (bench.threshold_rules).
+THRESHOLD_RULES = ("best-f1", "half-best-f1")
 
 
 @dataclass
@@ -188,8 +192,11 @@ class MatcherConfig:
     # listings have it, clustering thresholds are chosen against it; else against the groups the
     # labelled duplicates form.
     cluster_column: str | None = "cluster_id"
+    threshold_rule: str = "best-f1"  # see THRESHOLD_RULES
 
     def __post_init__(self):
+        if self.threshold_rule not in THRESHOLD_RULES:
+            raise ValueError(f"unknown threshold_rule {self.threshold_rule!r}; choose one of {THRESHOLD_RULES}")
         if not 0.0 <= self.missing_text_share <= 1.0:
             raise ValueError(f"missing_text_share must be in [0, 1], got {self.missing_text_share}")
         if self.enlarge is not None and self.stacking.enabled:

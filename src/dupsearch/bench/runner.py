@@ -10,6 +10,7 @@ from pathlib import Path
 from dupsearch.io import load_benchmark
 from dupsearch.models import DuplicateMatcher, MatcherConfig, binary_metrics
 from dupsearch.models.matcher import dependency_versions
+from dupsearch.models.metrics import THRESHOLD_RULES, f1_at
 
 
 def source_commit(root: str | Path | None = None) -> dict:
@@ -77,6 +78,11 @@ def run_benchmark(dataset_dir: str | Path, train_size: str = "medium",
         "pr_auc": round(m["pr_auc"], 4),
         "roc_auc": round(m["roc_auc"], 4),
         "threshold": m["threshold"],
+        "threshold_rule": matcher.metrics_.get("threshold_rule"),
+        # test F1 at the threshold each rule reads off the same validation scores (an ablation of the rule)
+        "f1_by_threshold_rule": {rule: round(100 * f1_at(y, p, choose(evaluated["y"], evaluated["p"])[1]), 2)
+                                 for rule, choose in THRESHOLD_RULES.items()}
+        if (evaluated := getattr(matcher, "eval_", None) or {}).get("what") == "validation" else None,
         "test_best_f1_oracle": round(100 * m["best_f1"], 2),  # threshold chosen on test: NOT the reported F1
         "valid_f1": round(100 * matcher.metrics_["valid"]["best_f1"], 2),
         "valid_pr_auc": round(matcher.metrics_["valid"]["pr_auc"], 4),
@@ -100,8 +106,10 @@ def run_benchmark(dataset_dir: str | Path, train_size: str = "medium",
         if "stacking" in matcher.metrics_ else None,
         # the validation pairs' labels and the scores the threshold was chosen on, so that other
         # ways to choose it can be compared on validation alone (never on test)
-        "valid_scores": {"y": [int(v) for v in evaluated["y"]], "p": [round(float(v), 5) for v in evaluated["p"]]}
-        if (evaluated := getattr(matcher, "eval_", None) or {}).get("what") == "validation" else None,
+        "valid_scores": {"y": [int(v) for v in evaluated["y"]], "p": [round(float(v), 5) for v in evaluated["p"]],
+                         **({"components": {k: [round(float(x), 5) for x in v] for k, v in parts.items()}}
+                            if (parts := evaluated.get("components")) else {})}
+        if evaluated.get("what") == "validation" else None,
         "versions": dependency_versions(),
         **source,
     }

@@ -8,7 +8,14 @@ one half, and the F1 it gives on the other half is averaged. The test pairs are 
 
 - ``argmax``: the F1-best threshold (what `DuplicateMatcher` does);
 - ``smoothed``: the arg-max of the F1 curve averaged over +-0.05 of threshold (a grid of 0.005);
-- ``bootstrap median``: the median of the F1-best thresholds of 100 bootstrap resamples.
+- ``bootstrap median``: the median of the F1-best thresholds of 100 bootstrap resamples;
+- ``half best F1``: half the best F1 (the F1-best threshold of calibrated probabilities, which
+  the blend's logistic regression makes them; `MatcherConfig.threshold_rule`).
+
+Runs of the cross-encoder blend that saved its inputs (``valid_scores.components``) are studied
+as the matcher fits them: per split, the blend is fitted on one half alone (cross-fitted there
+for the rules, as `fit_blend` does) and scores the other, so no label of the judging half
+reaches the threshold or the calibration.
 
 ``best on the other half`` is the F1 that half's own best threshold gives: the ceiling no rule
 chosen elsewhere can pass.
@@ -23,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dupsearch.models.metrics import best_f1_threshold, f1_at
+from dupsearch.models.metrics import best_f1_threshold, f1_at, half_best_f1_threshold
 
 GRID = np.round(np.arange(0.005, 1.0, 0.005), 3)
 
@@ -48,21 +55,35 @@ def bootstrap_median_rule(y: np.ndarray, p: np.ndarray, rng: np.random.Generator
     return float(np.median(ts))
 
 
-RULES = {"argmax": argmax_rule, "smoothed": smoothed_rule, "bootstrap median": bootstrap_median_rule}
+def half_best_f1_rule(y: np.ndarray, p: np.ndarray, rng: np.random.Generator) -> float:
+    return half_best_f1_threshold(y, p)[1]
 
 
-def compare(y: np.ndarray, p: np.ndarray, splits: int = 200, seed: int = 0) -> dict:
-    """Mean and std of each rule's F1 (in %) on the held-apart half, over ``splits`` splits."""
+RULES = {"argmax": argmax_rule, "smoothed": smoothed_rule, "bootstrap median": bootstrap_median_rule,
+         "half best F1": half_best_f1_rule}
+
+
+def compare(y: np.ndarray, p: np.ndarray, splits: int = 200, seed: int = 0,
+            components: dict | None = None) -> dict:
+    """Mean and std of each rule's F1 (in %) on the held-apart half, over ``splits`` splits.
+    ``components`` (the blend's booster and cross-encoder scores): the blend is refitted on the
+    choosing half, and ``p`` is not read."""
+    from dupsearch.models.stacking import _blend_inputs, cross_fitted_blend
     rng = np.random.default_rng(seed)
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
     got: dict[str, list[float]] = {k: [] for k in [*RULES, "best on the other half"]}
-    for _ in range(splits):
+    for k in range(splits):
         a = np.zeros(len(y), bool)
         a[rng.choice(pos, len(pos) // 2, replace=False)] = True
         a[rng.choice(neg, len(neg) // 2, replace=False)] = True
-        got["best on the other half"].append(best_f1_threshold(y[~a], p[~a])[0])
+        if components is None:
+            pa, pb = p[a], p[~a]
+        else:
+            pa, lr = cross_fitted_blend(components["booster"][a], components["cross_encoder"][a], y[a], seed=k)
+            pb = lr.predict_proba(_blend_inputs(components["booster"][~a], components["cross_encoder"][~a]))[:, 1]
+        got["best on the other half"].append(best_f1_threshold(y[~a], pb)[0])
         for name, rule in RULES.items():
-            got[name].append(f1_at(y[~a], p[~a], rule(y[a], p[a], rng)))
+            got[name].append(f1_at(y[~a], pb, rule(y[a], pa, rng)))
     return {k: {"mean": round(100 * float(np.mean(v)), 2), "std": round(100 * float(np.std(v)), 2)}
             for k, v in got.items()}
 
@@ -76,7 +97,8 @@ def markdown(result: dict) -> str:
         cells = [f"{r['rules'][n]['mean']:.2f} ± {r['rules'][n]['std']:.2f}"
                  + (f" ({r['rules'][n]['mean'] - base:+.2f})" if n in RULES and n != "argmax" else "")
                  for n in names]
-        lines.append(f"| {r['dataset']} ({r['variant']}, seed {r['seed']}) | {r['n_valid']:,} ({r['n_valid_positive']:,}) | "
+        refit = ", blend refitted per half" if r.get("blend_refitted") else ""
+        lines.append(f"| {r['dataset']} ({r['variant']}, seed {r['seed']}{refit}) | {r['n_valid']:,} ({r['n_valid_positive']:,}) | "
                      + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -102,9 +124,11 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         y, p = np.asarray(scores["y"], int), np.asarray(scores["p"], float)
+        parts = {k: np.asarray(v, float) for k, v in scores["components"].items()} if "components" in scores else None
         runs.append({"file": str(path), "dataset": run.get("dataset"), "variant": path.parent.parent.name,
                      "seed": run.get("seed"), "run_commit": run.get("commit"), "n_valid": int(len(y)),
-                     "n_valid_positive": int(y.sum()), "rules": compare(y, p, a.splits)})
+                     "n_valid_positive": int(y.sum()), "blend_refitted": parts is not None,
+                     "rules": compare(y, p, a.splits, components=parts)})
     out = {"splits": a.splits, "runs": runs, **source_commit()}
     write_result(out, a.json, markdown(out))
     return 0

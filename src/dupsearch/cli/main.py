@@ -128,6 +128,16 @@ def _stacking(cross_encoder: Optional[str], epochs: Optional[float], max_length:
         if image_backbone else None, combine=combine)
 
 
+class ThresholdRule(str, Enum):
+    best_f1 = "best-f1"
+    half_best_f1 = "half-best-f1"
+
+
+THRESHOLD_RULE_HELP = ("How the threshold is read off the validation scores: their F1-best threshold, or half "
+                       "that best F1 (the F1-best threshold of calibrated probabilities; it moves less with "
+                       "the pairs near the cut). Every run also reports the test F1 at each rule's threshold.")
+
+
 class Precision(str, Enum):
     auto = "auto"
     fp32 = "fp32"
@@ -452,6 +462,7 @@ def bench(
     calibrate: Calibration = typer.Option(Calibration.none, help="Per-category calibration."),
     automl: bool = typer.Option(False, help=AUTOML_HELP),
     enlarge: bool = typer.Option(False, help=ENLARGE_HELP),
+    threshold_rule: ThresholdRule = typer.Option(ThresholdRule.best_f1, help=THRESHOLD_RULE_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Run one shared benchmark under its protocol: train on train, threshold and early
@@ -462,6 +473,7 @@ def bench(
     from dupsearch.bench import run_benchmark
     from dupsearch.models import GBDTConfig, MatcherConfig
     cfg = MatcherConfig(gbdt=GBDTConfig(backend=backend.value), n_models=n_models, seed=seed,
+                        threshold_rule=threshold_rule.value,
                         features=_with_rouge(replace(_features(text_encoder, None, features),
                                                      embedding_components=embedding_components), rouge),
                         stacking=replace(_stacking(cross_encoder, cross_encoder_epochs, cross_encoder_max_length,
@@ -480,6 +492,8 @@ def bench(
     for k in ("f1", "precision", "recall", "pr_auc", "roc_auc", "threshold", "n_features", "train_seconds",
               "predict_seconds", "pairs_per_second_features"):
         t.add_row(k, str(res[k]))
+    for rule, f1 in (res.get("f1_by_threshold_rule") or {}).items():
+        t.add_row(f"f1 at the {rule} threshold" + (" (used)" if rule == res["threshold_rule"] else ""), str(f1))
     if res.get("stacking"):
         ce = res["stacking"].get("cross_encoder", {})
         if ce.get("combine") == "blend":

@@ -28,7 +28,7 @@ from dupsearch.models.ensemble import (NO_CATEGORY, CategoryModels, Combiner, al
 from dupsearch.config import MatcherConfig
 from dupsearch.models.gbdt import GBDTModel
 from dupsearch.models.stacking import CROSS_ENCODER_FEATURE, LearnedFeatures
-from dupsearch.models.metrics import binary_metrics
+from dupsearch.models.metrics import THRESHOLD_RULES, binary_metrics
 
 log = logging.getLogger(__name__)
 
@@ -529,7 +529,7 @@ class DuplicateMatcher:
         metrics["cv"] = cv = {"folds": per_fold, "grouping": rule, "oof": binary_metrics(y, combined),
                               "pr_auc_mean": float(np.nanmean(pr)), "pr_auc_std": float(np.nanstd(pr)),
                               "best_iterations": iters}
-        self.threshold_ = cv["oof"]["best_f1_threshold"]
+        self.threshold_ = self._threshold(y, combined, metrics)
         if not final:
             return
         n_iter = max(int(np.mean(iters)), 10)
@@ -572,13 +572,19 @@ class DuplicateMatcher:
             prepared = self.pipeline_.prepare(listings_for(listings, pd.concat([pairs, valid_pairs])))
             pv = self.learned_.fit_blend(prepared, pairs, y, valid_pairs, yv, pv, seed=cfg.seed, progress=progress)
         vm = binary_metrics(yv, pv)
-        self.threshold_ = vm["best_f1_threshold"]
-        self.eval_ = {"what": "validation", "y": yv, "p": pv, "category": cv_}
+        self.threshold_ = self._threshold(yv, pv, metrics)
+        self.eval_ = {"what": "validation", "y": yv, "p": pv, "category": cv_,
+                      "components": getattr(self.learned_, "valid_components_", None)}
         metrics["valid"] = vm
         metrics["iterations"] = [m.best_iteration_ for m in self.models_]
         if rep is not None:
             metrics["enlarge"] = {"final": rep, "n_train_pairs_enlarged": int(len(y_tr))}
         self._ensemble_metrics(metrics, scores, yv)
+
+    def _threshold(self, y: np.ndarray, p: np.ndarray, metrics: dict) -> float:
+        """The decision threshold read off held-out scores by the configured rule."""
+        rule = metrics["threshold_rule"] = self.config.threshold_rule
+        return THRESHOLD_RULES[rule](y, p)[1] if 0 < np.sum(y) < len(y) else 0.5
 
     def _ensemble_metrics(self, metrics: dict, scores: dict, y: np.ndarray) -> None:
         if not self._combines():

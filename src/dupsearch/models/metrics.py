@@ -19,6 +19,17 @@ def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     return float(f1[i]), float(thr[i])
 
 
+def half_best_f1_threshold(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    """(best F1, half of it as the threshold). For calibrated probabilities the F1-optimal
+    threshold is half the optimal F1 (Lipton, Elkan and Naryanaswamy 2014): one number read off
+    the curve, where the arg-max's threshold moves with every pair near the cut."""
+    f, _ = best_f1_threshold(y, p)
+    return f, (0.5 if np.isnan(f) else f / 2)
+
+
+THRESHOLD_RULES = {"best-f1": best_f1_threshold, "half-best-f1": half_best_f1_threshold}
+
+
 def f1_at(y: np.ndarray, p: np.ndarray, threshold: float) -> float:
     y = np.asarray(y).astype(bool)
     pred = np.asarray(p) >= threshold

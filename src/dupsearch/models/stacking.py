@@ -82,6 +82,21 @@ def _logistic(Z: np.ndarray, y: np.ndarray):
     return LogisticRegression(C=1.0).fit(Z, y)
 
 
+def cross_fitted_blend(p_booster, p_cross_encoder, y, seed: int = 0):
+    """The blend's logistic regression over the two logits, fitted on (validation) pairs ``y``:
+    (each pair's probability from a regression fitted without it (5 folds), the regression
+    fitted on all of them)."""
+    from sklearn.model_selection import StratifiedKFold
+    Z = _blend_inputs(p_booster, p_cross_encoder)
+    y = np.asarray(y).astype(int)
+    crossed = np.empty(len(y))
+    folds = StratifiedKFold(5, shuffle=True, random_state=seed).split(Z, y) if min(np.bincount(y, minlength=2)) >= 5 \
+        else [(np.arange(len(y)), np.arange(len(y)))]
+    for tr, te in folds:
+        crossed[te] = _logistic(Z[tr], y[tr]).predict_proba(Z[te])[:, 1]
+    return crossed, _logistic(Z, y)
+
+
 def _checked_blend(blend, where: Path) -> dict:
     from dupsearch.errors import ModelFileError
     try:
@@ -116,7 +131,6 @@ class LearnedFeatures:
         validation PR-AUC kept), fit the blend of the two logits on the validation pairs, and
         return the validation pairs' blended probabilities, each from a blend fitted without it
         (5 folds), for the threshold and the validation figures."""
-        from sklearn.model_selection import StratifiedKFold
         from dupsearch.models.cross_encoder import CrossEncoderModel
         from dupsearch.models.metrics import binary_metrics
         a, b, va, vb = _texts(prepared, pairs, valid_pairs)
@@ -126,14 +140,9 @@ class LearnedFeatures:
         t_fit = time.perf_counter() - t0
         ce = self.cross_encoder_
         pc = ce.valid_scores_ if ce.valid_scores_ is not None else ce.predict_proba(va, vb)
-        Z = _blend_inputs(p_booster, pc)
-        yv = np.asarray(yv).astype(int)
-        crossed = np.empty(len(yv))
-        folds = StratifiedKFold(5, shuffle=True, random_state=seed).split(Z, yv) if min(np.bincount(yv, minlength=2)) >= 5 \
-            else [(np.arange(len(yv)), np.arange(len(yv)))]
-        for tr, te in folds:
-            crossed[te] = _logistic(Z[tr], yv[tr]).predict_proba(Z[te])[:, 1]
-        lr = _logistic(Z, yv)
+        crossed, lr = cross_fitted_blend(p_booster, pc, yv, seed)
+        # the blend's inputs on validation, for studies of the combination that never read test
+        self.valid_components_ = {"booster": np.asarray(p_booster, float), "cross_encoder": np.asarray(pc, float)}
         self.blend_ = {"weights": [float(w) for w in lr.coef_[0]], "intercept": float(lr.intercept_[0])}
         self.report_["cross_encoder"] = {
             "combine": "blend", "n_pairs": int(len(y)), "final_seconds": round(t_fit, 1), "epochs": ce.epochs_,
