@@ -79,7 +79,7 @@ def test_benchmarks_md_tables_are_the_saved_results():
         "store-dedup-1m", "index-online-1m", "index-online-300k", "spark-engine", "groups-thresholds",
         "default-model", "labelling-curve", "accuracy-blend", "accuracy-dirty", "accuracy-rouge",
         "accuracy-precision", "accuracy-online", "store-feature-sets", "index-online-1m-online-features",
-        "accuracy-threshold-rules"}
+        "accuracy-threshold-rules", "accuracy-threshold-rule-test"}
     assert render(text) == text
     assert main(["--check"]) == 0
     for variant in ("default", "minilm"):
@@ -91,6 +91,23 @@ def test_benchmarks_md_tables_are_the_saved_results():
     reliability = SAVED.parents[1] / "RELIABILITY.md"
     assert "<!-- generated: reliability-garbage -->" in reliability.read_text(encoding="utf-8")
     assert main([str(reliability), "--check"]) == 0
+
+
+def test_the_threshold_rule_table_pairs_the_rules_on_the_same_runs(tmp_path):
+    import json
+    from dupsearch.bench.render import threshold_rule_test_table
+    assert "No saved run" in threshold_rule_test_table(tmp_path)
+    for seed, (a, h) in ((0, (88.0, 89.0)), (100, (86.0, 88.0))):
+        run = tmp_path / "blend" / f"seed{seed}" / "abt-buy.json"
+        run.parent.mkdir(parents=True)
+        run.write_text(json.dumps({"dataset": "abt-buy", "seed": seed, "commit": "a" * 40,
+                                   "f1_by_threshold_rule": {"best-f1": a, "half-best-f1": h}}))
+    old = tmp_path / "blend" / "seed200" / "abt-buy.json"
+    old.parent.mkdir(parents=True)
+    old.write_text(json.dumps({"dataset": "abt-buy", "seed": 200}))
+    table = threshold_rule_test_table(tmp_path)
+    assert "| blend | abt-buy | 0, 100 | 87.00 ± 1.00 | 88.50 ± 0.50 | +1.50 |" in table
+    assert "from the 2 saved runs" in table and "1 older runs do not" in table
 
 
 def test_render_fails_check_when_a_figure_is_edited(tmp_path):

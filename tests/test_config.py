@@ -83,3 +83,9 @@ def test_public_face_is_light_and_complete():
         assert name in dupsearch.__all__ and getattr(dupsearch, name) is not None
     with pytest.raises(AttributeError):
         dupsearch.no_such_name
+
+
+def test_the_threshold_rules_named_in_settings_are_the_ones_the_matcher_has():
+    from dupsearch.config import THRESHOLD_RULES
+    from dupsearch.models.metrics import THRESHOLD_RULES as rules
+    assert set(THRESHOLD_RULES) == set(rules)
