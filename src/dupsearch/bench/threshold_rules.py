@@ -89,7 +89,8 @@ def compare(y: np.ndarray, p: np.ndarray, splits: int = 200, seed: int = 0,
 
 
 def markdown(result: dict) -> str:
-    names = [*RULES, "best on the other half"]
+    # the rules the saved study compared (a study saved before a rule was added lacks it)
+    names = [n for n in [*RULES, "best on the other half"] if all(n in r["rules"] for r in result["runs"])]
     lines = ["| run | validation pairs (positive) | " + " | ".join(f"F1: {n}" for n in names) + " |",
              "|---|---|" + "---|" * len(names)]
     for r in result["runs"]:
