@@ -135,7 +135,8 @@ class ThresholdRule(str, Enum):
 
 THRESHOLD_RULE_HELP = ("How the threshold is read off the validation scores: their F1-best threshold, or half "
                        "that best F1 (the F1-best threshold of calibrated probabilities; it moves less with "
-                       "the pairs near the cut). Every run also reports the test F1 at each rule's threshold.")
+                       "the pairs near the cut, but measured lower on test: BENCHMARKS.md). Every run also reports the "
+                       "test F1 at each rule's threshold.")
 
 
 class Precision(str, Enum):
