@@ -6,7 +6,8 @@
 # Writes out/bench-index/index.json and serve.json; BENCHMARKS.md's "Online matching" tables are
 # generated from copies in bench-results/index/ (copy them there and run
 # `python -m dupsearch.bench.render`). N=... sets the market size (default 1,000,000);
-# FEATURES=online trains the index's model with `--features online` (out/bench-index-online).
+# FEATURES=online trains the index's model with `--features online` (out/bench-index-online);
+# WORKERS=... sets the server's worker processes (`dupsearch serve --workers`, default 2: the cores).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$ROOT"
@@ -21,4 +22,4 @@ mkdir -p "$OUT"
 python -m dupsearch.bench.index --listings "$OUT/market/listings.parquet" --model "$OUT/model" --out "$OUT" \
   --hold 2000 --workers 2 --rebuild --json "$OUT/index.json" 2> "$OUT/index.log"
 python scripts/bench_serve.py --index "$OUT/index" --listings "$OUT/market/listings.parquet" --hold 2000 \
-  --clients 20 --requests 2000 --json "$OUT/serve.json"
+  --clients 20 --requests 2000 --workers "${WORKERS:-2}" --json "$OUT/serve.json"

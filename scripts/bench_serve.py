@@ -13,15 +13,17 @@ index that `python -m dupsearch.bench.index` built, then, with a bounded asyncio
    and latencies that are mostly waiting in line, about clients / throughput) and paced (open
    loop: the same clients send at ``--rate`` requests per second in all, and each latency counts
    from the moment the request was due, so a service that falls behind shows it);
-2. batch matches: ``POST /v1/match`` with 1,000 listings, three times: listings per second;
+2. batch matches: ``POST /v1/match`` with 1,000 listings, three times: listings per second
+   (with ``--workers`` N, N such requests at once, different listings: one per worker);
 3. upserts: the clients ``PUT /v1/listings/{id}`` every held-back listing (the server commits
    concurrent writes together): upserts per second and latencies; then ``DELETE`` them again,
    so that the index is as it was (a rerun measures the same thing). Twice: with ``--clients``
    writers, then with ``--write-clients`` (default 200: many sellers posting at once; the
    writes that wait together are one commit, so groups grow with the writers).
 
-Every request must answer 200; any other status is counted and reported. Bounded in count and
-time; only 127.0.0.1.
+``--workers`` N starts the server with N worker processes (``dupsearch serve --workers``); the
+server's CPU seconds then sum the workers'. Every request must answer 200; any other status is
+counted and reported. Bounded in count and time; only 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -74,12 +76,14 @@ def _percentiles(ms: list[float]) -> dict:
 
 
 class Server:
-    def __init__(self, index: Path, token: str, log: Path):
+    def __init__(self, index: Path, token: str, log: Path, workers: int = 1):
+        self.workers = workers
         self.tokens = Path(tempfile.mkdtemp()) / "tokens"
         self.tokens.write_text(f"write:{token}\n")
         self.log = open(log, "w")
         self.proc = subprocess.Popen([sys.executable, "-m", "dupsearch.cli.main", "serve", str(index), "--port", "0",
-                                      "--tokens", str(self.tokens), "--max-batch", "2000", "--timeout", "120"],
+                                      "--tokens", str(self.tokens), "--max-batch", "2000", "--timeout", "120",
+                                      "--workers", str(workers)],
                                      stderr=subprocess.PIPE, stdout=self.log, text=True)
         deadline = time.time() + 300
         self.url = None
@@ -103,10 +107,13 @@ class Server:
         """Seconds until /healthz says the index's start-up warm-up is done (at most ``limit_s``)."""
         import httpx
         t0 = time.perf_counter()
+        in_a_row = 0  # each answer comes from one worker: every one of them has to say so
         while time.perf_counter() - t0 < limit_s:
-            if httpx.get(self.url + "/healthz", timeout=10).json().get("warm"):
+            warm = httpx.get(self.url + "/healthz", timeout=10).json().get("warm")
+            in_a_row = in_a_row + 1 if warm else 0
+            if in_a_row >= 4 * self.workers:
                 break
-            time.sleep(0.2)
+            time.sleep(0.05 if warm else 0.2)
         return time.perf_counter() - t0
 
     def stop(self) -> None:
@@ -120,9 +127,16 @@ class Server:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds of process ``pid`` and its live children so far (Linux /proc:
+    the server's worker processes)."""
+    def own(p: int) -> float:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    try:
+        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        children = []
+    return own(pid) + sum(own(c) for c in children)
 
 
 class _CPU:
@@ -195,7 +209,8 @@ async def _run_paced(n_clients: int, jobs: list, send, rate: float, max_seconds:
 
 
 async def _bench(url: str, token: str, records: list[dict], clients: int, requests: int, max_seconds: float,
-                 rate: float = 200.0, server_pid: int | None = None, write_clients: int = 200) -> dict:
+                 rate: float = 200.0, server_pid: int | None = None, write_clients: int = 200,
+                 workers: int = 1) -> dict:
     import httpx
     headers = {"Authorization": f"Bearer {token}"}
     # connections in pools of at most 20: one httpx pool of 200 cost the load generator more CPU
@@ -228,16 +243,22 @@ async def _bench(url: str, token: str, records: list[dict], clients: int, reques
                                      "seconds": round(secs, 2), "per_second": round(len(lat) / secs, 1),
                                      "statuses": st, **_percentiles(lat), "cpu_seconds": cpu.seconds}
 
-        batch = records[:1000]
+        batches = [records[(w * 1000) % len(records):][:1000] for w in range(workers)]
+
+        async def match_batch(batch):
+            r = await http.post("/v1/match", json={"listings": batch})
+            assert r.status_code == 200, r.text[:300]
+
         times = []
         with _CPU(server_pid) as cpu:
             for _ in range(3):
                 t = time.perf_counter()
-                r = await http.post("/v1/match", json={"listings": batch})
+                await asyncio.gather(*[match_batch(b) for b in batches])
                 times.append(time.perf_counter() - t)
-                assert r.status_code == 200, r.text[:300]
-        out["batch_match"] = {"batch": len(batch), "seconds": [round(t, 2) for t in times],
-                              "listings_per_second": round(len(batch) / float(np.median(times)), 1),
+        listings = sum(len(b) for b in batches)
+        out["batch_match"] = {"batch": len(batches[0]), "concurrent": len(batches),
+                              "seconds": [round(t, 2) for t in times],
+                              "listings_per_second": round(listings / float(np.median(times)), 1),
                               "cpu_seconds": cpu.seconds}
 
         async def upsert(rec, slot=0):
@@ -282,6 +303,7 @@ def main(argv=None) -> None:
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--max-seconds", type=float, default=120)
     ap.add_argument("--rate", type=float, default=200.0, help="offered single matches per second (paced phase)")
+    ap.add_argument("--workers", type=int, default=1, help="the server's worker processes (`serve --workers`)")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args(argv)
     if not a.rate > 0:
@@ -295,16 +317,17 @@ def main(argv=None) -> None:
     token = secrets.token_urlsafe(24)
     log = (a.json.parent if a.json else Path(".")) / "serve.log"
     t0 = time.perf_counter()
-    server = Server(a.index, token, log)
+    server = Server(a.index, token, log, a.workers)
     started = time.perf_counter() - t0
     warm_wait = server.wait_warm()  # the timed phases run on a warm index, as a service that has been up
     try:
         res = asyncio.run(_bench(server.url, token, records, a.clients, a.requests, a.max_seconds, a.rate,
-                                 server_pid=server.proc.pid, write_clients=a.write_clients))
+                                 server_pid=server.proc.pid, write_clients=a.write_clients,
+                                 workers=a.workers))
     finally:
         server.stop()
     res = {**source, "server_start_seconds": round(started, 1), "warm_wait_seconds": round(warm_wait, 1),
-           "cpus": os.cpu_count(), **res}
+           "cpus": os.cpu_count(), "workers": a.workers, **res}
     print(json.dumps(res, indent=1))
     if a.json:
         from dupsearch.atomic import atomic_write_json

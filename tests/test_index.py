@@ -174,6 +174,41 @@ def test_one_writer_readers_never_blocked(market, built):
     other.upsert(market["new"].iloc[:1])  # free again
 
 
+def test_a_second_handle_picks_up_commits_by_opening_only_new_segments(market, built):
+    """Another process's commit (here another handle): ``stale`` sees it with one stat,
+    ``refresh`` opens only the segments it added, and the answers are the writer's."""
+    from dupsearch.index import Index
+    new = market["new"]
+    reader = Index.open(built.path)
+    assert not reader.stale() and reader.refresh() is False
+    first = reader._segments[0]
+    built.upsert(new.iloc[:4], top=None)
+    assert reader.stale() and new["item_id"][0] not in reader
+    assert reader.refresh() is True
+    assert reader._segments[0] is first and len(reader._segments) == len(built._segments)
+    assert not reader.stale() and reader.refresh() is False
+    assert len(reader) == len(built) and all(i in reader for i in new["item_id"][:4])
+    pd.testing.assert_frame_equal(reader.match(new.iloc[4:10]), built.match(new.iloc[4:10]))
+    built.remove([new["item_id"][1]])
+    assert reader.refresh() and new["item_id"][1] not in reader and len(reader) == len(built)
+
+
+def test_a_writer_waits_for_another_processs_lock_when_told_to(market, built):
+    import fcntl
+    import threading
+    from dupsearch.index import IndexBusyError
+    new = market["new"]
+    fh = open(built.path / ".lock", "a+")
+    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another writer holds the index for 0.5 s
+    threading.Timer(0.5, lambda: (fcntl.flock(fh, fcntl.LOCK_UN), fh.close())).start()
+    with pytest.raises(IndexBusyError):
+        built.upsert(new.iloc[:1], top=None)  # lock_wait_s = 0: refused at once
+    built.lock_wait_s = 30.0
+    t0 = time.monotonic()
+    built.upsert(new.iloc[:1], top=None)
+    assert time.monotonic() - t0 >= 0.3 and new["item_id"][0] in built
+
+
 WRITER = textwrap.dedent("""
     import sys, pandas as pd
     from dupsearch.index import Index

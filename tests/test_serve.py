@@ -624,6 +624,52 @@ def test_sigterm_commits_the_writes_in_flight(catalogue, tmp_path):
     idx.close()
 
 
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_worker_processes_share_the_port_and_see_each_others_writes(catalogue, tmp_path):
+    """`--workers 2`: two processes accept on one port. With one of them stopped (SIGSTOP) the
+    other answers every new connection, so a write through one worker and a read through the
+    other is forced, both ways; SIGTERM then stops both gracefully."""
+    index = fresh_index(catalogue, tmp_path)
+    srv = Server(index, workers=2)
+    assert "2 worker processes" in "".join(srv.log)
+    deadline = time.monotonic() + START_TIMEOUT
+    while len(_children(srv.proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first, second = _children(srv.proc.pid)
+    listing = renamed(catalogue.queries[0], "two-workers-1")
+
+    def through(worker: int, other: int, call):
+        os.kill(other, signal.SIGSTOP)
+        try:
+            with srv.client(WRITE) as c:  # a new connection: only `worker` can accept it
+                return call(c)
+        finally:
+            os.kill(other, signal.SIGCONT)
+
+    for _ in range(2):  # each worker's first request warms it (both must be up before the stops)
+        assert through(first, second, lambda c: c.get("/healthz")).status_code == 200
+        assert through(second, first, lambda c: c.get("/healthz")).status_code == 200
+    r = through(first, second, lambda c: c.put("/v1/listings/two-workers-1", json=listing))
+    assert r.status_code == 200, r.text
+    r = through(second, first, lambda c: c.get("/v1/listings/two-workers-1/duplicates"))
+    assert r.status_code == 200, r.text
+    assert r.json()["item_id"] == "two-workers-1"
+    n = through(second, first, lambda c: c.get("/healthz")).json()["listings"]
+    assert through(first, second, lambda c: c.get("/healthz")).json()["listings"] == n
+    assert through(second, first, lambda c: c.delete("/v1/listings/two-workers-1")).status_code == 200
+    assert through(first, second, lambda c: c.get("/v1/listings/two-workers-1/duplicates")).status_code == 404
+    assert srv.stop() == 0
+    assert not Path(f"/proc/{first}").exists() and not Path(f"/proc/{second}").exists()
+    assert "Traceback" not in "".join(srv.log), "".join(srv.log)
+    idx = Index.open(index, verify=True)
+    assert "two-workers-1" not in idx and len(idx) == n - 1
+    idx.close()
+
+
 # --------------------------------------------------------------------------- 2. fuzzing: no 5xx
 
 

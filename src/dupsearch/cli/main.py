@@ -942,6 +942,8 @@ def serve(
     max_batch: int = typer.Option(1000, min=1, help="Most listings in one request (413 above)."),
     timeout: float = typer.Option(30.0, min=0.1, help="Seconds a request may take (then 504; a queued write not yet started: 503, not applied)."),
     trust_model: bool = typer.Option(False, "--trust-model", help=TRUST_HELP),
+    workers: int = typer.Option(1, min=1, help="Server processes on the one port (a match runs on one "
+                                "core per process: give it the cores it may use)."),
 ):
     """Serve an index over HTTP (needs `pip install 'dupsearch[serve]'`): POST /v1/match,
     PUT/DELETE /v1/listings/{id}, GET /v1/listings/{id}/duplicates, /healthz, /metrics, /docs."""
@@ -949,7 +951,7 @@ def serve(
     try:
         run_server(index, host=host, port=port, tokens_file=tokens, no_auth=no_auth,
                    max_body_bytes=int(max_body_mb * 2**20), max_batch=max_batch, timeout_s=timeout,
-                   trust=trust_model)
+                   trust=trust_model, workers=workers)
     except KeyboardInterrupt:  # Ctrl-C is how a server is stopped: it has shut down cleanly by now
         console.print("dupsearch serve: stopped")
 

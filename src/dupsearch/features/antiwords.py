@@ -10,12 +10,12 @@ per field gives the shared tokens of every class.
 from __future__ import annotations
 
 import numpy as np
-from rapidfuzz import fuzz, process
+from rapidfuzz import fuzz
 
 from dupsearch.features.base import flat_tokens, hash_strings, safe_div, shared_count, tagged_columns
 from dupsearch.features.family import FieldFamily, tagged_overlap, tagged_set_state
+from dupsearch.features.kernels import string_pair_scores
 from dupsearch.text.normalize import split_tokens
-from dupsearch.threads import thread_limit
 
 CLASSES = ("number", "code", "size", "colour", "negation")
 CODE = CLASSES.index("code")
@@ -61,7 +61,7 @@ class AntiwordFamily(FieldFamily):
             codes = store[f"antiwords.{field}.codes"]
             ca, cb = codes[ia].tolist(), codes[ib].tolist()
             both = (size_a[:, CODE] > 0) & (size_b[:, CODE] > 0)
-            fuzzy = process.cpdist(ca, cb, scorer=fuzz.token_set_ratio, workers=thread_limit(-1)) / 100.0
+            fuzzy = string_pair_scores(ca, cb, fuzz.token_set_ratio) / 100.0
             out[f"antiwords.{field}.code_fuzzy"] = np.where(both, fuzzy, np.nan)
         if "title" in self.fields and "all" in self.fields:
             # A code in one title found anywhere in the other listing (title, text, attributes).

@@ -4,11 +4,11 @@ and the raw top-level category as a categorical feature."""
 from __future__ import annotations
 
 import numpy as np
-from rapidfuzz import fuzz, process
+from rapidfuzz import fuzz
 
 from dupsearch.features.base import CATEGORY_COLUMNS, hash_strings
 from dupsearch.features.family import Family
-from dupsearch.threads import thread_limit
+from dupsearch.features.kernels import string_pair_scores
 
 # Categorical columns are returned as strings; the model marks them categorical.
 CATEGORICAL = ["category.l1_pair"]
@@ -38,7 +38,7 @@ class CategoryFamily(Family):
         l4 = store["category_l4"]
         a4, b4 = l4[ia], l4[ib]
         known4 = (A[:, 3] != _EMPTY) & (B[:, 3] != _EMPTY)
-        partial = process.cpdist(list(a4), list(b4), scorer=fuzz.token_set_ratio, workers=thread_limit(-1)) / 100.0
+        partial = string_pair_scores(list(a4), list(b4), fuzz.token_set_ratio) / 100.0
         out["category.l4_partial"] = np.where(known4, partial, np.nan)
         fill = np.asarray(store["fill_rate"], dtype=float)
         fa, fb = fill[ia], fill[ib]

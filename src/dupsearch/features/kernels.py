@@ -204,3 +204,18 @@ def gather_csr(parts: list, width: int):
     out = sp.csr_matrix((data, indices, indptr.astype(idx_dtype)), shape=(n, width), copy=False)
     out.has_sorted_indices = True  # each row as its source keeps it: sorted (ListingStore.put)
     return out
+
+
+# Below this many pairs one thread: starting rapidfuzz's threads costs more than the pairs (an
+# online match scores tens of pairs; ~2 ms a call to start them on 2 cores).
+SMALL_BATCH = 2_000
+
+
+def string_pair_scores(a: list, b: list, scorer) -> np.ndarray:
+    """``scorer(a[k], b[k])`` for every k (rapidfuzz ``cpdist``: the loop over pairs in C), as
+    floats; the process's threads (``dupsearch.threads``) for a large batch, one for a small."""
+    from rapidfuzz import process
+
+    from dupsearch.threads import thread_limit
+    workers = 1 if len(a) < SMALL_BATCH else thread_limit(-1)
+    return process.cpdist(a, b, scorer=scorer, workers=workers).astype(float)

@@ -16,11 +16,11 @@ value that sits in another column on one side still counts.
 from __future__ import annotations
 
 import numpy as np
-from rapidfuzz import fuzz, process
+from rapidfuzz import fuzz
 from rapidfuzz.distance import JaroWinkler, LCSseq, Levenshtein, Prefix
 
 from dupsearch.features.family import FieldFamily
-from dupsearch.threads import thread_limit
+from dupsearch.features.kernels import string_pair_scores as _cpdist
 
 # "text" (title + description) is left out by default: its nine scores cost as much as the
 # description's and bought nothing the title's and description's do not (BENCHMARKS, "what each
@@ -38,16 +38,6 @@ ROUGE_FIELDS = ("title", "description", "attrs", "all")
 ROUGE_WORDS = 256
 SCORERS = ("ratio", "partial_ratio", "token_set_ratio", "token_sort_ratio", "jaro_winkler",
            "levenshtein", "lcsseq", "common_prefix", "lcsseq_shorter")
-
-
-# Below this many pairs one thread: starting rapidfuzz's threads costs more than the pairs
-# (an online match scores tens of pairs).
-SMALL_BATCH = 2_000
-
-
-def _cpdist(a, b, scorer) -> np.ndarray:
-    workers = 1 if len(a) < SMALL_BATCH else thread_limit(-1)
-    return process.cpdist(a, b, scorer=scorer, workers=workers).astype(float)
 
 
 class StringFamily(FieldFamily):

@@ -144,6 +144,10 @@ class _AnnPart:
     sorted_part: np.ndarray        # part[order]
     hnsw: dict = field(default_factory=dict)   # partition key -> usearch index (keys: local rows)
 
+    def __post_init__(self):
+        # an ndarray over the same mapped pages: slicing a np.memmap costs ~8 us a slice in Python
+        self.flat_vectors = self.vectors.view(np.ndarray) if isinstance(self.vectors, np.memmap) else self.vectors
+
     def partition(self, key: np.uint64) -> tuple[np.ndarray, np.ndarray]:
         """The partition's local rows and their vectors: a slice of the memory-mapped file (saved
         in partition order, so that an exact search reads it in place instead of gathering rows)."""
@@ -183,6 +187,28 @@ class _Segment:
         if self._pf is None:
             self._pf = pq.ParquetFile(self.path / "listings.parquet")
         return self._pf
+
+
+def live_listings(path: Path) -> int:
+    """The listings an index holds, from its manifest alone (no segment is opened)."""
+    mf = Path(path) / MANIFEST
+    try:
+        manifest = json.loads(mf.read_text(encoding="utf-8"))
+        total = sum(int(entry["n"]) for entry in manifest["segments"])
+        deleted = np.load(Path(path) / manifest["deleted"], mmap_mode="r") if manifest.get("deleted") else ()
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise IndexFormatError(f"{path} is not a readable dupsearch index ({mf}: {e}); build one with "
+                               "`dupsearch index build LISTINGS --model MODEL --out IDX`") from None
+    return total - len(deleted)
+
+
+def _file_stamp(path: Path) -> tuple | None:
+    """(inode, mtime, size) of a file, None if it is not there: an atomic replace changes it."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def _touch_pages(a: np.ndarray) -> None:
@@ -271,6 +297,8 @@ class Index:
         self._vectorizers = vectorizers
         self._segments = segments
         self._write_lock = threading.RLock()
+        self.lock_wait_s = 0.0          # how long a write waits for another process's writer
+        self._stamp = None              # the manifest file read (see stale())
         self._set_rows(deleted)
 
     # ---- opening ---------------------------------------------------------------------------
@@ -283,6 +311,7 @@ class Index:
         from dupsearch.models import DuplicateMatcher
         path = Path(path)
         mf = path / MANIFEST
+        stamp = _file_stamp(mf)  # before reading: a switch in between is seen as stale, not missed
         if not mf.is_file():
             raise IndexFormatError(f"{path} is not a dupsearch index (no {MANIFEST}); build one with "
                                    "`dupsearch index build LISTINGS --model MODEL --out IDX`")
@@ -317,6 +346,7 @@ class Index:
         deleted = np.load(path / manifest["deleted"]) if manifest.get("deleted") else np.empty(0, np.int64)
         index = cls(path, manifest, matcher, blockers, made, vectorizers, segments, deleted)
         index._trust = trust
+        index._stamp = stamp
         return index
 
     def _set_rows(self, deleted: np.ndarray) -> None:
@@ -547,36 +577,56 @@ class Index:
             V = blocker.listing_vectors(listings, self._vectorizers.get(name))
             part = blocker.partition_keys(listings)
         has_vec = np.abs(V).sum(axis=1) > 0 if V.shape[1] else np.zeros(len(listings), bool)
+        empty = np.empty(0, np.int64), np.empty(0, np.int64)
+        # the listings grouped by partition once; each segment looks all the keys up at once
+        qrows = np.flatnonzero(has_vec)
+        qrows = qrows[np.argsort(part[qrows], kind="stable")]
+        if not len(qrows):
+            return empty
+        ukeys, kstart = np.unique(part[qrows], return_index=True)
+        kend = np.r_[kstart[1:], len(qrows)]
         q_parts, r_parts, s_parts, near_parts = [], [], [], []
-        for key in np.unique(part[has_vec]):
-            qrows = np.flatnonzero((part == key) & has_vec)
-            Q = V[qrows]
-            for seg in self._segments:
-                ap = seg.ann[name]
-                rows, vectors = ap.partition(key)
-                if not len(rows):
-                    continue
-                index = ap.hnsw.get(key)
+        for seg in self._segments:
+            ap = seg.ann[name]
+            lo = np.searchsorted(ap.sorted_part, ukeys, side="left")
+            hi = np.searchsorted(ap.sorted_part, ukeys, side="right")
+            for j in np.flatnonzero(hi > lo).tolist():
+                qs, l, h = qrows[kstart[j]:kend[j]], int(lo[j]), int(hi[j])
+                Q = V[qs]
+                index = ap.hnsw.get(ukeys[j]) if ap.hnsw else None
                 if index is not None:
-                    keys, sims = _hnsw_search(index, Q, min(2 * k + 8, len(rows)))
+                    keys, sims = _hnsw_search(index, Q, min(2 * k + 8, h - l))
                     valid = keys >= 0
-                    qi = np.broadcast_to(np.arange(len(qrows))[:, None], keys.shape)[valid]
                     cand, sim = keys[valid], sims[valid]
+                    qi = np.broadcast_to(qs[:, None], keys.shape)[valid]
+                    g = cand + seg.offset
+                    ok = self._live[g]
+                    qi, cand, sim, g = qi[ok], cand[ok], sim[ok], g[ok]
+                    near = sim >= ap.radius[cand]
                 else:
-                    S = Q @ np.asarray(vectors).T
-                    qi = np.repeat(np.arange(len(qrows)), len(rows))
-                    cand, sim = np.tile(rows, len(qrows)), S.ravel()
-                g = cand + seg.offset
-                ok = self._live[g]
-                qi, cand, sim, g = qi[ok], cand[ok], sim[ok], g[ok]
-                # the listing is among the candidate's k nearest (the saved radius)
-                near = sim >= ap.radius[cand]
-                q_parts.append(qrows[qi])
+                    # exact: every row of the partition, cut here to what can be kept (each
+                    # listing's k most similar live rows, and the rows it is near to), so that
+                    # the ranking below sorts tens of rows a listing, not the partition
+                    # (ties at the k-th similarity all kept: the ranking picks among them)
+                    rows = ap.order[l:h]
+                    live = self._live[rows + seg.offset]
+                    S = Q @ ap.flat_vectors[l:h].T
+                    S[:, ~live] = -np.inf
+                    near_all = (S >= ap.radius[rows][None, :]) & live[None, :]
+                    if h - l > k:
+                        kth = np.partition(S, h - l - k, axis=1)[:, h - l - k]
+                        keep = (near_all | (S >= kth[:, None])) & live[None, :]
+                    else:
+                        keep = np.broadcast_to(live[None, :], S.shape)
+                    qi_l, ci_l = np.nonzero(keep)
+                    qi, cand, sim, near = qs[qi_l], rows[ci_l], S[qi_l, ci_l], near_all[qi_l, ci_l]
+                    g = cand + seg.offset
+                q_parts.append(qi)
                 r_parts.append(g)
                 s_parts.append(sim)
                 near_parts.append(near)
         if not q_parts:
-            return np.empty(0, np.int64), np.empty(0, np.int64)
+            return empty
         q, r, s, near = (np.concatenate(x) for x in (q_parts, r_parts, s_parts, near_parts))
         if blocker.min_similarity is not None:
             keep = s >= blocker.min_similarity
@@ -663,11 +713,17 @@ class Index:
         import fcntl
         with self._write_lock:
             fh = open(self.path / LOCK, "a+")
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                fh.close()
-                raise IndexBusyError(f"{self.path} is being written by another process; wait for it") from None
+            deadline = time.monotonic() + self.lock_wait_s
+            while True:  # flock has no timeout: poll (a commit takes milliseconds to seconds)
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError:
+                    if time.monotonic() >= deadline:
+                        fh.close()
+                        raise IndexBusyError(f"{self.path} is being written by another process; "
+                                             "wait for it") from None
+                    time.sleep(0.002)
             try:
                 self._refresh_locked()
                 yield
@@ -676,23 +732,39 @@ class Index:
                 fh.close()
 
     def _refresh_locked(self) -> None:
-        """Another writer may have switched the manifest since we opened: read it again."""
-        current = json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))
-        if current["generation"] != self.manifest["generation"]:
-            fresh = Index.open(self.path, trust=self._trust)
-            self.__dict__.update({k: v for k, v in fresh.__dict__.items() if k != "_write_lock"})
+        """Another writer may have switched the manifest since we read it: read it again."""
+        self._pick_up()
+
+    def stale(self) -> bool:
+        """Whether the manifest on disk is another than the one this object read (one stat: cheap
+        enough before every read; another process's commit switches the file)."""
+        return _file_stamp(self.path / MANIFEST) != self._stamp
 
     def refresh(self) -> bool:
         """Pick up a generation another process wrote; True when there was one."""
+        if not self.stale():
+            return False
         try:
-            current = json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))
+            with self._write_lock:
+                return self._pick_up()
         except (OSError, ValueError):
             return False
-        if current.get("generation") == self.manifest["generation"]:
+
+    def _pick_up(self) -> bool:
+        stamp = _file_stamp(self.path / MANIFEST)
+        current = json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))
+        if current["generation"] == self.manifest["generation"] and current.get("created") == self.manifest.get("created"):
+            self._stamp = stamp
             return False
-        with self._write_lock:
+        same_build = all(current.get(k) == self.manifest.get(k)
+                         for k in ("created", "pipeline", "blockers", "vectorizers", "format"))
+        if same_build:
+            # segments never change once written: open only those the generation adds
+            self._apply(current)
+            self._stamp = stamp
+        else:  # the index was built again in place: everything anew
             fresh = Index.open(self.path, trust=self._trust)
-            self.__dict__.update({k: v for k, v in fresh.__dict__.items() if k != "_write_lock"})
+            self.__dict__.update({k: v for k, v in fresh.__dict__.items() if k not in ("_write_lock", "lock_wait_s")})
         return True
 
     def _clean_temporaries(self) -> None:
@@ -718,6 +790,7 @@ class Index:
         elif deleted is not None:
             manifest["deleted"] = None
         _write_json_durable(self.path / MANIFEST, manifest)
+        self._stamp = _file_stamp(self.path / MANIFEST)
 
     def upsert(self, listings: pd.DataFrame, top: int | None = 10) -> pd.DataFrame:
         """Add ``listings`` (replacing those whose item_id is in the index); durable when it

@@ -1,8 +1,14 @@
 """`dupsearch serve IDX`: the catalogue index over HTTP (FastAPI + uvicorn, extra ``serve``).
 
 ``run_server(index_path, ...)`` runs one process: one uvicorn server, one index handle, one
-writer (group commit). ``create_app`` (in ``dupsearch.serve.app``) builds the ASGI app alone,
-for tests or another server. See ``app.py`` for the endpoints and ``auth.py`` for tokens.
+writer (group commit); with ``workers=N`` it forks N such processes that accept on one socket
+(the kernel hands each connection to one of them). Every worker opens the index itself (the
+memory-mapped files are shared through the page cache); their writers take the index's lock in
+turn, and before each read a worker picks up what the others committed (``Index.stale``: one
+stat), so an acknowledged write is seen by every later read, whichever worker answers it.
+``/metrics`` counts the worker that answers the scrape. ``create_app`` (in
+``dupsearch.serve.app``) builds the ASGI app alone, for tests or another server. See ``app.py``
+for the endpoints and ``auth.py`` for tokens.
 
 Tokens: a file with one token per line, ``read:<token>`` or ``write:<token>`` (``#`` starts a
 comment line), and/or the environment variable ``DUPSEARCH_TOKENS`` with the same entries
@@ -59,6 +65,9 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as e:
         sock.close()
         raise DupsearchError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    # listening from here on: with worker processes, a connection made while they still open
+    # the index waits in the backlog instead of being refused
+    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
@@ -67,12 +76,13 @@ def run_server(index_path: str | os.PathLike, host: str = "127.0.0.1", port: int
                tokens_file: str | os.PathLike | None = None, no_auth: bool = False,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_batch: int = DEFAULT_MAX_BATCH,
                timeout_s: float = DEFAULT_TIMEOUT_S, trust: bool = False, log_level: str = "info",
-               access_log: bool = False) -> None:
+               access_log: bool = False, workers: int = 1) -> None:
     """Serve the index at ``index_path`` until SIGINT/SIGTERM, then shut down gracefully: requests
     in flight finish, queued writes are committed, the index is closed.
 
     ``port=0`` takes a free port; the line ``dupsearch serve: listening on http://HOST:PORT`` on
-    stderr says which. ``trust``: load a model with pickled parts (as ``Index.open``). Raises
+    stderr says which. ``trust``: load a model with pickled parts (as ``Index.open``). ``workers``:
+    server processes (Python runs one core's worth of a match per process; see the module doc). Raises
     ``MissingDependencyError`` without fastapi/uvicorn and ``DupsearchError`` (one line) for no
     tokens, a bad token file, a port in use or an index that does not open.
     """
@@ -81,6 +91,9 @@ def run_server(index_path: str | os.PathLike, host: str = "127.0.0.1", port: int
 
     from dupsearch.serve.app import create_app
     from dupsearch.serve.auth import TOKENS_ENV, load_tokens
+
+    if int(workers) < 1:
+        raise DupsearchError(f"workers must be at least 1, got {workers}")
 
     tokens = None
     if not no_auth:
@@ -97,22 +110,104 @@ def run_server(index_path: str | os.PathLike, host: str = "127.0.0.1", port: int
     # 600, 1.60 s (2.24 s CPU) against 1.55 s (1.61 s CPU)
     from dupsearch.threads import one_thread_each
     one_thread_each()
-    try:
+
+    def make_server():
         app = create_app(Path(index_path), tokens=tokens, no_auth=no_auth, max_body_bytes=max_body_bytes,
                          max_batch=max_batch, timeout_s=timeout_s, trust=trust)
         config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on",
                                 # a request in flight gets its own timeout to finish, plus slack
                                 timeout_graceful_shutdown=int(timeout_s) + 5)
-        server = uvicorn.Server(config)
+        return uvicorn.Server(config), app
+
+    def say_listening(n_listings: int) -> None:
         bound_host, bound_port = sock.getsockname()[:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         auth = "no auth" if no_auth else f"{len(tokens)} token(s)"
+        procs = f", {workers} worker processes" if workers > 1 else ""
         sys.stderr.write(f"dupsearch serve: listening on http://{shown}:{bound_port} "
-                         f"(index {index_path}, {len(app.state.index)} listings, {auth})\n")
+                         f"(index {index_path}, {n_listings} listings, {auth}{procs})\n")
         sys.stderr.flush()
-        server.run(sockets=[sock])
+
+    try:
+        if workers == 1:
+            server, app = make_server()
+            say_listening(len(app.state.index))
+            server.run(sockets=[sock])
+        else:
+            from dupsearch.index.core import live_listings
+            n_listings = live_listings(Path(index_path))  # a folder that is no index: one line, here
+            _run_workers(int(workers), sock, make_server, lambda: say_listening(n_listings))
     finally:
         sock.close()
+
+
+def _run_workers(workers: int, sock: socket.socket, make_server, on_started) -> None:
+    """Fork ``workers`` processes that each serve ``sock`` with their own app; wait for them.
+    SIGINT/SIGTERM here are passed on once (each worker shuts down gracefully); a worker that
+    exits while the others serve stops them all, and is reported as one line."""
+    import signal
+    import time
+
+    children: dict[int, int] = {}
+    for number in range(workers):
+        pid = os.fork()
+        if pid == 0:  # the worker: its own process group (a terminal's Ctrl-C reaches the parent only)
+            code = 1
+            try:
+                os.setpgid(0, 0)
+                _exit_with_parent()
+                server, _ = make_server()
+                server.run(sockets=[sock])
+                code = 0
+            except BaseException as exc:  # noqa: BLE001 - the worker reports in one line and exits
+                sys.stderr.write(f"dupsearch serve: worker {number + 1}: {exc}\n")
+            finally:
+                sys.stderr.flush()
+                os._exit(code)
+        children[pid] = number
+    on_started()
+    stopping = False
+
+    def stop(signum=None, frame=None):
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            for child in children:
+                try:
+                    os.kill(child, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    failed = None
+    try:
+        while children:
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+            number = children.pop(pid, None)
+            code = os.waitstatus_to_exitcode(status)
+            if number is not None and not stopping:
+                failed = failed or f"worker {number + 1} of {workers} exited (code {code}); the others were stopped"
+                stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if failed:
+        raise DupsearchError(failed)
+
+
+def _exit_with_parent() -> None:
+    """Linux: the kernel sends this process SIGTERM when its parent dies (a supervisor killed
+    with -9 leaves no worker behind). Elsewhere nothing."""
+    import signal
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def __getattr__(name: str):

@@ -726,6 +726,9 @@ def create_app(index, *, tokens: TokenStore | Iterable[str] | str | None = None,
 
     owns_index = isinstance(index, (str, os.PathLike))
     idx = Index.open(index, trust=trust) if owns_index else index
+    # another process (a second worker, `dupsearch index add`) may hold the index's lock: a write
+    # waits for it as long as a request may take
+    idx.lock_wait_s = float(timeout_s)
 
     def listings_now() -> float | None:
         try:
@@ -739,8 +742,17 @@ def create_app(index, *, tokens: TokenStore | Iterable[str] | str | None = None,
     writer = GroupCommitWriter(idx, metrics, lock, max_group=max_group)
     readers = ThreadPoolExecutor(max_workers=read_threads, thread_name_prefix="dupsearch-read")
 
+    def pick_up_writes() -> None:
+        """Before a read: a generation another process committed (another worker of this
+        server) is picked up first, so that a write acknowledged by any worker is seen by every
+        later read. One stat when nothing changed."""
+        if idx.stale():
+            with lock.writing():
+                idx.refresh()
+
     async def run_read(work: Callable[[], Any]) -> Any:
         def read():
+            pick_up_writes()
             with lock.reading():
                 return work()
         return await asyncio.get_running_loop().run_in_executor(readers, read)
@@ -783,6 +795,7 @@ def create_app(index, *, tokens: TokenStore | Iterable[str] | str | None = None,
         abandoned = threading.Event()
 
         def read():
+            pick_up_writes()
             with lock.reading():
                 if abandoned.is_set():  # the request timed out while this waited for the writer
                     return None
@@ -926,6 +939,8 @@ def create_app(index, *, tokens: TokenStore | Iterable[str] | str | None = None,
 
     @app.get("/healthz", response_model=Health, summary="Liveness")
     async def healthz():
+        if idx.stale():  # another worker's commit: the count after it
+            await run_read(lambda: None)
         return JSONResponse({"status": "ok", "listings": len(idx), "warm": warmed.is_set()})
 
     @app.get("/metrics", response_class=PlainTextResponse, dependencies=read_auth,
