@@ -284,6 +284,12 @@ def _index_table(folder: Path) -> str:
     if "warm_seconds" in ix:  # `dupsearch serve` warms the memory-mapped files in the background
         rows.append(("index warm (every page touched once)",
                      f"{ix['warm_bytes'] / 2**30:.1f} GiB in {ix['warm_seconds']:.1f} s", "", ""))
+    workers = sv.get("workers", 1)
+    cpu = one.get("cpu_seconds", {})
+    rows.append(("service", f"`dupsearch serve --workers {workers}` ({workers} process{'es' if workers > 1 else ''}); "
+                 f"in the closed-loop matches the server took {cpu.get('server', float('nan')):.1f} s of CPU, "
+                 f"the load generator {cpu.get('client', float('nan')):.1f} s" if cpu else
+                 f"`dupsearch serve --workers {workers}`", "", ""))
     rows += [
         ("single match p50 / p99, 20 clients, closed loop", f"{one['p50_ms']:.0f} / {one['p99_ms']:.0f} ms "
          f"({one['requests']:,} requests; status {', '.join(f'{k}: {v:,}' for k, v in one['statuses'].items())})",
@@ -297,7 +303,9 @@ def _index_table(folder: Path) -> str:
                      _mark(paced["p50_ms"], 20, False) + " / " + _mark(paced["p99_ms"], 100, False)))
     rows += [
         ("single matches per second", f"{one['per_second']:.0f}", ">= 200", _mark(one["per_second"], 200, True)),
-        ("batch match (HTTP, 1,000 per request)", f"{sv['batch_match']['listings_per_second']:,.0f} listings/s",
+        ("batch match (HTTP, 1,000 per request" + (f", {sv['batch_match']['concurrent']} at once)"
+                                                    if sv["batch_match"].get("concurrent", 1) > 1 else ")"),
+         f"{sv['batch_match']['listings_per_second']:,.0f} listings/s",
          ">= 2,000", _mark(sv["batch_match"]["listings_per_second"], 2000, True)),
         ("batch match (Python, 1,000 per call)", f"{bm['listings_per_second']:,.0f} listings/s", "", ""),
         ("upserts, 20 clients", f"{up['per_second']:,.1f} per second ({up['requests']:,} in {up['seconds']:.0f} s; "
@@ -482,10 +490,22 @@ def render(text: str, results: Path = RESULTS) -> str:
 
 
 def main(argv: list[str]) -> int:
+    if "-h" in argv or "--help" in argv:
+        print("usage: python -m dupsearch.bench.render [BENCHMARKS.md] [--check]\n"
+              "Regenerate the tables of BENCHMARKS.md from bench-results/ (--check: exit 1 if they differ).")
+        return 0
     check = "--check" in argv
     paths = [a for a in argv if a != "--check"]
+    if len(paths) > 1 or any(p.startswith("-") for p in paths):
+        print(f"usage: python -m dupsearch.bench.render [BENCHMARKS.md] [--check] (got {' '.join(argv)})",
+              file=sys.stderr)
+        return 2
     path = Path(paths[0]) if paths else ROOT / "BENCHMARKS.md"
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        print(f"{path}: cannot read it ({e.__class__.__name__}: {e})", file=sys.stderr)
+        return 2
     new = render(text)
     if check:
         if new != text:
