@@ -321,6 +321,40 @@ def test_large_partitions_use_saved_hnsw_graphs(market, tmp_path, monkeypatch):
 
 
 
+def test_rows_that_have_a_new_listing_among_their_nearest_are_proposed_from_a_graph_too(market, tmp_path,
+                                                                                        monkeypatch):
+    """dedup pairs a listing with every row that has it among its k nearest. In a partition
+    with a saved graph the new listing's search returns its own nearest only; an isolated row
+    (low radius) far down that list must still be proposed. Checked against brute force over
+    the saved vectors and radii, with cases beyond what the search returns (rows more similar
+    than the last the search returned are the graph's to find: it is approximate)."""
+    from dupsearch.index import Index, core
+    monkeypatch.setattr(core, "HNSW_MIN", 20)
+    k = 2  # the search asks for 2k + 8 = 12 neighbours
+    idx = Index.build(market["catalogue"], market["model"], tmp_path / "graph",
+                      blockers=[f"ann:text?k={k}&partition=category_l1"])
+    new = market["new"]
+    blocker, ap = idx._made["b0"], idx._segments[0].ann["b0"]
+    V = blocker.listing_vectors(new, idx._vectorizers["b0"])
+    part = blocker.partition_keys(new)
+    expected, beyond_search = set(), 0
+    for i in range(len(new)):
+        lo, hi = np.searchsorted(ap.sorted_part, part[i]), np.searchsorted(ap.sorted_part, part[i], side="right")
+        if part[i] not in ap.hnsw or not np.abs(V[i]).sum():
+            continue
+        sims = np.asarray(ap.vectors[lo:hi]) @ V[i]
+        rows = ap.order[lo:hi]
+        rank = np.argsort(np.argsort(-sims))
+        keys, found = core._hnsw_search(ap.hnsw[part[i]], V[[i]], min(2 * k + 8, hi - lo))
+        last = found[0][keys[0] >= 0].min()
+        for j in np.flatnonzero((sims >= ap.radius[rows]) & (sims <= last)):
+            expected.add((i, int(rows[j])))
+            beyond_search += rank[j] >= 2 * k + 8
+    assert beyond_search > 0, "no case beyond the search's own list: the test would not test the scan"
+    q, r = idx._ann_candidates("b0", new)
+    assert expected <= set(zip(q.tolist(), r.tolist()))
+
+
 def test_warm_touches_each_segment_once_and_respects_memory(market, built, monkeypatch):
     from dupsearch.index import core
     before = built.match(market["new"], top=3)

@@ -24,7 +24,9 @@ Matching a new listing asks each blocker what dedup's blocking would propose for
 - ANN blockers: the ``k`` nearest catalogue listings in the listing's partition (exact search, or
   the partition's saved HNSW graph when it is large), and every catalogue listing that would have
   the new one among *its* ``k`` nearest (its saved k-th neighbour similarity, the "radius"): a
-  dedup pair is proposed when either listing has the other among its neighbours.
+  dedup pair is proposed when either listing has the other among its neighbours. In a graph's
+  partition the rows the search did not return are scanned exactly where their radius is at most
+  the last similarity it returned (isolated rows, which many listings are near).
 
 The candidates are scored by ``DuplicateMatcher.score`` over a store of the new listings followed
 by the candidates' stored rows: the same per-listing state and the same scoring path as
@@ -147,6 +149,17 @@ class _AnnPart:
     def __post_init__(self):
         # an ndarray over the same mapped pages: slicing a np.memmap costs ~8 us a slice in Python
         self.flat_vectors = self.vectors.view(np.ndarray) if isinstance(self.vectors, np.memmap) else self.vectors
+
+    def by_radius(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """The positions lo..hi-1 (one partition, in the vectors' order) sorted by their rows'
+        radius, and those radii (kept per partition once asked for)."""
+        cache = self.__dict__.setdefault("_by_radius", {})
+        found = cache.get(lo)
+        if found is None:
+            rad = self.radius[self.order[lo:hi]]
+            o = np.argsort(rad, kind="stable")
+            found = cache[lo] = (lo + o, rad[o])
+        return found
 
     def partition(self, key: np.uint64) -> tuple[np.ndarray, np.ndarray]:
         """The partition's local rows and their vectors: a slice of the memory-mapped file (saved
@@ -586,6 +599,7 @@ class Index:
         ukeys, kstart = np.unique(part[qrows], return_index=True)
         kend = np.r_[kstart[1:], len(qrows)]
         q_parts, r_parts, s_parts, near_parts = [], [], [], []
+        scanned = False  # rows scanned beside an HNSW search: a pair may then come twice
         for seg in self._segments:
             ap = seg.ann[name]
             lo = np.searchsorted(ap.sorted_part, ukeys, side="left")
@@ -603,6 +617,26 @@ class Index:
                     ok = self._live[g]
                     qi, cand, sim, g = qi[ok], cand[ok], sim[ok], g[ok]
                     near = sim >= ap.radius[cand]
+                    # Rows that have a listing among their k nearest but were not returned (a
+                    # row far down the listing's list, with a low radius: an isolated listing):
+                    # dedup proposes such pairs from the row's side. A row the search did not
+                    # return is (up to the graph's misses) no more similar than the last it
+                    # returned, so only rows whose radius is at most that are scanned, exactly.
+                    last = np.where(valid, sims, np.inf).min(axis=1)
+                    pos, rad = ap.by_radius(l, h)
+                    pos = pos[:int(np.searchsorted(rad, last.max(), side="right"))]
+                    rows = ap.order[pos]
+                    live = self._live[rows + seg.offset]
+                    pos, rows = pos[live], rows[live]
+                    if len(rows):
+                        S = Q @ ap.flat_vectors[pos].T
+                        qi_r, ci_r = np.nonzero(S >= ap.radius[rows][None, :])
+                        if len(qi_r):
+                            scanned = True
+                            qi = np.r_[qi, qs[qi_r]]
+                            g = np.r_[g, rows[ci_r] + seg.offset]
+                            sim = np.r_[sim, S[qi_r, ci_r]]
+                            near = np.r_[near, np.ones(len(qi_r), bool)]
                 else:
                     # exact: every row of the partition, cut here to what can be kept (each
                     # listing's k most similar live rows, and the rows it is near to), so that
@@ -628,6 +662,12 @@ class Index:
         if not q_parts:
             return empty
         q, r, s, near = (np.concatenate(x) for x in (q_parts, r_parts, s_parts, near_parts))
+        if scanned:  # one entry a pair: its highest similarity, near if either entry was
+            code = q * np.int64(max(self._n_rows, 1)) + r
+            order = np.lexsort((-s, code))
+            first = np.flatnonzero(np.r_[True, code[order][1:] != code[order][:-1]])
+            near = np.logical_or.reduceat(near[order], first)
+            q, r, s = q[order[first]], r[order[first]], s[order[first]]
         if blocker.min_similarity is not None:
             keep = s >= blocker.min_similarity
             q, r, s, near = q[keep], r[keep], s[keep], near[keep]
