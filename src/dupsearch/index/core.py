@@ -793,7 +793,7 @@ class Index:
     def _pick_up(self) -> bool:
         stamp = _file_stamp(self.path / MANIFEST)
         current = json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))
-        if current["generation"] == self.manifest["generation"] and current.get("created") == self.manifest.get("created"):
+        if all(current.get(k) == self.manifest.get(k) for k in ("generation", "created")):
             self._stamp = stamp
             return False
         same_build = all(current.get(k) == self.manifest.get(k)

@@ -146,8 +146,9 @@ def _run_workers(workers: int, sock: socket.socket, make_server, on_started) -> 
     SIGINT/SIGTERM here are passed on once (each worker shuts down gracefully); a worker that
     exits while the others serve stops them all, and is reported as one line."""
     import signal
-    import time
 
+    if not hasattr(os, "fork"):
+        raise DupsearchError("--workers above 1 needs os.fork (Linux or macOS); run one worker here")
     children: dict[int, int] = {}
     for number in range(workers):
         pid = os.fork()
@@ -172,7 +173,7 @@ def _run_workers(workers: int, sock: socket.socket, make_server, on_started) -> 
         nonlocal stopping
         if not stopping:
             stopping = True
-            for child in children:
+            for child in list(children):
                 try:
                     os.kill(child, signal.SIGTERM)
                 except ProcessLookupError:
