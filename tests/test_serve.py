@@ -739,6 +739,18 @@ def test_run_server_refuses_to_start_without_tokens(catalogue, monkeypatch):
     assert "\n" not in str(error.value)
 
 
+def test_worker_processes_refuse_a_folder_that_is_no_index_before_forking(tmp_path):
+    from dupsearch.errors import DupsearchError
+    from dupsearch.serve import run_server
+    (tmp_path / "manifest.json").write_text("{}")
+    for folder in (tmp_path, tmp_path / "missing"):
+        with pytest.raises(DupsearchError, match="not a readable dupsearch index") as error:
+            run_server(folder, port=0, no_auth=True, workers=2)
+        assert "\n" not in str(error.value) and str(folder) in str(error.value)
+    with pytest.raises(DupsearchError, match="workers must be at least 1"):
+        run_server(tmp_path, port=0, no_auth=True, workers=0)
+
+
 def test_run_server_names_the_extra_when_fastapi_is_missing(catalogue):
     code = ("import sys; sys.modules['fastapi'] = None\n"  # as if not installed
             "from dupsearch.encoders.base import MissingDependencyError\n"

@@ -210,7 +210,8 @@ def live_listings(path: Path) -> int:
         total = sum(int(entry["n"]) for entry in manifest["segments"])
         deleted = np.load(Path(path) / manifest["deleted"], mmap_mode="r") if manifest.get("deleted") else ()
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise IndexFormatError(f"{path} is not a readable dupsearch index ({mf}: {e}); build one with "
+        why = f"no field {e}" if isinstance(e, KeyError) else str(e)
+        raise IndexFormatError(f"{path} is not a readable dupsearch index ({mf}: {why}); build one with "
                                "`dupsearch index build LISTINGS --model MODEL --out IDX`") from None
     return total - len(deleted)
 
