@@ -840,38 +840,35 @@ class Index:
         listings = _validated(listings)
         if not len(listings):
             return self.match(listings, top or 1)
-        ids = listings["item_id"].astype(str).to_numpy(dtype=object)
-        vectors: dict = {}  # the ANN blockers' vectors of the listings, computed once
-        with self._write_lock:  # this object's writers wait until the answer below is made too
-            with self._writing():
-                self._clean_temporaries()
-                replaced = self._live_rows_of(ids)
-                replaced = replaced[replaced >= 0]
-                manifest = json.loads(json.dumps(self.manifest))
-                with self._new_segment(manifest) as (name, seg_tmp, entry):
-                    store = self.matcher.build_store(listings)
-                    store.save(seg_tmp / "store")
-                    entry.update(_write_blocker_files(seg_tmp, name, listings, self._blockers, self._made,
-                                                      self._vectorizers, full_knn=False, index=self,
-                                                      computed=vectors))
-                manifest["segments"].append(entry)
-                deleted = np.concatenate([self._deleted, replaced]) if len(replaced) else None
-                self._commit(manifest, deleted)
-                self._apply(manifest)
-                if len(self._segments) > MERGE_SEGMENTS:
-                    try:
-                        self._merge_newer()
-                    except Exception as exc:  # noqa: BLE001 - the write is committed; merging is upkeep
-                        log.warning("index %s: merging segments failed (%s); the index stays as committed",
-                                    self.path, exc)
-            # Committed, and the index's lock released: another process's writer commits while
-            # this one answers (about half of a small group's time). The answer reads this
-            # object's generation, which only its own writers change.
-            if top is None:
-                return self._ranked(ids, *(np.empty(0, np.int64),) * 3, np.zeros(0), 1)
-            rows = self._live_rows_of(ids)  # where the batch's listings are now (a merge moves them)
-            q, r, mask = self.candidates(listings, self_rows=rows, vectors=vectors)
-            return self._ranked(ids, q, r, mask, self._score(store, q, r), top)
+        with self._writing():
+            self._clean_temporaries()
+            ids = listings["item_id"].astype(str).to_numpy(dtype=object)
+            replaced = self._live_rows_of(ids)
+            replaced = replaced[replaced >= 0]
+            manifest = json.loads(json.dumps(self.manifest))
+            vectors: dict = {}  # the ANN blockers' vectors of the listings, computed once
+            with self._new_segment(manifest) as (name, seg_tmp, entry):
+                store = self.matcher.build_store(listings)
+                store.save(seg_tmp / "store")
+                entry.update(_write_blocker_files(seg_tmp, name, listings, self._blockers, self._made,
+                                                  self._vectorizers, full_knn=False, index=self,
+                                                  computed=vectors))
+            manifest["segments"].append(entry)
+            deleted = np.concatenate([self._deleted, replaced]) if len(replaced) else None
+            self._commit(manifest, deleted)
+            self._apply(manifest)
+            found = None
+            if top is not None:  # the batch's matches, from the listings and store in hand
+                rows = self._segments[-1].offset + np.arange(len(listings))
+                q, r, mask = self.candidates(listings, self_rows=rows, vectors=vectors)
+                found = self._ranked(ids, q, r, mask, self._score(store, q, r), top)
+            if len(self._segments) > MERGE_SEGMENTS:
+                try:
+                    self._merge_newer()
+                except Exception as exc:  # noqa: BLE001 - the write is committed; merging is upkeep
+                    log.warning("index %s: merging segments failed (%s); the index stays as committed",
+                                self.path, exc)
+        return found if found is not None else self._ranked(ids, *(np.empty(0, np.int64),) * 3, np.zeros(0), 1)
 
     @contextmanager
     def _new_segment(self, manifest: dict):
