@@ -668,6 +668,15 @@ def test_worker_processes_share_the_port_and_see_each_others_writes(catalogue, t
     r = through(second, first, lambda c: c.get("/v1/listings/two-workers-1/duplicates"))
     assert r.status_code == 200, r.text
     assert r.json()["item_id"] == "two-workers-1"
+    # each worker's metrics are series of their own (else one series would jump between two counts)
+    labels = set()
+    for worker, other in ((first, second), (second, first)):
+        text = through(worker, other, lambda c: c.get("/metrics")).text
+        samples = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+        found = {re.search(r'worker="(\d+)"', ln).group(1) for ln in samples}
+        assert len(found) == 1, found
+        labels |= found
+    assert labels == {"1", "2"}
     n = through(second, first, lambda c: c.get("/healthz")).json()["listings"]
     assert through(first, second, lambda c: c.get("/healthz")).json()["listings"] == n
     assert through(second, first, lambda c: c.delete("/v1/listings/two-workers-1")).status_code == 200

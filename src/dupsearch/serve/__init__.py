@@ -6,7 +6,7 @@ writer (group commit); with ``workers=N`` it forks N such processes that accept 
 memory-mapped files are shared through the page cache); their writers take the index's lock in
 turn, and before each read a worker picks up what the others committed (``Index.stale``: one
 stat), so an acknowledged write is seen by every later read, whichever worker answers it.
-``/metrics`` counts the worker that answers the scrape. ``create_app`` (in
+``/metrics`` gives the numbers of the worker that answers the scrape, labelled ``worker="N"``. ``create_app`` (in
 ``dupsearch.serve.app``) builds the ASGI app alone, for tests or another server. See ``app.py``
 for the endpoints and ``auth.py`` for tokens.
 
@@ -111,9 +111,9 @@ def run_server(index_path: str | os.PathLike, host: str = "127.0.0.1", port: int
     from dupsearch.threads import one_thread_each
     one_thread_each()
 
-    def make_server():
+    def make_server(worker: int | None = None):
         app = create_app(Path(index_path), tokens=tokens, no_auth=no_auth, max_body_bytes=max_body_bytes,
-                         max_batch=max_batch, timeout_s=timeout_s, trust=trust)
+                         max_batch=max_batch, timeout_s=timeout_s, trust=trust, worker=worker)
         config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on",
                                 # a request in flight gets its own timeout to finish, plus slack
                                 timeout_graceful_shutdown=int(timeout_s) + 5)
@@ -157,7 +157,7 @@ def _run_workers(workers: int, sock: socket.socket, make_server, on_started) -> 
             try:
                 os.setpgid(0, 0)
                 _exit_with_parent()
-                server, _ = make_server()
+                server, _ = make_server(number + 1)
                 server.run(sockets=[sock])
                 code = 0
             except BaseException as exc:  # noqa: BLE001 - the worker reports in one line and exits

@@ -718,13 +718,16 @@ def _warm(index) -> None:
 def create_app(index, *, tokens: TokenStore | Iterable[str] | str | None = None, no_auth: bool = False,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_batch: int = DEFAULT_MAX_BATCH,
                timeout_s: float = DEFAULT_TIMEOUT_S, max_group: int = DEFAULT_MAX_GROUP,
-               read_threads: int = DEFAULT_READ_THREADS, trust: bool = False, warm: bool = True) -> FastAPI:
+               read_threads: int = DEFAULT_READ_THREADS, trust: bool = False, warm: bool = True,
+               worker: int | None = None) -> FastAPI:
     """The service over ``index`` (an ``Index``, or the path of one: opened now, closed at shutdown;
     ``trust`` as ``Index.open``).
 
     ``tokens``: a TokenStore, or entries ``read:<token>`` / ``write:<token>`` (a list, or one
     comma-separated string). Without tokens the app refuses to exist unless ``no_auth=True``.
     ``warm``: touch the index's memory-mapped files in the background at start (``Index.warm``).
+    ``worker``: this process's number among the server's worker processes (a ``worker`` label on
+    every metric), None for a server of one process.
     """
     from dupsearch.index import Index, IndexBusyError, ListingNotFoundError
 
@@ -752,7 +755,7 @@ def create_app(index, *, tokens: TokenStore | Iterable[str] | str | None = None,
             return None
 
     writer: GroupCommitWriter  # set below; metrics read its queue length
-    metrics = ServiceMetrics(listings=listings_now, queued=lambda: float(len(writer)))
+    metrics = ServiceMetrics(listings=listings_now, queued=lambda: float(len(writer)), worker=worker)
     lock = ReadWriteLock()
     writer = GroupCommitWriter(idx, metrics, lock, max_group=max_group)
     readers = ThreadPoolExecutor(max_workers=read_threads, thread_name_prefix="dupsearch-read")

@@ -120,9 +120,14 @@ class Histogram(_Metric):
 
 
 class ServiceMetrics:
-    """What `dupsearch serve` reports. ``listings`` and ``queued`` are read at scrape time."""
+    """What `dupsearch serve` reports. ``listings`` and ``queued`` are read at scrape time.
+    ``worker``: with several server processes, each answers a scrape with its own numbers; they
+    carry a ``worker`` label, so that each process's counters are a series of their own (one
+    series alternating between two processes' counts would read as counter resets)."""
 
-    def __init__(self, listings: Callable[[], float | None], queued: Callable[[], float | None]):
+    def __init__(self, listings: Callable[[], float | None], queued: Callable[[], float | None],
+                 worker: int | None = None):
+        self.worker = worker
         self.requests = Counter("dupsearch_http_requests_total",
                                 "HTTP requests answered, by route template, method and status.",
                                 ["route", "method", "status"])
@@ -159,7 +164,20 @@ class ServiceMetrics:
                        self.batch_size, self.match_batch_size, self.commit_seconds, self.timeouts,
                        *self._gauges):
             lines += metric.lines()
+        if self.worker is not None:
+            lines = [_with_label(line, "worker", str(self.worker)) for line in lines]
         return "\n".join(lines) + "\n"
+
+
+def _with_label(line: str, name: str, value: str) -> str:
+    """A sample line with one more label first (comment lines as they are)."""
+    if line.startswith("#"):
+        return line
+    metric, rest = line.split(" ", 1)
+    label = f'{name}="{_escape(value)}"'
+    if "{" in metric:
+        return metric.replace("{", "{" + label + ",", 1) + " " + rest
+    return f"{metric}{{{label}}} {rest}"
 
 
 __all__ = ["CONTENT_TYPE", "Counter", "Gauge", "Histogram", "ServiceMetrics"]
