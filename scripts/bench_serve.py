@@ -23,7 +23,11 @@ index that `python -m dupsearch.bench.index` built, then, with a bounded asyncio
    million listings, batches 495-522 listings/s against 999 on the fresh build, 20 writers 61-82
    upserts/s against 97); `bench_index.sh` builds the index anew first. Twice: with ``--clients``
    writers, then with ``--write-clients`` (default 200: many sellers posting at once; the
-   writes that wait together are one commit, so groups grow with the writers).
+   writes that wait together are one commit, so groups grow with the writers);
+4. bulk upserts: ``POST /v1/listings`` with ``--bulk`` (500) held-back listings a request, one
+   request per worker at a time, every held-back listing: listings per second, answered with
+   each one's matches, and again with ``top=0`` (no matches: a feed loaded as fast as it
+   commits); each followed by deleting them again.
 
 ``--workers`` N starts the server with N worker processes (``dupsearch serve --workers``); the
 server's CPU seconds then sum the workers'. Every request must answer 200; any other status is
@@ -261,7 +265,7 @@ async def _run_paced(n_clients: int, jobs: list, send, rate: float, max_seconds:
 
 async def _bench(url: str, token: str, records: list[dict], clients: int, requests: int, max_seconds: float,
                  rate: float = 200.0, server_pid: int | None = None, write_clients: int = 200,
-                 workers: int = 1) -> dict:
+                 workers: int = 1, bulk: int = 500) -> dict:
     import httpx
     headers = {"Authorization": f"Bearer {token}"}
     out: dict = {}
@@ -333,6 +337,36 @@ async def _bench(url: str, token: str, records: list[dict], clients: int, reques
                                       "per_second": round(len(lat) / secs, 1), "statuses": st,
                                       **_percentiles(lat), "cpu_seconds": cpu.seconds}
             out["listings_after_deletes" + suffix] = (await http.get("/healthz")).json().get("listings")
+
+        # bulk upserts (POST /v1/listings): every held-back listing again, `bulk` a request, one
+        # request a worker at a time; answered with each one's matches, then without (top=0: a
+        # feed loaded as fast as it commits); deleted again after each
+        chunks = [records[i:i + bulk] for i in range(0, len(records), bulk)]
+        for suffix, top in (("", 10), ("_no_matches", 0)):
+            pending = list(chunks)
+            times: list[float] = []
+
+            async def sender():
+                while pending:
+                    chunk = pending.pop(0)
+                    t = time.perf_counter()
+                    r = await http.post("/v1/listings", json={"listings": chunk}, params={"top": top})
+                    assert r.status_code == 200, r.text[:300]
+                    times.append(time.perf_counter() - t)
+
+            with _CPU(server_pid) as cpu:
+                t = time.perf_counter()
+                await asyncio.gather(*[sender() for _ in range(workers)])
+                secs = time.perf_counter() - t
+            out["bulk_upsert" + suffix] = {"batch": bulk, "concurrent": workers, "top": top,
+                                           "requests": len(times), "listings": len(records),
+                                           "seconds": round(secs, 2),
+                                           "listings_per_second": round(len(records) / secs, 1),
+                                           "request_seconds": [round(x, 2) for x in times],
+                                           "cpu_seconds": cpu.seconds}
+            out["listings_after_bulk_upserts" + suffix] = (await http.get("/healthz")).json().get("listings")
+            lat, st, secs = await _run_clients(write_clients, list(records), delete, max_seconds * 5)
+            assert set(st) == {200}, st
         for conn in conns:
             await conn.close()
     return out
@@ -350,6 +384,7 @@ def main(argv=None) -> None:
     ap.add_argument("--max-seconds", type=float, default=120)
     ap.add_argument("--rate", type=float, default=200.0, help="offered single matches per second (paced phase)")
     ap.add_argument("--workers", type=int, default=1, help="the server's worker processes (`serve --workers`)")
+    ap.add_argument("--bulk", type=int, default=500, help="listings a request in the bulk upsert phases")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args(argv)
     if not a.rate > 0:
@@ -369,7 +404,7 @@ def main(argv=None) -> None:
         warm_wait = server.wait_warm()  # the timed phases run on a warm index, as a service that has been up
         res = asyncio.run(_bench(server.url, token, records, a.clients, a.requests, a.max_seconds, a.rate,
                                  server_pid=server.proc.pid, write_clients=a.write_clients,
-                                 workers=a.workers))
+                                 workers=a.workers, bulk=a.bulk))
     finally:
         server.stop()
     res = {**source, "server_start_seconds": round(started, 1), "warm_wait_seconds": round(warm_wait, 1),

@@ -355,6 +355,48 @@ def test_rows_that_have_a_new_listing_among_their_nearest_are_proposed_from_a_gr
     assert expected <= set(zip(q.tolist(), r.tolist()))
 
 
+def test_graph_partitions_are_saved_by_radius_and_format_2_indexes_read_as_before(market, tmp_path, monkeypatch):
+    """Format 3 saves a graph partition's vectors by radius, so that the reverse-neighbour scan
+    multiplies a slice of the file in place. An index of format 2 (vectors in partition order,
+    segments unmarked) opens, answers exactly as the same index in format 3, and its writes
+    keep format 2's layout (a format-2 reader would misread the other)."""
+    import json
+    import shutil
+    from dupsearch.index import Index, core
+    monkeypatch.setattr(core, "HNSW_MIN", 20)
+    v3 = Index.build(market["catalogue"], market["model"], tmp_path / "v3",
+                     blockers=["ann:text?k=2&partition=category_l1"])
+    entry = v3.manifest["segments"][0]
+    assert v3.manifest["format"] == 3 and entry["graph_order"] == "radius" and entry["hnsw"]["b0"]
+    ap = v3._segments[0].ann["b0"]
+    spans = [(int(np.searchsorted(ap.sorted_part, key)), int(np.searchsorted(ap.sorted_part, key, side="right")))
+             for key in ap.hnsw]
+    for lo, hi in spans:
+        assert np.all(np.diff(ap.radius[ap.order[lo:hi]]) >= 0) and ap.by_radius(lo, hi)[2]
+    # the same index as format 2 wrote it: vectors in partition order, the segment unmarked
+    shutil.copytree(v3.path, tmp_path / "v2")
+    seg, rel = tmp_path / "v2" / "segments" / entry["name"], "ann/b0.vectors.npy"
+    by_row = np.empty_like(np.load(seg / rel))
+    by_row[ap.order] = np.load(seg / rel)
+    np.save(seg / rel, by_row[np.argsort(ap.part, kind="stable")])
+    manifest = json.loads((tmp_path / "v2" / "manifest.json").read_text())
+    manifest["format"] = 2
+    del manifest["segments"][0]["graph_order"]
+    manifest["segments"][0]["files"][rel] = core._file_entry(seg / rel)
+    (tmp_path / "v2" / "manifest.json").write_text(json.dumps(manifest))
+    v2 = Index.open(tmp_path / "v2", verify=True)
+    assert not all(v2._segments[0].ann["b0"].by_radius(lo, hi)[2] for lo, hi in spans)
+    new = market["new"]
+    q3, r3 = v3._ann_candidates("b0", new)
+    q2, r2 = v2._ann_candidates("b0", new)
+    assert len(q3) and sorted(zip(q3.tolist(), r3.tolist())) == sorted(zip(q2.tolist(), r2.tolist()))
+    pd.testing.assert_frame_equal(v2.match(new, top=5), v3.match(new, top=5))
+    v2.upsert(new.iloc[:5])
+    v2.compact()
+    assert v2.manifest["format"] == 2 and "graph_order" not in v2.manifest["segments"][0]
+    pd.testing.assert_frame_equal(Index.open(v2.path, verify=True).match(new, top=5), v2.match(new, top=5))
+
+
 def test_warm_touches_each_segment_once_and_respects_memory(market, built, monkeypatch):
     from dupsearch.index import core
     before = built.match(market["new"], top=3)

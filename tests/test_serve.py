@@ -411,6 +411,47 @@ def test_upsert_then_duplicates_then_delete(server, catalogue):
     assert item_id not in Index.open(server.index)
 
 
+def test_bulk_upsert_commits_all_or_none_and_answers_each_listing(server, catalogue):
+    listings = [renamed(q, f"bulk-{i}") for i, q in enumerate(catalogue.queries[40:45])]
+    listings.append(renamed(listings[0], "bulk-copy"))
+    ids = [listing["item_id"] for listing in listings]
+    with server.client(READ) as reader:
+        assert reader.post("/v1/listings", json={"listings": listings}).status_code == 403
+    with server.client(WRITE) as writer:
+        # refused whole, nothing applied: a listing the index refuses, an id twice, too many
+        bad = writer.post("/v1/listings", json={"listings": listings[:2] + [{**listings[2], "attributes": "[1, 2"}]})
+        assert ["body", "listings", 2, "attributes"] in error_locs(bad)
+        twice = writer.post("/v1/listings", json={"listings": [listings[0], listings[1], listings[0]]})
+        assert ["body", "listings", 2, "item_id"] in error_locs(twice)
+        too_many = [renamed({**listings[0], "description": ""}, f"many-{i}") for i in range(MAX_BATCH + 1)]
+        assert writer.post("/v1/listings", json={"listings": too_many}).status_code == 413
+        assert all(writer.get(f"/v1/listings/{i}/duplicates").status_code == 404 for i in ids)
+        assert strict_json(writer.post("/v1/listings", json={"listings": []})) == {"results": []}
+
+        added = writer.post("/v1/listings", json={"listings": listings}, params={"top": 3})
+        assert added.status_code == 200, added.text
+        results = strict_json(added)["results"]
+        assert [r["item_id"] for r in results] == ids
+        # each listing's answer is its matches among all the others, the batch's included: as
+        # the index gives them once the listings are in
+        for r in results:
+            dups = strict_json(writer.get(f"/v1/listings/{r['item_id']}/duplicates", params={"top": 3}))
+            assert [m["match_id"] for m in r["matches"]] == [m["match_id"] for m in dups["matches"]]
+            assert len(r["matches"]) <= 3 and all(m["match_id"] != r["item_id"] for m in r["matches"])
+        # the batch's own listings are candidates: an exact copy within it is found
+        assert "bulk-copy" in [m["match_id"] for m in results[0]["matches"]]
+        # top=0: committed, answered without matches; an existing id is replaced, not added twice
+        replaced = writer.post("/v1/listings", json={"listings": [{**listings[0], "title": "replaced"}]},
+                               params={"top": 0})
+        assert strict_json(replaced) == {"results": [{"item_id": ids[0], "matches": []}]}
+    index = Index.open(server.index)
+    assert all(i in index for i in ids)
+    live = index._live_rows_of([ids[0]])
+    assert index._listing_frames(live)["title"].tolist() == ["replaced"]
+    for i in ids:
+        index.remove([i])
+
+
 # --------------------------------------------------------------------------- group commit
 
 

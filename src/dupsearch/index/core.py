@@ -54,13 +54,16 @@ from dupsearch.errors import DataError, DupsearchError
 
 log = logging.getLogger(__name__)
 
-INDEX_FORMAT = 2  # 2: an ANN blocker's vectors are saved in partition order
+INDEX_FORMAT = 3  # 2: an ANN blocker's vectors are saved in partition order; 3: in a partition
+# with an HNSW graph, by radius within it (segments marked "graph_order": see _vector_order)
+READ_FORMATS = (2, 3)  # a format-2 index is read and written as such (its segments unmarked)
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 MODEL_DIR = "model"
 SEGMENTS = "segments"
 VECTORIZERS = "vectorizers"
 MATCH_COLUMNS = ["item_id", "rank", "match_id", "probability", "blockers"]
+DENSE_SEARCH_CELLS = 4_000_000  # listings x rows: a segment this small is searched in one product
 HNSW_MIN = 5_000          # partitions above this many rows get a saved HNSW graph (as dedup's exact_limit)
 MERGE_SEGMENTS = 12       # more segments than this: the newest are merged (size-tiered: _merge_newer)
 # 12: as many segments on average (8.8) as merging every newer segment at 16 gave (9.0), so a
@@ -150,15 +153,16 @@ class _AnnPart:
         # an ndarray over the same mapped pages: slicing a np.memmap costs ~8 us a slice in Python
         self.flat_vectors = self.vectors.view(np.ndarray) if isinstance(self.vectors, np.memmap) else self.vectors
 
-    def by_radius(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    def by_radius(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, bool]:
         """The positions lo..hi-1 (one partition, in the vectors' order) sorted by their rows'
-        radius, and those radii (kept per partition once asked for)."""
+        radius, those radii, and whether that is the saved order (a prefix is then a slice of
+        the file: see _vector_order); kept per partition once asked for."""
         cache = self.__dict__.setdefault("_by_radius", {})
         found = cache.get(lo)
         if found is None:
             rad = self.radius[self.order[lo:hi]]
             o = np.argsort(rad, kind="stable")
-            found = cache[lo] = (lo + o, rad[o])
+            found = cache[lo] = (lo + o, rad[o], bool(np.all(o[1:] > o[:-1])))
         return found
 
     def partition(self, key: np.uint64) -> tuple[np.ndarray, np.ndarray]:
@@ -254,6 +258,21 @@ def _hnsw_search(graph, Q: np.ndarray, k: int, threads: int = 1) -> tuple[np.nda
     return np.where(valid, keys, -1), np.where(valid, sims, -np.inf).astype(np.float32)
 
 
+def _vector_order(part: np.ndarray, radius: np.ndarray, graph_keys: Sequence[str] = ()) -> np.ndarray:
+    """The rows in the order a segment saves an ANN blocker's vectors: by partition key, rows in
+    a partition with an HNSW graph (``graph_keys``, hex) by their radius, then by row. The scan
+    for reverse neighbours beside a graph search (``Index._ann_candidates``) reads the rows of
+    least radius: with them first it multiplies a slice of the mapped file in place. Gathering
+    them cost as much as the product (a few thousand rows a listing, half the partition at the
+    90th percentile). Exact partitions keep row order: their ties at the k-th neighbour are
+    broken by it."""
+    if not len(graph_keys):
+        return np.argsort(part, kind="stable")
+    in_graph = np.isin(part, np.array([int(k, 16) for k in graph_keys], np.uint64))
+    within = np.where(in_graph, radius, 0).astype(np.float64)
+    return np.lexsort((np.arange(len(part)), within, part))
+
+
 def _hnsw_file(blocker: str, key: int) -> str:
     return f"ann/{blocker}.hnsw-{int(key):016x}.usearch"
 
@@ -281,7 +300,8 @@ def _open_segment(path: Path, entry: dict, offset: int, blockers: dict, verify: 
             v = np.load(path / f"ann/{name}.vectors.npy", mmap_mode="r")
             part = np.load(path / f"ann/{name}.part.npy")
             radius = np.load(path / f"ann/{name}.radius.npy")
-            order = np.argsort(part, kind="stable")
+            graphs = entry.get("hnsw", {}).get(name, [])
+            order = _vector_order(part, radius, graphs if entry.get("graph_order") == "radius" else ())
             ap = _AnnPart(v, part, radius, order, part[order])
             for key in entry.get("hnsw", {}).get(name, []):
                 from usearch.index import Index as UIndex
@@ -333,7 +353,7 @@ class Index:
             manifest = json.loads(mf.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise IndexFormatError(f"{mf}: unreadable index manifest ({e})") from None
-        if manifest.get("kind") != "index" or manifest.get("format") != INDEX_FORMAT:
+        if manifest.get("kind") != "index" or manifest.get("format") not in READ_FORMATS:
             raise IndexFormatError(f"{mf}: not an index manifest of format {INDEX_FORMAT} (an index "
                                    "written by another dupsearch version: build it again)")
         matcher = DuplicateMatcher.load(path / MODEL_DIR, trust=trust)
@@ -500,7 +520,7 @@ class Index:
             shutil.rmtree(tmp / "store.chunks")
             store_s = time.perf_counter() - t0
             entry = _write_blocker_files(seg_dir, seg_name, listings, described, made, vectorizers,
-                                         full_knn=True, progress=progress)
+                                         full_knn=True, progress=progress, graph_order=True)
             entry["files"] = _folder_entries(seg_dir, seg_dir)
             manifest["segments"] = [entry]
             manifest["next_segment"] = 2
@@ -603,6 +623,21 @@ class Index:
         scanned = False  # rows scanned beside an HNSW search: a pair may then come twice
         for seg in self._segments:
             ap = seg.ann[name]
+            if not ap.hnsw and len(qrows) * len(ap.order) <= DENSE_SEARCH_CELLS:
+                # a small segment (upserts): all the listings against all its rows in one product,
+                # other partitions masked; the same pairs, in the same order, as the loop below
+                # (one pass over its partitions cost ~0.1 ms each: 0.4 s for a batch of 1,000)
+                n = len(ap.order)
+                ok = (part[qrows][:, None] == ap.sorted_part[None, :]) & self._live[ap.order + seg.offset][None, :]
+                S = np.where(ok, V[qrows] @ ap.flat_vectors.T, -np.inf)
+                near_all = ok & (S >= ap.radius[ap.order][None, :])
+                keep = near_all | (S >= np.partition(S, n - k, axis=1)[:, n - k:n - k + 1]) if n > k else ok
+                qi_l, ci_l = np.nonzero(keep & ok)
+                q_parts.append(qrows[qi_l])
+                r_parts.append(ap.order[ci_l] + seg.offset)
+                s_parts.append(S[qi_l, ci_l])
+                near_parts.append(near_all[qi_l, ci_l])
+                continue
             lo = np.searchsorted(ap.sorted_part, ukeys, side="left")
             hi = np.searchsorted(ap.sorted_part, ukeys, side="right")
             for j in np.flatnonzero(hi > lo).tolist():
@@ -624,14 +659,13 @@ class Index:
                     # return is (up to the graph's misses) no more similar than the last it
                     # returned, so only rows whose radius is at most that are scanned, exactly.
                     last = np.where(valid, sims, np.inf).min(axis=1)
-                    pos, rad = ap.by_radius(l, h)
-                    pos = pos[:int(np.searchsorted(rad, last.max(), side="right"))]
-                    rows = ap.order[pos]
-                    live = self._live[rows + seg.offset]
-                    pos, rows = pos[live], rows[live]
-                    if len(rows):
-                        S = Q @ ap.flat_vectors[pos].T
-                        qi_r, ci_r = np.nonzero(S >= ap.radius[rows][None, :])
+                    pos, rad, in_place = ap.by_radius(l, h)
+                    m = int(np.searchsorted(rad, last.max(), side="right"))
+                    rows = ap.order[pos[:m]]
+                    if m:
+                        S = Q @ (ap.flat_vectors[l:l + m] if in_place else ap.flat_vectors[pos[:m]]).T
+                        hit = (S >= rad[:m][None, :]) & self._live[rows + seg.offset][None, :]
+                        qi_r, ci_r = np.nonzero(hit)
                         if len(qi_r):
                             scanned = True
                             qi = np.r_[qi, qs[qi_r]]
@@ -998,7 +1032,8 @@ class Index:
                         kept_radius[bname] = np.concatenate([s.ann[bname].radius for s in merged])[
                             rows - start]
             entry.update(_write_blocker_files(seg_tmp, name, listings, self._blockers, self._made,
-                                              self._vectorizers, full_knn=full_knn, radius=kept_radius or None))
+                                              self._vectorizers, full_knn=full_knn, radius=kept_radius or None,
+                                              graph_order=self.manifest["format"] >= 3))
         manifest["segments"] = manifest["segments"][:first] + [entry]
         keep_deleted = self._deleted[self._deleted < start]
         self._commit(manifest, keep_deleted)
@@ -1092,9 +1127,11 @@ def _knn_radius(V: np.ndarray, part: np.ndarray, k: int, threads: int = 0
 
 def _write_blocker_files(seg_dir: Path, name: str, listings: pd.DataFrame, described: dict, made: dict,
                          vectorizers: dict, full_knn: bool, progress: bool = False, index: Index | None = None,
-                         radius: dict | None = None, computed: dict | None = None) -> dict:
+                         radius: dict | None = None, computed: dict | None = None,
+                         graph_order: bool = False) -> dict:
     """The segment's listings, key tables and vectors; returns its manifest entry (no files yet).
-    ``computed``: filled with each ANN blocker's (vectors, partition keys) of the listings."""
+    ``computed``: filled with each ANN blocker's (vectors, partition keys) of the listings;
+    ``graph_order``: graph partitions' vectors by radius (format 3, see _vector_order)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from dupsearch.candidates.blocking import key_hashes
@@ -1119,49 +1156,77 @@ def _write_blocker_files(seg_dir: Path, name: str, listings: pd.DataFrame, descr
         part = blocker.partition_keys(listings)
         if computed is not None:
             computed[bname] = (V, part)
-        _save_npy(seg_dir / f"ann/{bname}.vectors.npy", V[np.argsort(part, kind="stable")])  # as _AnnPart reads them
-        _save_npy(seg_dir / f"ann/{bname}.part.npy", part)
+        keys_hex: list[str] = []
         if radius is not None and bname in radius:
             r = radius[bname]
         elif full_knn:
             r, graphs = _knn_radius(V, part, blocker.k, blocker.threads)
-            keys_hex = []
+            (seg_dir / "ann").mkdir(parents=True, exist_ok=True)
             for key, g in graphs.items():
                 g.save(str(seg_dir / _hnsw_file(bname, key)))
                 keys_hex.append(f"{key:016x}")
             entry["hnsw"][bname] = keys_hex
         else:
             r = _new_radius(index, bname, blocker, V, part)
-        _save_npy(seg_dir / f"ann/{bname}.radius.npy", np.asarray(r, np.float32))
+        r = np.asarray(r, np.float32)
+        # in the order _AnnPart reads them (_open_segment)
+        _save_npy(seg_dir / f"ann/{bname}.vectors.npy",
+                  V[_vector_order(part, r, keys_hex if graph_order else ())])
+        _save_npy(seg_dir / f"ann/{bname}.part.npy", part)
+        _save_npy(seg_dir / f"ann/{bname}.radius.npy", r)
+    if graph_order and any(entry["hnsw"].values()):
+        entry["graph_order"] = "radius"
     return entry
 
 
 def _new_radius(index: Index | None, bname: str, blocker, V: np.ndarray, part: np.ndarray) -> np.ndarray:
     """k-th neighbour similarity of new rows among the live catalogue and the new rows themselves
-    (-inf with fewer than k neighbours)."""
+    (-inf with fewer than k neighbours). The new rows grouped by partition once; each segment
+    looks all their keys up at once (a loop over keys and segments cost 80% of a bulk upsert's
+    writing once a few segments had been added)."""
     n, k = len(V), blocker.k
     out = np.full(n, -np.inf, np.float32)
     has_vec = np.abs(V).sum(axis=1) > 0 if V.shape[1] else np.zeros(n, bool)
-    for key in np.unique(part[has_vec]):
-        q = np.flatnonzero((part == key) & has_vec)
-        best = V[q] @ V[q].T  # the new rows among themselves
-        np.fill_diagonal(best, -np.inf)
-        best = -np.sort(-best, axis=1)[:, :k]
-        for seg in (index._segments if index is not None else []):
-            ap = seg.ann[bname]
-            rows, vectors = ap.partition(key)
-            if not len(rows):
-                continue
-            g = ap.hnsw.get(key)
+    qrows = np.flatnonzero(has_vec)
+    if not len(qrows):
+        return out
+    qrows = qrows[np.argsort(part[qrows], kind="stable")]
+    ukeys, kstart = np.unique(part[qrows], return_index=True)
+    kend = np.r_[kstart[1:], len(qrows)]
+    groups = [qrows[a:b] for a, b in zip(kstart.tolist(), kend.tolist())]
+    found = []  # per key: the similarity blocks of its new rows, to the batch and to each segment
+    for q in groups:
+        own = V[q] @ V[q].T  # the new rows among themselves
+        np.fill_diagonal(own, -np.inf)
+        found.append([own])
+    for seg in (index._segments if index is not None else []):
+        ap = seg.ann[bname]
+        if not ap.hnsw and len(qrows) * len(ap.order) <= DENSE_SEARCH_CELLS:
+            # a small segment in one product, other partitions masked (as Index._ann_candidates):
+            # each new row's k best there (-inf where fewer) is all the k-th needs
+            ok = (part[qrows][:, None] == ap.sorted_part[None, :]) & index._live[ap.order + seg.offset][None, :]
+            sims = np.where(ok, V[qrows] @ ap.flat_vectors.T, -np.inf)
+            if sims.shape[1] > k:
+                sims = -np.partition(-sims, k - 1, axis=1)[:, :k]
+            for j, (a, b) in enumerate(zip(kstart.tolist(), kend.tolist())):
+                found[j].append(sims[a:b])
+            continue
+        lo = np.searchsorted(ap.sorted_part, ukeys, side="left")
+        hi = np.searchsorted(ap.sorted_part, ukeys, side="right")
+        for j in np.flatnonzero(hi > lo).tolist():
+            q, l, h = groups[j], int(lo[j]), int(hi[j])
+            g = ap.hnsw.get(ukeys[j]) if ap.hnsw else None
             if g is not None:
-                keys, sims = _hnsw_search(g, V[q], min(k + 1, len(rows)))
+                keys, sims = _hnsw_search(g, V[q], min(k + 1, h - l))
                 sims = np.where((keys >= 0) & index._live[np.maximum(keys, 0) + seg.offset], sims, -np.inf)
             else:
-                sims = V[q] @ np.asarray(vectors).T
-                sims = np.where(index._live[rows + seg.offset][None, :], sims, -np.inf)
-            best = -np.sort(-np.hstack([best, sims]), axis=1)[:, :k]
-        if best.shape[1] >= k:
-            out[q] = best[:, k - 1]
+                sims = V[q] @ ap.flat_vectors[l:h].T
+                sims = np.where(index._live[ap.order[l:h] + seg.offset][None, :], sims, -np.inf)
+            found[j].append(sims)
+    for q, blocks in zip(groups, found):
+        sims = np.hstack(blocks) if len(blocks) > 1 else blocks[0]
+        if sims.shape[1] >= k:
+            out[q] = -np.partition(-sims, k - 1, axis=1)[:, k - 1]
     return out
 
 

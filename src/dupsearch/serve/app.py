@@ -4,6 +4,8 @@ Endpoints (JSON in and out; see /docs for the schemas):
 
     POST   /v1/match                      one listing, or {"listings": [...]}: their matches
     PUT    /v1/listings/{item_id}         add or replace a listing; answers with its matches
+    POST   /v1/listings                   {"listings": [...]}: add or replace many in one commit (all
+                                          or none); answers with each one's matches (top=0: none)
     DELETE /v1/listings/{item_id}         remove a listing (404 when absent)
     GET    /v1/listings/{item_id}/duplicates   matches of a listing in the index (404 when absent)
     GET    /healthz                       liveness: 200 with the listing count and whether the index
@@ -24,8 +26,9 @@ The service is a thin layer: every answer comes from ``Index.match``/``upsert``/
 * a timeout per request: index work runs in threads and the request waits ``timeout_s`` for it
   (``asyncio.wait_for``); past that it answers 504 (or 503 for a write that had not started and
   was withdrawn, so never applied) with a JSON message.
-* one writer with group commit: PUTs and DELETEs are queued; a single writer task takes whatever
-  is queued (up to ``max_group`` writes of one kind), commits them with one ``Index.upsert`` or
+* one writer with group commit: PUTs, bulk POSTs and DELETEs are queued; a single writer task takes
+  whatever is queued (up to ``max_group`` listings of one kind; a bulk POST larger than that goes
+  alone, whole), commits them with one ``Index.upsert`` or
   ``Index.remove`` call, and then answers each request with its own rows. A write is answered
   200 only after the index call returned (the index is durable by then). Under load the queue
   fills while a commit runs, so each fsync and manifest switch is shared by many requests.
@@ -122,6 +125,12 @@ class MatchBatch(BaseModel):
     listings: list[Listing] = Field(description="the listings to match (at most the server's batch limit)")
 
 
+class ListingBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    listings: list[Listing] = Field(description="the listings to add or replace, each item_id once (at most the "
+                                                "server's batch limit)")
+
+
 def _match_body_kind(value: Any) -> str | None:
     if isinstance(value, dict):
         return "batch" if "listings" in value else "listing"
@@ -141,6 +150,8 @@ MatchRequest = Annotated[
 
 
 TopParam = Annotated[int, Query(ge=1, le=MAX_TOP, description="matches per listing, at most")]
+BulkTopParam = Annotated[int, Query(ge=0, le=MAX_TOP, description="matches per listing, at most; 0: none "
+                                                                   "(the listings are not matched: faster)")]
 IdParam = Annotated[str, PathParam(min_length=1, max_length=MAX_ID_CHARS)]
 
 
@@ -402,19 +413,20 @@ class ShuttingDown(Exception):
 @dataclass(eq=False)
 class _Write:
     kind: str  # "upsert" or "remove"
-    item_id: str
-    listing: dict | None
-    top: int
+    item_ids: tuple[str, ...]
+    listings: list[dict] | None  # an upsert's records, one per item_id
+    top: int  # 0: answer without matches
     future: asyncio.Future
+    many: bool = False  # a bulk upsert: its outcome is a list per listing
     taken: bool = False  # the writer has it: it can no longer be withdrawn
 
 
 class GroupCommitWriter:
     """The process's only index writer: queued writes are committed in groups, in order.
 
-    A group is a run of queued writes of one kind (upsert or remove), at most ``max_group`` long,
-    with no item_id twice (a second write of an id waits for the next group, so the later one
-    wins). Each group is one ``Index.upsert`` / ``Index.remove`` call in the writer's thread,
+    A group is a run of queued writes of one kind (upsert or remove), at most ``max_group``
+    listings (a bulk write larger than that goes alone, whole), with no item_id twice (a second
+    write of an id waits for the next group, so the later one wins). Each group is one ``Index.upsert`` / ``Index.remove`` call in the writer's thread,
     holding ``lock`` exclusively. When idle for ``refresh_s`` the writer picks up generations
     that another process committed (``Index.refresh``), so reads do not stay stale.
     """
@@ -438,9 +450,18 @@ class GroupCommitWriter:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="dupsearch-writer")
 
     def submit(self, kind: str, item_id: str, listing: dict | None = None, top: int = 10) -> _Write:
+        return self._queue(_Write(kind, (item_id,), None if listing is None else [listing], top,
+                                  asyncio.get_running_loop().create_future()))
+
+    def submit_many(self, listings: list[dict], top: int = 10) -> _Write:
+        """A bulk upsert (item_ids distinct): committed in one group, all or none; its outcome is
+        each listing's matches, in order."""
+        return self._queue(_Write("upsert", tuple(r["item_id"] for r in listings), listings, top,
+                                  asyncio.get_running_loop().create_future(), many=True))
+
+    def _queue(self, write: _Write) -> _Write:
         if self._closing or self._task is None:
             raise ShuttingDown()
-        write = _Write(kind, item_id, listing, top, asyncio.get_running_loop().create_future())
         self._pending.append(write)
         self._wake.set()
         return write
@@ -503,12 +524,12 @@ class GroupCommitWriter:
 
     def _take_group(self) -> list[_Write]:
         first = self._pending.popleft()
-        group, ids = [first], {first.item_id}
-        while (self._pending and len(group) < self.max_group and self._pending[0].kind == first.kind
-               and self._pending[0].item_id not in ids):
+        group, ids = [first], set(first.item_ids)
+        while (self._pending and len(ids) + len(self._pending[0].item_ids) <= self.max_group
+               and self._pending[0].kind == first.kind and ids.isdisjoint(self._pending[0].item_ids)):
             write = self._pending.popleft()
             group.append(write)
-            ids.add(write.item_id)
+            ids.update(write.item_ids)
         for write in group:
             write.taken = True
         return group
@@ -540,18 +561,20 @@ class GroupCommitWriter:
                     outcomes.append(exc)
             return outcomes
 
-    def _upsert(self, group: list[_Write]) -> list[list[dict]]:
-        frame = _listings_frame([write.listing for write in group])
-        result = self.index.upsert(frame, top=max(write.top for write in group))
-        self.metrics.upserts.inc(by=len(group))
+    def _upsert(self, group: list[_Write]) -> list[Any]:
+        frame = _listings_frame([record for write in group for record in write.listings])
+        top = max(write.top for write in group)
+        result = self.index.upsert(frame, top=top or None)  # top 0 for all: nothing to match
+        self.metrics.upserts.inc(by=len(frame))
         self.metrics.commits.inc("upsert")
-        self.metrics.batch_size.observe(len(group), "upsert")
-        rows = _matches_by_query(result, {write.item_id: write.top for write in group})
-        return [rows.get(write.item_id, []) for write in group]
+        self.metrics.batch_size.observe(len(frame), "upsert")
+        rows = _matches_by_query(result, {i: write.top for write in group for i in write.item_ids})
+        return [[rows.get(i, []) for i in write.item_ids] if write.many else rows.get(write.item_ids[0], [])
+                for write in group]
 
     def _remove(self, group: list[_Write]) -> list[bool]:
-        present = self.index.contains([write.item_id for write in group]).tolist()
-        ids = [write.item_id for write, here in zip(group, present) if here]
+        present = self.index.contains([write.item_ids[0] for write in group]).tolist()
+        ids = [write.item_ids[0] for write, here in zip(group, present) if here]
         if ids:
             self.index.remove(ids)
             self.metrics.removes.inc(by=len(ids))
@@ -827,9 +850,10 @@ def create_app(index, *, tokens: TokenStore | Iterable[str] | str | None = None,
             metrics.timeouts.inc(route)
             raise HTTPProblem(504, f"the index did not answer within {timeout_s:g} s; retry later") from None
 
-    async def write(route: str, kind: str, item_id: str, listing: dict | None = None, top: int = 10):
+    async def write(route: str, kind: str, item_id: str | None, listing: dict | None = None, top: int = 10,
+                    many: list[dict] | None = None):
         try:
-            pending = writer.submit(kind, item_id, listing, top)
+            pending = writer.submit_many(many, top) if many is not None else writer.submit(kind, item_id, listing, top)
         except ShuttingDown:
             raise HTTPProblem(503, "the server is shutting down; retry on its successor",
                               {"Retry-After": "1"}) from None
@@ -936,6 +960,31 @@ def create_app(index, *, tokens: TokenStore | Iterable[str] | str | None = None,
         matches = await write("/v1/listings/{item_id}", "upsert", item_id, record, top)
         return JSONResponse({"item_id": item_id, "matches": matches})
 
+    @app.post("/v1/listings", response_model=MatchResponse, dependencies=write_auth,
+              responses=_errors(401, 403, 413, 503, 504), summary="Add or replace listings in bulk")
+    async def upsert_listings(body: ListingBatch, top: BulkTopParam = 10):
+        """``{"listings": [...]}``: adds the listings (replacing those whose item_id is in the
+        index) in one commit, all or none, and answers with each one's matches among the other
+        listings, the batch's included (``top=0``: no matches, for loading a feed faster).
+        Answered only once the index has committed them. Needs a write token."""
+        if len(body.listings) > max_batch:
+            raise HTTPProblem(413, f"batch of {len(body.listings)} listings; at most {max_batch} per request")
+        seen: dict[str, int] = {}
+        for at, listing in enumerate(body.listings):
+            if listing.item_id in seen:
+                raise RequestValidationError([{
+                    "loc": ("body", "listings", at, "item_id"), "type": "value_error",
+                    "msg": f"item_id {listing.item_id!r} is also listing {seen[listing.item_id]}: send each once"}])
+            seen[listing.item_id] = at
+        if not body.listings:
+            return JSONResponse({"results": []})
+        try:
+            found = await write("/v1/listings", "upsert", None, top=top,
+                                many=[listing.model_dump() for listing in body.listings])
+        except DataError as exc:
+            return _data_error_response(exc, ("body", "listings"))
+        return JSONResponse({"results": [{"item_id": i, "matches": rows} for i, rows in zip(seen, found)]})
+
     @app.delete("/v1/listings/{item_id}", response_model=RemoveResponse, dependencies=write_auth,
                 responses=_errors(401, 403, 404, 503, 504), summary="Remove a listing")
     async def remove_listing(item_id: IdParam):
@@ -967,7 +1016,7 @@ def create_app(index, *, tokens: TokenStore | Iterable[str] | str | None = None,
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     needs = {"match": "read", "listing_duplicates": "read", "metrics_text": "read",
-             "upsert_listing": "write", "remove_listing": "write"}
+             "upsert_listing": "write", "upsert_listings": "write", "remove_listing": "write"}
     app.add_middleware(Gate, routes=lambda: app.router.routes, needs=needs, tokens=store,
                        max_body_bytes=max_body_bytes, metrics=metrics)
     app.state.index, app.state.writer, app.state.metrics = idx, writer, metrics
