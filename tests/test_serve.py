@@ -709,15 +709,23 @@ def test_worker_processes_share_the_port_and_see_each_others_writes(catalogue, t
     r = through(second, first, lambda c: c.get("/v1/listings/two-workers-1/duplicates"))
     assert r.status_code == 200, r.text
     assert r.json()["item_id"] == "two-workers-1"
-    # each worker's metrics are series of their own (else one series would jump between two counts)
-    labels = set()
+    # each worker's metrics are series of their own (else one series would jump between two
+    # counts), and a scrape through either worker gives both workers' series (their snapshots)
+    time.sleep(1.5)  # METRICS_SNAPSHOT_S: the other worker's latest numbers include the PUT
     for worker, other in ((first, second), (second, first)):
         text = through(worker, other, lambda c: c.get("/metrics")).text
         samples = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
-        found = {re.search(r'worker="(\d+)"', ln).group(1) for ln in samples}
-        assert len(found) == 1, found
-        labels |= found
-    assert labels == {"1", "2"}
+        assert {re.search(r'worker="(\d+)"', ln).group(1) for ln in samples} == {"1", "2"}
+        upserts = [ln for ln in samples if ln.startswith("dupsearch_upserts_committed_total")]
+        assert len(upserts) == 2 and sum(float(ln.split()[-1]) for ln in upserts) == 1, upserts
+        helps = [ln for ln in text.splitlines() if ln.startswith("# HELP ")]
+        assert len(helps) == len(set(helps)), "a family's HELP twice"
+        family = None
+        for ln in text.splitlines():  # every sample under its own family's header
+            if ln.startswith("# HELP "):
+                family = ln.split()[2]
+            elif ln and not ln.startswith("#"):
+                assert family and ln.split("{")[0].split()[0].startswith(family), (family, ln)
     n = through(second, first, lambda c: c.get("/healthz")).json()["listings"]
     assert through(first, second, lambda c: c.get("/healthz")).json()["listings"] == n
     assert through(second, first, lambda c: c.delete("/v1/listings/two-workers-1")).status_code == 200

@@ -320,6 +320,14 @@ def _index_table(folder: Path) -> str:
              _mark(um["per_second"], 500, True)),
             (f"deletes, {um['clients']} clients", f"{sv['delete_many']['per_second']:,.0f} per second", "", ""),
         ]
+    for key, what in (("bulk_upsert", "answered with each one's top 10"),
+                      ("bulk_upsert_no_matches", "`top=0`: answered without matches")):
+        if key in sv:  # POST /v1/listings: a batch of listings in one commit
+            bu = sv[key]
+            rows.append((f"bulk upserts (HTTP `POST /v1/listings`, {bu['batch']:,} per request"
+                         + (f", {bu['concurrent']} at once" if bu.get("concurrent", 1) > 1 else "") + f"; {what})",
+                         f"{bu['listings_per_second']:,.0f} listings/s ({bu['listings']:,} in {bu['seconds']:.1f} s)",
+                         ">= 500", _mark(bu["listings_per_second"], 500, True)))
     if "batch_upsert" in ix:  # `dupsearch index add`: one segment per 1,000 listings
         ba = ix["batch_upsert"]
         rows.append((f"upserts in batches of {ba['batch']:,} (Python, as `index add`)",

@@ -946,7 +946,8 @@ def serve(
                                 "core per process: give it the cores it may use)."),
 ):
     """Serve an index over HTTP (needs `pip install 'dupsearch[serve]'`): POST /v1/match,
-    PUT/DELETE /v1/listings/{id}, GET /v1/listings/{id}/duplicates, /healthz, /metrics, /docs."""
+    PUT/DELETE /v1/listings/{id}, POST /v1/listings (bulk upsert), GET /v1/listings/{id}/duplicates,
+    /healthz, /metrics, /docs."""
     from dupsearch.serve import run_server
     try:
         run_server(index, host=host, port=port, tokens_file=tokens, no_auth=no_auth,

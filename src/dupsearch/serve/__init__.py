@@ -111,9 +111,10 @@ def run_server(index_path: str | os.PathLike, host: str = "127.0.0.1", port: int
     from dupsearch.threads import one_thread_each
     one_thread_each()
 
-    def make_server(worker: int | None = None):
+    def make_server(worker: int | None = None, metrics_dir: str | None = None):
         app = create_app(Path(index_path), tokens=tokens, no_auth=no_auth, max_body_bytes=max_body_bytes,
-                         max_batch=max_batch, timeout_s=timeout_s, trust=trust, worker=worker)
+                         max_batch=max_batch, timeout_s=timeout_s, trust=trust, worker=worker,
+                         metrics_dir=metrics_dir)
         config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on",
                                 # a request in flight gets its own timeout to finish, plus slack
                                 timeout_graceful_shutdown=int(timeout_s) + 5)
@@ -145,10 +146,22 @@ def _run_workers(workers: int, sock: socket.socket, make_server, on_started) -> 
     """Fork ``workers`` processes that each serve ``sock`` with their own app; wait for them.
     SIGINT/SIGTERM here are passed on once (each worker shuts down gracefully); a worker that
     exits while the others serve stops them all, and is reported as one line."""
-    import signal
 
     if not hasattr(os, "fork"):
         raise DupsearchError("--workers above 1 needs os.fork (Linux or macOS); run one worker here")
+    import shutil
+    import tempfile
+    # the workers' metrics snapshots: a scrape of any worker answers for all (create_app)
+    metrics_dir = tempfile.mkdtemp(prefix="dupsearch-serve-metrics-")
+    try:
+        _fork_workers(workers, sock, make_server, on_started, metrics_dir)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)  # our own mkdtemp folder, nothing else
+
+
+def _fork_workers(workers: int, sock: socket.socket, make_server, on_started, metrics_dir: str) -> None:
+    import signal
+
     children: dict[int, int] = {}
     for number in range(workers):
         pid = os.fork()
@@ -157,7 +170,7 @@ def _run_workers(workers: int, sock: socket.socket, make_server, on_started) -> 
             try:
                 os.setpgid(0, 0)
                 _exit_with_parent()
-                server, _ = make_server(number + 1)
+                server, _ = make_server(number + 1, metrics_dir)
                 server.run(sockets=[sock])
                 code = 0
             except BaseException as exc:  # noqa: BLE001 - the worker reports in one line and exits

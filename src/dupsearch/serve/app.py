@@ -50,6 +50,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Callable, Iterable, Literal, Optional, Union
 
 import pandas as pd
@@ -65,7 +66,7 @@ import dupsearch
 from dupsearch.errors import DataError, DupsearchError
 from dupsearch.serve import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_S
 from dupsearch.serve.auth import TokenStore
-from dupsearch.serve.metrics import CONTENT_TYPE, ServiceMetrics
+from dupsearch.serve.metrics import CONTENT_TYPE, ServiceMetrics, merge_expositions
 
 log = logging.getLogger("dupsearch.serve")
 
@@ -73,6 +74,7 @@ DEFAULT_MAX_GROUP = 256
 GATHER_MAX_S = 0.06  # the longest a group (of matches, of writes) waits for the last group's clients (_gather),
 GATHER_SHARE = 0.25  # and at most this share of the last group's time
 DEFAULT_READ_THREADS = 4
+METRICS_SNAPSHOT_S = 1.0  # with worker processes: how often each writes its metrics for the others' scrapes
 MAX_TOP = 100
 MAX_ID_CHARS = 256
 
@@ -742,7 +744,7 @@ def create_app(index, *, tokens: TokenStore | Iterable[str] | str | None = None,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_batch: int = DEFAULT_MAX_BATCH,
                timeout_s: float = DEFAULT_TIMEOUT_S, max_group: int = DEFAULT_MAX_GROUP,
                read_threads: int = DEFAULT_READ_THREADS, trust: bool = False, warm: bool = True,
-               worker: int | None = None) -> FastAPI:
+               worker: int | None = None, metrics_dir: str | os.PathLike | None = None) -> FastAPI:
     """The service over ``index`` (an ``Index``, or the path of one: opened now, closed at shutdown;
     ``trust`` as ``Index.open``).
 
@@ -750,7 +752,9 @@ def create_app(index, *, tokens: TokenStore | Iterable[str] | str | None = None,
     comma-separated string). Without tokens the app refuses to exist unless ``no_auth=True``.
     ``warm``: touch the index's memory-mapped files in the background at start (``Index.warm``).
     ``worker``: this process's number among the server's worker processes (a ``worker`` label on
-    every metric), None for a server of one process.
+    every metric), None for a server of one process. ``metrics_dir``: a folder the workers share
+    (the server's own): each writes its metrics there every ``METRICS_SNAPSHOT_S``, and ``/metrics``
+    answers with its own and the others' latest, so one scrape sees every worker.
     """
     from dupsearch.index import Index, IndexBusyError, ListingNotFoundError
 
@@ -801,10 +805,26 @@ def create_app(index, *, tokens: TokenStore | Iterable[str] | str | None = None,
     batcher = MatchBatcher(idx, run_read, metrics=metrics)
     warmed = threading.Event()  # /healthz says when the start-up warm-up is done
 
+    snapshot = (Path(metrics_dir) / f"worker-{worker}.prom") if metrics_dir is not None and worker else None
+
+    def write_snapshot() -> None:
+        try:  # replaced whole: a scrape in another worker never reads half a file
+            tmp = snapshot.with_name(f".{snapshot.name}.{os.getpid()}.tmp")
+            tmp.write_text(metrics.render(), encoding="utf-8")
+            os.replace(tmp, snapshot)
+        except OSError as exc:
+            log.warning("could not write this worker's metrics for the others: %s", exc)
+
+    async def snapshots() -> None:
+        while True:
+            write_snapshot()
+            await asyncio.sleep(METRICS_SNAPSHOT_S)
+
     @contextlib.asynccontextmanager
     async def lifespan(app):
         writer.start()
         batcher.start()
+        snapshot_task = asyncio.get_running_loop().create_task(snapshots()) if snapshot is not None else None
         if warm:  # in the background: requests are served meanwhile (at first a little slower)
             def warm_up():
                 try:
@@ -817,6 +837,8 @@ def create_app(index, *, tokens: TokenStore | Iterable[str] | str | None = None,
         try:
             yield
         finally:
+            if snapshot_task is not None:
+                snapshot_task.cancel()
             await batcher.close()
             await writer.close()  # acknowledged or queued writes are committed before exit
             readers.shutdown(wait=True, cancel_futures=True)
@@ -1013,7 +1035,16 @@ def create_app(index, *, tokens: TokenStore | Iterable[str] | str | None = None,
     @app.get("/metrics", response_class=PlainTextResponse, dependencies=read_auth,
              responses=_errors(401), summary="Prometheus metrics")
     async def metrics_text():
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
+        if snapshot is None:
+            return Response(metrics.render(), media_type=CONTENT_TYPE)
+        texts = [metrics.render()]  # this worker's now, the others' latest snapshots
+        for other in sorted(snapshot.parent.glob("worker-*.prom")):
+            if other.name != snapshot.name:
+                try:
+                    texts.append(other.read_text(encoding="utf-8"))
+                except OSError:  # a worker's file replaced or gone meanwhile: its series wait for the next scrape
+                    pass
+        return Response(merge_expositions(texts), media_type=CONTENT_TYPE)
 
     needs = {"match": "read", "listing_duplicates": "read", "metrics_text": "read",
              "upsert_listing": "write", "upsert_listings": "write", "remove_listing": "write"}

@@ -121,9 +121,10 @@ class Histogram(_Metric):
 
 class ServiceMetrics:
     """What `dupsearch serve` reports. ``listings`` and ``queued`` are read at scrape time.
-    ``worker``: with several server processes, each answers a scrape with its own numbers; they
-    carry a ``worker`` label, so that each process's counters are a series of their own (one
-    series alternating between two processes' counts would read as counter resets)."""
+    ``worker``: with several server processes, each process's numbers carry a ``worker`` label,
+    so that its counters are a series of their own (one series summing processes that restart
+    apart would read as counter resets); the process that takes a scrape answers with every
+    worker's series (``merge_expositions`` over their snapshots, see ``create_app``)."""
 
     def __init__(self, listings: Callable[[], float | None], queued: Callable[[], float | None],
                  worker: int | None = None):
@@ -180,4 +181,24 @@ def _with_label(line: str, name: str, value: str) -> str:
     return f"{metric}{{{label}}} {rest}"
 
 
-__all__ = ["CONTENT_TYPE", "Counter", "Gauge", "Histogram", "ServiceMetrics"]
+def merge_expositions(texts: Iterable[str]) -> str:
+    """Several processes' expositions as one: each family's HELP and TYPE once, then the samples
+    of every process (told apart by their ``worker`` label), as the text format wants a family's
+    samples together."""
+    headers: dict[str, list[str]] = {}
+    samples: dict[str, list[str]] = {}
+    for text in texts:
+        name = None
+        for line in text.splitlines():
+            if line.startswith(("# HELP ", "# TYPE ")):
+                name = line.split(" ", 3)[2]
+                head = headers.setdefault(name, [])
+                samples.setdefault(name, [])
+                if not any(h.startswith(line[:7]) for h in head):
+                    head.append(line)
+            elif line and not line.startswith("#") and name is not None:
+                samples[name].append(line)
+    return "".join("\n".join(headers[n] + samples[n]) + "\n" for n in headers)
+
+
+__all__ = ["CONTENT_TYPE", "Counter", "Gauge", "Histogram", "ServiceMetrics", "merge_expositions"]
