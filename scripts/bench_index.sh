@@ -2,7 +2,7 @@
 # Issue #17's figures (slow: ~30 minutes on 2 cores, ~45 GB of disk): an index of a million
 # generated listings (build time, size, open time, recall of held-back re-posts against dedup's
 # blocking, the same top match as dedup, batch matching), then a load test of `dupsearch serve`
-# on 127.0.0.1 (single matches with 20 concurrent clients, batch matches, upserts, deletes).
+# on 127.0.0.1 (single matches with 20 concurrent clients, batch matches, upserts, deletes, bulk upserts).
 # Writes out/bench-index/index.json and serve.json; BENCHMARKS.md's "Online matching" tables are
 # generated from copies in bench-results/index/ (copy them there and run
 # `python -m dupsearch.bench.render`). N=... sets the market size (default 1,000,000);
