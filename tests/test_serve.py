@@ -710,14 +710,25 @@ def test_worker_processes_share_the_port_and_see_each_others_writes(catalogue, t
     assert r.status_code == 200, r.text
     assert r.json()["item_id"] == "two-workers-1"
     # each worker's metrics are series of their own (else one series would jump between two
-    # counts), and a scrape through either worker gives both workers' series (their snapshots)
-    time.sleep(1.5)  # METRICS_SNAPSHOT_S: the other worker's latest numbers include the PUT
-    for worker, other in ((first, second), (second, first)):
-        text = through(worker, other, lambda c: c.get("/metrics")).text
-        samples = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+    # counts), and a scrape through either worker gives both workers' series (their snapshots,
+    # each written every METRICS_SNAPSHOT_S and by each scrape it takes: never older than what
+    # an earlier scrape showed)
+    seen: dict[str, float] = {}
+    for worker, other in ((first, second), (second, first), (first, second), (second, first)):
+        deadline = time.monotonic() + 30
+        while True:  # the other worker's snapshot since the PUT: within a second or so
+            text = through(worker, other, lambda c: c.get("/metrics")).text
+            samples = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+            upserts = [ln for ln in samples if ln.startswith("dupsearch_upserts_committed_total")]
+            if sum(float(ln.split()[-1]) for ln in upserts) == 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert {re.search(r'worker="(\d+)"', ln).group(1) for ln in samples} == {"1", "2"}
-        upserts = [ln for ln in samples if ln.startswith("dupsearch_upserts_committed_total")]
         assert len(upserts) == 2 and sum(float(ln.split()[-1]) for ln in upserts) == 1, upserts
+        requests = {ln.split()[0]: float(ln.split()[-1]) for ln in samples
+                    if ln.startswith("dupsearch_http_requests_total")}
+        assert all(requests.get(name, 0) >= before for name, before in seen.items()), (seen, requests)
+        seen = requests
         helps = [ln for ln in text.splitlines() if ln.startswith("# HELP ")]
         assert len(helps) == len(set(helps)), "a family's HELP twice"
         family = None

@@ -63,7 +63,6 @@ MODEL_DIR = "model"
 SEGMENTS = "segments"
 VECTORIZERS = "vectorizers"
 MATCH_COLUMNS = ["item_id", "rank", "match_id", "probability", "blockers"]
-DENSE_SEARCH_CELLS = 4_000_000  # listings x rows: a segment this small is searched in one product
 HNSW_MIN = 5_000          # partitions above this many rows get a saved HNSW graph (as dedup's exact_limit)
 MERGE_SEGMENTS = 12       # more segments than this: the newest are merged (size-tiered: _merge_newer)
 # 12: as many segments on average (8.8) as merging every newer segment at 16 gave (9.0), so a
@@ -354,7 +353,8 @@ class Index:
         except (OSError, ValueError) as e:
             raise IndexFormatError(f"{mf}: unreadable index manifest ({e})") from None
         if manifest.get("kind") != "index" or manifest.get("format") not in READ_FORMATS:
-            raise IndexFormatError(f"{mf}: not an index manifest of format {INDEX_FORMAT} (an index "
+            known = " or ".join(map(str, READ_FORMATS))
+            raise IndexFormatError(f"{mf}: not an index manifest of format {known} (an index "
                                    "written by another dupsearch version: build it again)")
         matcher = DuplicateMatcher.load(path / MODEL_DIR, trust=trust)
         if matcher.pipeline_.digest() != manifest["pipeline"]:
@@ -623,21 +623,6 @@ class Index:
         scanned = False  # rows scanned beside an HNSW search: a pair may then come twice
         for seg in self._segments:
             ap = seg.ann[name]
-            if not ap.hnsw and len(qrows) * len(ap.order) <= DENSE_SEARCH_CELLS:
-                # a small segment (upserts): all the listings against all its rows in one product,
-                # other partitions masked; the same pairs, in the same order, as the loop below
-                # (one pass over its partitions cost ~0.1 ms each: 0.4 s for a batch of 1,000)
-                n = len(ap.order)
-                ok = (part[qrows][:, None] == ap.sorted_part[None, :]) & self._live[ap.order + seg.offset][None, :]
-                S = np.where(ok, V[qrows] @ ap.flat_vectors.T, -np.inf)
-                near_all = ok & (S >= ap.radius[ap.order][None, :])
-                keep = near_all | (S >= np.partition(S, n - k, axis=1)[:, n - k:n - k + 1]) if n > k else ok
-                qi_l, ci_l = np.nonzero(keep & ok)
-                q_parts.append(qrows[qi_l])
-                r_parts.append(ap.order[ci_l] + seg.offset)
-                s_parts.append(S[qi_l, ci_l])
-                near_parts.append(near_all[qi_l, ci_l])
-                continue
             lo = np.searchsorted(ap.sorted_part, ukeys, side="left")
             hi = np.searchsorted(ap.sorted_part, ukeys, side="right")
             for j in np.flatnonzero(hi > lo).tolist():
@@ -1194,23 +1179,13 @@ def _new_radius(index: Index | None, bname: str, blocker, V: np.ndarray, part: n
     ukeys, kstart = np.unique(part[qrows], return_index=True)
     kend = np.r_[kstart[1:], len(qrows)]
     groups = [qrows[a:b] for a, b in zip(kstart.tolist(), kend.tolist())]
-    found = []  # per key: the similarity blocks of its new rows, to the batch and to each segment
+    best = []  # per key: its new rows' k best similarities so far (the batch's own first)
     for q in groups:
         own = V[q] @ V[q].T  # the new rows among themselves
         np.fill_diagonal(own, -np.inf)
-        found.append([own])
+        best.append(_k_best(own, k))
     for seg in (index._segments if index is not None else []):
         ap = seg.ann[bname]
-        if not ap.hnsw and len(qrows) * len(ap.order) <= DENSE_SEARCH_CELLS:
-            # a small segment in one product, other partitions masked (as Index._ann_candidates):
-            # each new row's k best there (-inf where fewer) is all the k-th needs
-            ok = (part[qrows][:, None] == ap.sorted_part[None, :]) & index._live[ap.order + seg.offset][None, :]
-            sims = np.where(ok, V[qrows] @ ap.flat_vectors.T, -np.inf)
-            if sims.shape[1] > k:
-                sims = -np.partition(-sims, k - 1, axis=1)[:, :k]
-            for j, (a, b) in enumerate(zip(kstart.tolist(), kend.tolist())):
-                found[j].append(sims[a:b])
-            continue
         lo = np.searchsorted(ap.sorted_part, ukeys, side="left")
         hi = np.searchsorted(ap.sorted_part, ukeys, side="right")
         for j in np.flatnonzero(hi > lo).tolist():
@@ -1222,12 +1197,16 @@ def _new_radius(index: Index | None, bname: str, blocker, V: np.ndarray, part: n
             else:
                 sims = V[q] @ ap.flat_vectors[l:h].T
                 sims = np.where(index._live[ap.order[l:h] + seg.offset][None, :], sims, -np.inf)
-            found[j].append(sims)
-    for q, blocks in zip(groups, found):
-        sims = np.hstack(blocks) if len(blocks) > 1 else blocks[0]
+            best[j] = _k_best(np.hstack([best[j], sims]), k)
+    for q, sims in zip(groups, best):
         if sims.shape[1] >= k:
-            out[q] = -np.partition(-sims, k - 1, axis=1)[:, k - 1]
+            out[q] = sims.min(axis=1)
     return out
+
+
+def _k_best(sims: np.ndarray, k: int) -> np.ndarray:
+    """Each row's k largest values (all of them when there are fewer), in no order."""
+    return -np.partition(-sims, k - 1, axis=1)[:, :k] if sims.shape[1] > k else sims
 
 
 def _validated(listings: pd.DataFrame) -> pd.DataFrame:

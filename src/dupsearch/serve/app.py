@@ -428,8 +428,9 @@ class GroupCommitWriter:
 
     A group is a run of queued writes of one kind (upsert or remove), at most ``max_group``
     listings (a bulk write larger than that goes alone, whole), with no item_id twice (a second
-    write of an id waits for the next group, so the later one wins). Each group is one ``Index.upsert`` / ``Index.remove`` call in the writer's thread,
-    holding ``lock`` exclusively. When idle for ``refresh_s`` the writer picks up generations
+    write of an id waits for the next group, so the later one wins), and upserts answered without
+    matches (``top=0``) apart from those answered with them. Each group is one ``Index.upsert`` /
+    ``Index.remove`` call in the writer's thread, holding ``lock`` exclusively. When idle for ``refresh_s`` the writer picks up generations
     that another process committed (``Index.refresh``), so reads do not stay stale.
     """
 
@@ -445,7 +446,8 @@ class GroupCommitWriter:
         self._expect, self._last_commit_s = 0, 0.0  # see _gather
 
     def __len__(self) -> int:
-        return len(self._pending)
+        """Listings queued (a bulk write counts each of its listings)."""
+        return sum(len(write.item_ids) for write in self._pending)
 
     def start(self) -> None:
         self._wake = asyncio.Event()
@@ -527,8 +529,10 @@ class GroupCommitWriter:
     def _take_group(self) -> list[_Write]:
         first = self._pending.popleft()
         group, ids = [first], set(first.item_ids)
+        # writes answered without matches (top=0) go apart: in a group they would be matched too
         while (self._pending and len(ids) + len(self._pending[0].item_ids) <= self.max_group
-               and self._pending[0].kind == first.kind and ids.isdisjoint(self._pending[0].item_ids)):
+               and self._pending[0].kind == first.kind and ids.isdisjoint(self._pending[0].item_ids)
+               and (self._pending[0].top == 0) == (first.top == 0)):
             write = self._pending.popleft()
             group.append(write)
             ids.update(write.item_ids)
@@ -807,13 +811,19 @@ def create_app(index, *, tokens: TokenStore | Iterable[str] | str | None = None,
 
     snapshot = (Path(metrics_dir) / f"worker-{worker}.prom") if metrics_dir is not None and worker else None
 
-    def write_snapshot() -> None:
+    snapshot_failed = threading.Event()  # warned once, not every second
+
+    def write_snapshot(text: str | None = None) -> str:
+        text = metrics.render() if text is None else text
         try:  # replaced whole: a scrape in another worker never reads half a file
             tmp = snapshot.with_name(f".{snapshot.name}.{os.getpid()}.tmp")
-            tmp.write_text(metrics.render(), encoding="utf-8")
+            tmp.write_text(text, encoding="utf-8")
             os.replace(tmp, snapshot)
         except OSError as exc:
-            log.warning("could not write this worker's metrics for the others: %s", exc)
+            if not snapshot_failed.is_set():
+                snapshot_failed.set()
+                log.warning("could not write this worker's metrics for the others: %s", exc)
+        return text
 
     async def snapshots() -> None:
         while True:
@@ -1037,7 +1047,9 @@ def create_app(index, *, tokens: TokenStore | Iterable[str] | str | None = None,
     async def metrics_text():
         if snapshot is None:
             return Response(metrics.render(), media_type=CONTENT_TYPE)
-        texts = [metrics.render()]  # this worker's now, the others' latest snapshots
+        # this worker's numbers now, saved first: a later scrape through another worker then
+        # reads them at least this new (a counter seen to fall would read as a reset)
+        texts = [write_snapshot()]
         for other in sorted(snapshot.parent.glob("worker-*.prom")):
             if other.name != snapshot.name:
                 try:

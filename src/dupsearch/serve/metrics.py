@@ -143,7 +143,7 @@ class ServiceMetrics:
                                "Index write calls (each commits one group of queued writes), by kind.",
                                ["kind"])
         self.batch_size = Histogram("dupsearch_group_commit_size",
-                                    "Writes committed together in one index call (group commit).",
+                                    "Listings written together in one index call (group commit).",
                                     ["kind"], buckets=BATCH_BUCKETS)
         self.match_batch_size = Histogram("dupsearch_match_batch_size",
                                           "Single-listing matches answered together in one index call.",
@@ -156,7 +156,7 @@ class ServiceMetrics:
                                 ["route"])
         self._gauges = [
             Gauge("dupsearch_index_listings", "Live listings in the index.", listings),
-            Gauge("dupsearch_write_queue_listings", "Writes queued for the next group commit.", queued),
+            Gauge("dupsearch_write_queue_listings", "Listings queued for the next group commits.", queued),
         ]
 
     def render(self) -> str:
