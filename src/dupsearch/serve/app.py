@@ -430,8 +430,9 @@ class GroupCommitWriter:
     listings (a bulk write larger than that goes alone, whole), with no item_id twice (a second
     write of an id waits for the next group, so the later one wins), and upserts answered without
     matches (``top=0``) apart from those answered with them. Each group is one ``Index.upsert`` /
-    ``Index.remove`` call in the writer's thread, holding ``lock`` exclusively. When idle for ``refresh_s`` the writer picks up generations
-    that another process committed (``Index.refresh``), so reads do not stay stale.
+    ``Index.remove`` call in the writer's thread, holding ``lock`` exclusively. When idle for
+    ``refresh_s`` the writer picks up generations that another process committed
+    (``Index.refresh``), so reads do not stay stale.
     """
 
     def __init__(self, index, metrics: ServiceMetrics, lock: ReadWriteLock, max_group: int = DEFAULT_MAX_GROUP,
