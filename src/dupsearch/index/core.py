@@ -164,13 +164,6 @@ class _AnnPart:
             found = cache[lo] = (lo + o, rad[o], bool(np.all(o[1:] > o[:-1])))
         return found
 
-    def partition(self, key: np.uint64) -> tuple[np.ndarray, np.ndarray]:
-        """The partition's local rows and their vectors: a slice of the memory-mapped file (saved
-        in partition order, so that an exact search reads it in place instead of gathering rows)."""
-        lo = int(np.searchsorted(self.sorted_part, key, side="left"))
-        hi = int(np.searchsorted(self.sorted_part, key, side="right"))
-        return self.order[lo:hi], self.vectors[lo:hi]
-
 
 @dataclass
 class _Segment:
@@ -613,12 +606,9 @@ class Index:
         has_vec = np.abs(V).sum(axis=1) > 0 if V.shape[1] else np.zeros(len(listings), bool)
         empty = np.empty(0, np.int64), np.empty(0, np.int64)
         # the listings grouped by partition once; each segment looks all the keys up at once
-        qrows = np.flatnonzero(has_vec)
-        qrows = qrows[np.argsort(part[qrows], kind="stable")]
+        qrows, ukeys, kstart, kend = _grouped_by_key(part, has_vec)
         if not len(qrows):
             return empty
-        ukeys, kstart = np.unique(part[qrows], return_index=True)
-        kend = np.r_[kstart[1:], len(qrows)]
         q_parts, r_parts, s_parts, near_parts = [], [], [], []
         scanned = False  # rows scanned beside an HNSW search: a pair may then come twice
         for seg in self._segments:
@@ -1172,12 +1162,9 @@ def _new_radius(index: Index | None, bname: str, blocker, V: np.ndarray, part: n
     n, k = len(V), blocker.k
     out = np.full(n, -np.inf, np.float32)
     has_vec = np.abs(V).sum(axis=1) > 0 if V.shape[1] else np.zeros(n, bool)
-    qrows = np.flatnonzero(has_vec)
+    qrows, ukeys, kstart, kend = _grouped_by_key(part, has_vec)
     if not len(qrows):
         return out
-    qrows = qrows[np.argsort(part[qrows], kind="stable")]
-    ukeys, kstart = np.unique(part[qrows], return_index=True)
-    kend = np.r_[kstart[1:], len(qrows)]
     groups = [qrows[a:b] for a, b in zip(kstart.tolist(), kend.tolist())]
     best = []  # per key: its new rows' k best similarities so far (the batch's own first)
     for q in groups:
@@ -1202,6 +1189,15 @@ def _new_radius(index: Index | None, bname: str, blocker, V: np.ndarray, part: n
         if sims.shape[1] >= k:
             out[q] = sims.min(axis=1)
     return out
+
+
+def _grouped_by_key(part: np.ndarray, has_vec: np.ndarray):
+    """The rows with a vector sorted by partition key (stable), the distinct keys, and where
+    each key's rows start and end in that order: a batch's listings looked up once per segment."""
+    qrows = np.flatnonzero(has_vec)
+    qrows = qrows[np.argsort(part[qrows], kind="stable")]
+    ukeys, kstart = np.unique(part[qrows], return_index=True)
+    return qrows, ukeys, kstart, np.r_[kstart[1:], len(qrows)]
 
 
 def _k_best(sims: np.ndarray, k: int) -> np.ndarray:
