@@ -495,3 +495,30 @@ def test_hashed_tfidf_vectors_put_lookalike_copies_together(reduce):
     assert sims[0, 1] > sims[0, 2:6].max() + 0.3
     with pytest.raises(ValueError, match="reduce must be"):
         HashedTfidfVectors(reduce="pca")
+
+
+def test_small_inputs_take_the_short_paths_to_the_same_numbers():
+    """An online match embeds and keys a listing or a few: the TF-IDF weighting without
+    scikit-learn's validation and the hash without factorising give what the long paths give
+    (on every reduction, and with missing keys, which hash otherwise unfactorised)."""
+    import dupsearch.candidates.ann as ann
+    from dupsearch.candidates.ann import HashedTfidfVectors
+    from dupsearch.candidates.blocking import stable_hashes
+
+    listings = generate_marketplace(n_listings=600, seed=3).listings
+    texts = (listings["title"] + " " + listings["description"]).tolist() + ["", "  ", "Ёлка ёлка ЁЛКА", "x"]
+    for settings in ({}, {"char_ngram": 3}, {"reduce": "svd", "dim": 16}):
+        vec = HashedTfidfVectors(sample=400, **settings).fit(texts[:500])
+        X = vec._hashed([ann.skeleton(t) for t in texts])
+        if vec.used_ is not None:
+            X = X[:, vec.used_]
+        want, got = vec.tfidf_.transform(X), vec._weighted(X)
+        assert got.dtype == want.dtype == np.float32
+        for part in ("indptr", "indices", "data"):
+            assert np.array_equal(getattr(got, part), getattr(want, part)), (settings, part)
+        one = vec.transform(texts[-3:-2])
+        assert np.array_equal(one, vec.transform(texts)[-3:-2])
+    keys = listings["seller_id"].astype(str).to_numpy(dtype=object)
+    for values in (keys[:1], keys[:40], keys[:256], keys[:257], keys,
+                   np.array(["a", None, "b"], dtype=object), np.array([None], dtype=object)):
+        assert np.array_equal(stable_hashes(values), pd.util.hash_array(values))

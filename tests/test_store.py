@@ -129,6 +129,32 @@ def test_gather_from_saved_and_built_stores_equals_a_store_of_those_rows(fitted,
                                                 unique_ids=False))
 
 
+def test_nonempty_of_a_lazy_gather_asks_its_sources_and_makes_no_strings(fitted, tmp_path):
+    """Which rows have a text (the families' empty-is-missing test) is read from the sources of
+    a lazily gathered store, memory-mapped Arrow offsets included, and equals the strings' own
+    emptiness; the text column itself stays ungathered."""
+    listings, _, _, pipe = fitted
+    listings = listings.copy()
+    listings.loc[[0, 3], "description"] = ""
+    listings.loc[[1, 3], "title"] = ""
+    k = len(listings) // 2
+    a, b = listings.iloc[:k].reset_index(drop=True), listings.iloc[k:].reset_index(drop=True)
+    saved = ListingStore.open(pipe.build_store(a).save(tmp_path / "a"))
+    built = pipe.build_store(b)
+    ra, rb = np.array([3, 0, 1, k - 1, 3, 2]), np.array([1, 0])
+    lazy = ListingStore.gather([(built, rb), (saved, ra)], lazy=True)
+    eager = ListingStore.gather([(built, rb), (saved, ra)])
+    for field in ("title", "description", "all"):
+        has = lazy.nonempty(field)
+        assert field in lazy._lazy  # answered without gathering the strings
+        want = np.array([len(t) > 0 for t in eager[field]])
+        assert has.dtype == bool and np.array_equal(has, want), field
+        assert np.array_equal(saved.nonempty(field)[ra], want[len(rb):])
+    assert not lazy.nonempty("description")[[2, 3, 6]].any() and not lazy.nonempty("title")[[4, 6]].any()
+    lazy.put("title", np.array(["x"] * lazy.n, dtype=object))  # a column replaced: asked anew
+    assert lazy.nonempty("title").all()
+
+
 def test_append_refuses_a_store_of_another_pipeline(fitted):
     listings, _, _, pipe = fitted
     other = FeaturePipeline(FeatureConfig(families=("price", "lengths"))).fit(listings)

@@ -176,7 +176,16 @@ def key_hashes(keys: np.ndarray) -> np.ndarray:
         return keys
     if keys.dtype.kind in "iu":
         return keys.astype(np.uint64)
-    return pd.util.hash_array(keys.astype(object)) if len(keys) else np.empty(0, np.uint64)
+    return stable_hashes(keys.astype(object)) if len(keys) else np.empty(0, np.uint64)
+
+
+def stable_hashes(values: np.ndarray) -> np.ndarray:
+    """pandas' fixed-key hash of an object array. A large one is factorised first (each distinct
+    value hashed once); a few values without a missing one (an online match's keys) are hashed
+    as they are: the same hashes, without the factorising's ~0.3 ms. (Missing values hash
+    differently in the two ways: those arrays always take the first.)"""
+    small = len(values) <= 256 and not pd.isna(values).any()
+    return pd.util.hash_array(values, categorize=not small)
 
 
 def _keyed(rows: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -48,18 +48,8 @@ def tagged_overlap(store, name: str, ia: np.ndarray, ib: np.ndarray):
 
 
 def filled(store, field: str) -> np.ndarray:
-    """Per store row: whether the prepared text ``field`` is non-empty. Computed once per store
-    (cached on it) from the stored strings: Arrow's length kernel for a store opened from disk."""
-    cache = store.__dict__.setdefault("_filled", {})
-    if field not in cache:
-        col = store[field]
-        if hasattr(col, "array"):  # StringColumn: memory-mapped Arrow strings
-            import pyarrow.compute as pc
-            lengths = pc.utf8_length(col.array).to_numpy(zero_copy_only=False)
-            cache[field] = np.asarray(lengths) > 0
-        else:
-            cache[field] = np.fromiter(map(len, col), dtype=np.int64, count=len(col)) > 0
-    return cache[field]
+    """Per store row: whether the prepared text ``field`` is non-empty (``ListingStore.nonempty``)."""
+    return store.nonempty(field)
 
 
 def _strings(column: pd.Series) -> np.ndarray:
@@ -76,6 +66,7 @@ class StoreBuilder:
     def __init__(self, prepared: pd.DataFrame):
         self.prepared = prepared.reset_index(drop=True)
         self.n = len(self.prepared)
+        self._texts: dict[str, list[str]] = {}
         self._tokens: dict[str, list[list[str]]] = {}
         self._hashes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -90,7 +81,11 @@ class StoreBuilder:
         return store
 
     def texts(self, field: str) -> list[str]:
-        return _strings(self.prepared[field]).tolist()
+        """The field's prepared strings (one list per field, shared by the families: read, never
+        changed; a store of one listing asked pandas for them 26 times)."""
+        if field not in self._texts:
+            self._texts[field] = _strings(self.prepared[field]).tolist()
+        return self._texts[field]
 
     def tokens(self, field: str) -> list[list[str]]:
         if field not in self._tokens:

@@ -184,7 +184,16 @@ def _gather_column(parts: list, name: str, kind: str):
         for c, rows in cols[1:]:
             col = col.concat(c.take(rows))
         return col
-    return np.concatenate([np.asarray(c[rows]) for c, rows in cols])
+    return np.concatenate([_taken(c, rows) for c, rows in cols])
+
+
+def _taken(col, rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` of a column: ``np.take`` on an array (a memmap viewed as a plain array:
+    indexing a memmap builds a memmap subclass, 3-5x slower for the few thousand rows a match
+    gathers), the column's own indexing otherwise (StringColumn)."""
+    if isinstance(col, np.ndarray):
+        return np.take(col.view(np.ndarray) if isinstance(col, np.memmap) else col, rows, axis=0)
+    return np.asarray(col[rows])
 
 
 class ListingStore:
@@ -207,6 +216,8 @@ class ListingStore:
         self._arrow: pa.Table | None = None  # string columns of a store opened from disk
         # column -> (kind, maker): gathered when first read (an online match reads a few columns)
         self._lazy: dict[str, tuple[str, Any]] = {}
+        self._sources: list | None = None  # a lazily gathered store's (store, rows) parts
+        self._nonempty: dict[str, np.ndarray] = {}
         self._index: pd.Index | None = None
 
     # ---- columns --------------------------------------------------------------------
@@ -234,6 +245,7 @@ class ListingStore:
             if other != kind:
                 getattr(self, other).pop(name, None)
         self._lazy.pop(name, None)
+        self._nonempty.pop(name, None)
         store[name] = value
 
     def get(self, name: str):
@@ -251,6 +263,25 @@ class ListingStore:
         raise KeyError(f"the listing store has no column {name!r}")
 
     __getitem__ = get
+
+    def nonempty(self, name: str) -> np.ndarray:
+        """Per row: whether the string column ``name`` is non-empty (cached). A store opened from
+        disk reads the Arrow offsets, and a lazily gathered one asks its sources: no Python string
+        is made (an online match's candidates would otherwise turn a long text column into
+        strings only to test it: ~30 ms a thousand listings for ``all``)."""
+        found = self._nonempty.get(name)
+        if found is None:
+            if name in self._lazy and self._sources is not None:
+                found = np.concatenate([s.nonempty(name)[rows] for s, rows in self._sources])
+            else:
+                col = self.get(name)
+                if isinstance(col, StringColumn):
+                    import pyarrow.compute as pc
+                    found = pc.binary_length(col.array).to_numpy(zero_copy_only=False) > 0
+                else:
+                    found = np.fromiter(map(len, col), dtype=np.int64, count=len(col)) > 0
+            found = self._nonempty[name] = np.asarray(found, bool)
+        return found
 
     def __contains__(self, name: str) -> bool:
         return any(name in getattr(self, k) for k in KINDS) or name in self._lazy or (
@@ -306,6 +337,8 @@ class ListingStore:
         parts = [(s, np.arange(s.n, dtype=np.int64) if rows is None else np.asarray(rows, np.int64))
                  for s, rows in parts]
         out = ListingStore(np.concatenate([s.ids[rows] for s, rows in parts]), first.meta)
+        if lazy:
+            out._sources = parts
         for name, kind in first.columns().items():
             if lazy:
                 out._lazy[name] = (kind, lambda name=name, kind=kind: _gather_column(parts, name, kind))

@@ -110,15 +110,19 @@ class GBDTModel:
         """Probability of class 1 per row of X. ``shared``: a dict that models scoring the same X
         pass along, so that X is converted to the booster's input once, not once per model."""
         if self.config.backend == "catboost":
+            from catboost import Pool
+
             from dupsearch.threads import thread_limit
+            # a few pairs (an online match): one thread
+            threads = 1 if len(X) < 2_000 else thread_limit(-1)
             key = ("catboost", tuple(self.categorical))
             data = None if shared is None else shared.get(key)
             if data is None:
-                data = self._cb_features(X)
+                # the Pool catboost's predict would build from these features, built once for
+                # the seeds' models (~0.3 ms a model for an online match's few pairs)
+                data = Pool(self._cb_features(X), thread_count=threads)
                 if shared is not None:
                     shared[key] = data
-            # a few pairs (an online match): one thread
-            threads = 1 if len(X) < 2_000 else thread_limit(-1)
             return self.booster_.predict_proba(data, thread_count=threads)[:, 1]
         return self.booster_.predict_proba(self._lgb_frame(X, fit=False),
                                            num_iteration=self.best_iteration_)[:, 1]
