@@ -522,3 +522,27 @@ def test_small_inputs_take_the_short_paths_to_the_same_numbers():
     for values in (keys[:1], keys[:40], keys[:256], keys[:257], keys,
                    np.array(["a", None, "b"], dtype=object), np.array([None], dtype=object)):
         assert np.array_equal(stable_hashes(values), pd.util.hash_array(values))
+
+
+def test_column_keys_of_a_few_listings_equal_the_pandas_path():
+    """A few listings' keys are joined in Python; the keys and rows equal pandas' for every mix
+    of strings, padding, blanks and missing values, and other types still take pandas' path."""
+    from dupsearch.candidates.blocking import SMALL_KEYS, ColumnKeyBlocker
+
+    rng = np.random.default_rng(7)
+    pool = ["s1", " s1 ", "\u3000s2\x1f", "", "  ", None, np.nan, pd.NA, "Ёж\u00a0", "a\x1fb", "\x85"]
+    blocker = ColumnKeyBlocker(["seller_id", "category_l2"])
+    for trial in range(60):
+        n = int(rng.integers(1, SMALL_KEYS + 1))
+        frame = pd.DataFrame({c: pd.Series([pool[i] for i in rng.integers(0, len(pool), n)], dtype=object)
+                              for c in ("seller_id", "category_l2")})
+        if trial % 3 == 1:
+            frame = frame.astype({"seller_id": "string"})
+        if trial % 3 == 2:
+            frame.loc[0, "category_l2"] = 7.0  # not a str: pandas' own conversion
+        rows, keys = blocker.block_keys(frame)
+        big = pd.concat([frame] * (SMALL_KEYS // n + 1), ignore_index=True)  # past SMALL_KEYS: pandas
+        want_rows, want_keys = blocker.block_keys(big)
+        first = want_rows < n
+        assert np.array_equal(rows, want_rows[first]) and list(keys) == list(want_keys[first]), trial
+        assert keys.dtype == object and rows.dtype == np.int64

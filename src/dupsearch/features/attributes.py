@@ -78,7 +78,7 @@ class AttributeFamily(Family):
         self.global_code_ = int(hash_strings([GLOBAL]).view(np.int64)[0])
 
     def listing_state(self, builder):
-        dicts = builder.prepared["attributes"].tolist()
+        dicts = builder.column("attributes").tolist()
         lengths = np.fromiter(map(len, dicts), np.int64, count=len(dicts))
         keys = np.fromiter((k for d in dicts for k in d), object, count=int(lengths.sum()))
         vals = np.fromiter((v for d in dicts for v in d.values()), object, count=int(lengths.sum()))

@@ -47,7 +47,15 @@ def _norm_attributes(attrs: object) -> dict[str, str]:
 
 
 def prepare_listings(listings: pd.DataFrame, cleaner=None) -> pd.DataFrame:
-    """Normalized per-listing fields, computed once per listing (not per pair).
+    """Normalized per-listing fields, computed once per listing (not per pair), as a DataFrame
+    (``prepared_columns``)."""
+    return pd.DataFrame(prepared_columns(listings, cleaner), columns=PREPARED_COLUMNS, copy=False)
+
+
+def prepared_columns(listings: pd.DataFrame, cleaner=None) -> dict:
+    """Normalized per-listing fields, computed once per listing (not per pair): column name ->
+    Series (or array), in ``PREPARED_COLUMNS``. A store is built from these columns as they are
+    (a DataFrame of them cost ~0.6 ms: a few percent of matching one listing).
 
     `cleaner` (a fitted ``HomoglyphCleaner``) undoes look-alike letter swaps in title
     and description before normalization; ``title_raw``/``description_raw`` keep the
@@ -99,7 +107,7 @@ def prepare_listings(listings: pd.DataFrame, cleaner=None) -> pd.DataFrame:
             filled += np.fromiter(map(len, out[f]), np.int64, count=n) > 0
     frame = {c: _object_array(v) for c, v in out.items()}
     frame.update(price=price, images=_object_array(images), n_images=n_images, fill_rate=filled / len(_FILL_FIELDS))
-    return pd.DataFrame(frame, columns=PREPARED_COLUMNS, copy=False)
+    return {c: frame[c] for c in PREPARED_COLUMNS}
 
 
 def _object_array(values: list) -> pd.Series:

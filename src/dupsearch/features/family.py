@@ -63,28 +63,50 @@ def _strings(column: pd.Series) -> np.ndarray:
 class StoreBuilder:
     """The prepared listings a store is built from, with per-field tokens shared by families."""
 
-    def __init__(self, prepared: pd.DataFrame):
-        self.prepared = prepared.reset_index(drop=True)
-        self.n = len(self.prepared)
+    def __init__(self, prepared: pd.DataFrame | dict):
+        # prepared listings: a DataFrame, or its columns (``prepared_columns``: the frame is
+        # then made only if a family asks for it)
+        if isinstance(prepared, pd.DataFrame):
+            self._frame, self._columns = prepared.reset_index(drop=True), None
+            self.n = len(self._frame)
+        else:
+            self._frame, self._columns = None, dict(prepared)
+            self.n = len(next(iter(self._columns.values()))) if self._columns else 0
         self._texts: dict[str, list[str]] = {}
         self._tokens: dict[str, list[list[str]]] = {}
         self._hashes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
+    @property
+    def prepared(self) -> pd.DataFrame:
+        """The prepared listings as a DataFrame."""
+        if self._frame is None:
+            from dupsearch.features.base import PREPARED_COLUMNS
+            self._frame = pd.DataFrame(self._columns, columns=[c for c in PREPARED_COLUMNS if c in self._columns]
+                                       + [c for c in self._columns if c not in PREPARED_COLUMNS], copy=False)
+        return self._frame
+
+    def column(self, name: str) -> pd.Series:
+        """One prepared column."""
+        if self._columns is not None:
+            col = self._columns[name]
+            return col if isinstance(col, pd.Series) else pd.Series(col, copy=False)
+        return self._frame[name]
+
     def store(self):
         """A listing store holding the prepared fields that families read directly."""
         from dupsearch.features.store import ListingStore
-        store = ListingStore(_strings(self.prepared["item_id"]))
+        store = ListingStore(_strings(self.column("item_id")))
         for c in BASE_STRINGS:
-            store.put(c, _strings(self.prepared[c]))
+            store.put(c, _strings(self.column(c)))
         for c in BASE_NUMBERS:
-            store.put(c, self.prepared[c].to_numpy(dtype=float))
+            store.put(c, self.column(c).to_numpy(dtype=float))
         return store
 
     def texts(self, field: str) -> list[str]:
         """The field's prepared strings (one list per field, shared by the families: read, never
         changed; a store of one listing asked pandas for them 26 times)."""
         if field not in self._texts:
-            self._texts[field] = _strings(self.prepared[field]).tolist()
+            self._texts[field] = _strings(self.column(field)).tolist()
         return self._texts[field]
 
     def tokens(self, field: str) -> list[list[str]]:

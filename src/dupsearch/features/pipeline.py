@@ -18,7 +18,7 @@ import pandas as pd
 from dupsearch.config import FAMILY_NAMES, FeatureConfig
 from dupsearch.features.antiwords import AntiwordFamily
 from dupsearch.features.attributes import AttributeFamily
-from dupsearch.features.base import CATEGORY_COLUMNS, prepare_listings
+from dupsearch.features.base import CATEGORY_COLUMNS, prepare_listings, prepared_columns
 from dupsearch.features.category import CATEGORICAL, CategoryFamily
 from dupsearch.features.corpus import CorpusFamily
 from dupsearch.features.embeddings import (ImageFamily, TextEmbeddingFamily, image_column, present_column,
@@ -286,16 +286,19 @@ class FeaturePipeline:
         """Every listing's per-listing work, once: a ListingStore with one row per listing (in order)."""
         if not self.families_:
             self.check_fitted()
-        builder = StoreBuilder(self.prepare(listings))
+        builder = StoreBuilder(prepared_columns(listings, self.cleaner_))
         store = builder.store()
         store.meta["pipeline"] = self.digest()
-        if unique_ids:
-            store.rows(store.ids[:1])  # a repeated item_id is an error here, not a silent mix-up
+        # a repeated item_id is an error here, not a silent mix-up (a few ids: a set tells at
+        # once; the store's id index, which names the repeat, costs ~0.1 ms to build)
+        if unique_ids and (store.n > 1000 or len(set(store.ids.tolist())) != store.n):
+            store.rows(store.ids[:1])
         for fam in self.families_:
             for name, col in fam.listing_state(builder).items():
                 store.put(name, col)
-        for name, col in self._embedding_state(builder.prepared, progress).items():
-            store.put(name, col)
+        if self.text_encoders_ or self.image_encoders_:  # (the prepared frame is made only then)
+            for name, col in self._embedding_state(builder.prepared, progress).items():
+                store.put(name, col)
         return store
 
     def digest(self) -> str:
