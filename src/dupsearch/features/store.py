@@ -233,8 +233,9 @@ class ListingStore:
         if isinstance(value, Ragged):
             kind, store = "ragged", self.ragged
         elif sp.issparse(value):
-            value = sp.csr_matrix(value)
-            value.sort_indices()
+            if not (type(value) is sp.csr_matrix and value.has_sorted_indices):  # (a gathered column is)
+                value = sp.csr_matrix(value)
+                value.sort_indices()
             kind, store = "sparse", self.sparse
         else:
             value = np.asarray(value)

@@ -347,6 +347,15 @@ def _row_numbers(df: pd.DataFrame, first_row: int = 1) -> np.ndarray:
 # --------------------------------------------------------------------------- listings
 
 
+def _frame_of_columns(columns: dict[str, pd.Series], n: int) -> pd.DataFrame:
+    """A frame of Series that all have the index 0..n-1, from their arrays: the same frame as
+    ``pd.DataFrame(columns)`` without aligning their indexes (~0.35 ms of ~0.5 for one listing)."""
+    plain = pd.RangeIndex(n)
+    if all(isinstance(c, pd.Series) and c.index.equals(plain) for c in columns.values()):
+        return pd.DataFrame({k: c.array for k, c in columns.items()}, copy=False)
+    return pd.DataFrame(columns)
+
+
 def normalize_listings(df: pd.DataFrame, *, source: str = MEMORY_SOURCE, first_row: int = 1
                        ) -> tuple[pd.DataFrame, LoadReport]:
     """Validate a listings frame and coerce it to the canonical columns and dtypes.
@@ -386,7 +395,7 @@ def normalize_listings(df: pd.DataFrame, *, source: str = MEMORY_SOURCE, first_r
     for column in df.columns:  # extra columns ride along, after the listing columns
         if column not in LISTING_COLUMNS:
             out[column] = df[column].reset_index(drop=True)
-    result = pd.DataFrame(out)
+    result = _frame_of_columns(out, len(df))
     report.rows_kept = len(result)
     return result, report
 
