@@ -1,7 +1,7 @@
 """What a match call costs by its size, in one process on one thread (as one server worker runs).
 
     python scripts/bench_match_calls.py --index OUT/index --listings M/listings.parquet \\
-        [--hold 2000] [--sizes 1,5,20,1000] [--repeats 3] [--json OUT.json]
+        [--hold 2000] [--sizes 1,5,20,1000] [--repeats 3] [--label NAME] [--json OUT.json]
 
 Opens the index that `python -m dupsearch.bench.index` built (`scripts/bench_index.sh`), warms
 it, then calls ``Index.match`` on the held-back listings (the same set as the index benchmark)
@@ -31,6 +31,7 @@ def main(argv=None) -> None:
     ap.add_argument("--hold", type=int, default=2000)
     ap.add_argument("--sizes", default="1,5,20,1000")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--label", default="", help="what the code measured is, for the table (e.g. 'before')")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args(argv)
     try:
@@ -69,7 +70,9 @@ def main(argv=None) -> None:
         rows.append({"size": size, "calls": len(starts), "ms_per_call": round(best * 1e3, 2),
                      "ms_per_listing": round(best * 1e3 / n, 3)})
         print(f"calls of {size}: {best * 1e3:.1f} ms a call, {best * 1e3 / n:.2f} ms a listing", flush=True)
-    res = {**source, "index_listings": len(index), "held_back": len(new), "repeats": a.repeats, "calls": rows}
+    res = {**source, "label": a.label, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+           "index_listings": len(index), "index_segments": len(index._segments), "held_back": len(new),
+           "repeats": a.repeats, "calls": rows}
     if a.json:
         from dupsearch.atomic import atomic_write_json
         atomic_write_json(a.json, res)
