@@ -79,7 +79,7 @@ def test_benchmarks_md_tables_are_the_saved_results():
         "store-dedup-1m", "index-online-1m", "index-online-300k", "spark-engine", "groups-thresholds",
         "default-model", "labelling-curve", "accuracy-blend", "accuracy-dirty", "accuracy-rouge",
         "accuracy-precision", "accuracy-online", "store-feature-sets", "index-online-1m-online-features",
-        "accuracy-threshold-rules", "accuracy-threshold-rule-test"}
+        "accuracy-threshold-rules", "accuracy-threshold-rule-test", "index-match-calls"}
     assert render(text) == text
     assert main(["--check"]) == 0
     for variant in ("default", "minilm"):
@@ -91,6 +91,27 @@ def test_benchmarks_md_tables_are_the_saved_results():
     reliability = SAVED.parents[1] / "RELIABILITY.md"
     assert "<!-- generated: reliability-garbage -->" in reliability.read_text(encoding="utf-8")
     assert main([str(reliability), "--check"]) == 0
+
+
+def test_the_match_calls_table_puts_each_run_in_the_order_measured(tmp_path, monkeypatch):
+    import json
+
+    import dupsearch.bench.render as render
+    monkeypatch.setattr(render, "INDEX", tmp_path)
+    assert "No runs saved" in render.match_calls_table()
+    (tmp_path / "1m-online").mkdir()
+    for name, when, commit, ms in (("z", "2026-01-02T00:00:00", "b" * 40, 9.0), ("a", "2026-01-03T00:00:00", "a" * 40, 4.5)):
+        calls = [{"size": 1, "calls": 300, "ms_per_call": ms, "ms_per_listing": ms},
+                 {"size": 1000, "calls": 2, "ms_per_call": 1000 * ms / 5, "ms_per_listing": ms / 5}]
+        (tmp_path / "1m-online" / f"match-calls-{name}.json").write_text(json.dumps(
+            {"commit": commit, "tree_dirty": name == "a", "label": name.upper(), "measured_at": when,
+             "repeats": 3, "calls": calls}))
+    table = render.match_calls_table()
+    head, _, one, thousand = table.splitlines()[:4]
+    assert head.index("Z (bbbbbbb)") < head.index("A (aaaaaaa)")  # measured first, shown first
+    assert one == "| 1 | 9.0 ms a call, 9.00 a listing | 4.5 ms a call, 4.50 a listing |"
+    assert thousand.startswith("| 1,000 | 1,800.0 ms a call, 1.80 a listing |")
+    assert "aaaaaaa*" in table  # a run from a tree with changes is starred
 
 
 def test_the_threshold_rule_table_pairs_the_rules_on_the_same_runs(tmp_path):
