@@ -19,7 +19,7 @@ large batch.
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
 from pathlib import Path
 
@@ -48,11 +48,17 @@ def main(argv=None) -> None:
     from dupsearch.bench.runner import source_commit
     from dupsearch.index import Index
 
+    from dupsearch.errors import DupsearchError
+
     source = source_commit()
-    listings, _ = read_listings(a.listings)
-    new = listings.iloc[held_back(listings, a.hold)].reset_index(drop=True)
-    del listings
-    index = Index.open(a.index)
+    try:
+        listings, _ = read_listings(a.listings)
+        new = listings.iloc[held_back(listings, a.hold)].reset_index(drop=True)
+        del listings
+        index = Index.open(a.index)
+    except (DupsearchError, OSError) as e:  # a missing or damaged file: one line, not a traceback
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     index.warm()
     index.match(new.iloc[:100])  # first-call costs (compilation, page faults) out of the timing
     rows = []
