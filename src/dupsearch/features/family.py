@@ -79,10 +79,8 @@ class StoreBuilder:
     @property
     def prepared(self) -> pd.DataFrame:
         """The prepared listings as a DataFrame."""
-        if self._frame is None:
-            from dupsearch.features.base import PREPARED_COLUMNS
-            self._frame = pd.DataFrame(self._columns, columns=[c for c in PREPARED_COLUMNS if c in self._columns]
-                                       + [c for c in self._columns if c not in PREPARED_COLUMNS], copy=False)
+        if self._frame is None:  # (prepared_columns gives the columns in PREPARED_COLUMNS order)
+            self._frame = pd.DataFrame(self._columns, copy=False)
         return self._frame
 
     def column(self, name: str) -> pd.Series:
