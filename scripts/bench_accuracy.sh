@@ -8,10 +8,12 @@
 #   online    the booster alone on `--features online` (what the index's lean features cost, ~2 min)
 #   default-dirty, blend-dirty   those on the dirty variants (values moved into the title, p 0.5;
 #             abt-buy, amazon-google, walmart-amazon: WDC records hold a title only)
+#   moves, moves-dirty   the booster trained with half its pairs also made dirty (--moved-text-share
+#             0.5), on the clean and the dirty records (~2 min per seed each)
 # Saves every run's JSON under bench-results/accuracy/<variant>/seed<S>/ (tracked: BENCHMARKS.md's
 # tables are generated from them) and regenerates those tables. Run it on a clean tree: each JSON
 # records the commit.
-#   bash scripts/bench_accuracy.sh [default|minilm|blend|blend-fp32|rouge|online|default-dirty|blend-dirty ...]
+#   bash scripts/bench_accuracy.sh [default|minilm|blend|blend-fp32|rouge|online|default-dirty|blend-dirty|moves|moves-dirty ...]
 #   (no argument: default and minilm)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
@@ -28,7 +30,9 @@ for variant in "${VARIANTS[@]}"; do
     online) extra=(--features online) ;;
     default-dirty) extra=(--dirty 0.5) ;;
     blend-dirty) extra=(--cross-encoder minilm --dirty 0.5) ;;
-    *) echo "unknown variant $variant (default, minilm, blend, blend-fp32, rouge, online, default-dirty, blend-dirty)" >&2; exit 2 ;;
+    moves) extra=(--moved-text-share 0.5) ;;
+    moves-dirty) extra=(--moved-text-share 0.5 --dirty 0.5) ;;
+    *) echo "unknown variant $variant (default, minilm, blend, blend-fp32, rouge, online, default-dirty, blend-dirty, moves, moves-dirty)" >&2; exit 2 ;;
   esac
   for seed in ${SEEDS:-0 100 200}; do
     out="bench-results/accuracy/$variant/seed$seed"

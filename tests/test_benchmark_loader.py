@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from dupsearch.errors import DataError
@@ -208,6 +209,44 @@ def test_dirty_benchmark_keeps_ids_and_pairs(tmp_path):
     assert row["title"].startswith("tv 42 lg") and not row["attributes"]
     with pytest.raises(ValueError, match="dirty"):
         load_benchmark(d, dirty=1.5)
+
+
+def test_values_moved_into_title_as_the_dirty_records_are(tmp_path):
+    """The listing-level twin of dirty_record (the training augmentation's): at p = 1 the
+    listing's dirty record's values all sit in the title, its fields emptied; at 0.5 each value
+    moves or stays, never both, never lost; the draw is the listing's id and the seed."""
+    from dupsearch.io.benchmark import values_moved_into_title
+    d = tmp_path / "ds"
+    d.mkdir()
+    for split in ("train", "valid", "test"):
+        write_split(d / f"{split}.txt", [f"{C}\t{A}\t0", f"{C}\t{C}\t1"])
+    clean, dirty = load_benchmark(d), load_benchmark(d, dirty=1.0)
+    before = clean.listings.copy(deep=True)
+    moved = values_moved_into_title(clean.listings, 1.0, seed=3)
+    assert clean.listings.equals(before)  # a copy: the caller's frame is as it was
+    assert list(moved["item_id"]) == list(clean.listings["item_id"])
+    by_id = dirty.listings.set_index("item_id")
+    for _, row in moved.iterrows():
+        assert sorted(row["title"].split()) == sorted(by_id.loc[row["item_id"], "title"].split())
+        assert not row["attributes"] and not row["description"] and np.isnan(row["price"])
+        assert all(pd.isna(row[c]) or row[c] == "" for c in ("category_l1", "category_l2"))
+    assert values_moved_into_title(clean.listings, 0.0).equals(clean.listings)
+
+    one = clean.listings.iloc[[0]].copy()
+    one["attributes"] = [{f"k{i}": f"v{i}" for i in range(8)}]
+    one["price"], one["description"] = 1234.5, "long words here"
+    values = ["long words here", *(f"v{i}" for i in range(8)), "1234.5"]
+    counts = []
+    for seed in range(30):
+        once = values_moved_into_title(one, 0.5, seed).iloc[0]
+        assert once.equals(values_moved_into_title(one, 0.5, seed).iloc[0])
+        title = once["title"][len(one["title"].iat[0]):]
+        stayed = [*once["attributes"].values(), *([once["description"]] if once["description"] else []),
+                  *([] if np.isnan(once["price"]) else ["1234.5"])]
+        gone = [v for v in values if f" {v}" in title]
+        assert sorted(stayed + gone) == sorted(values)
+        counts.append(len(gone))
+    assert 0 < np.mean(counts) < len(values)
 
 
 def test_source_commit_ignores_what_benchmarks_write(tmp_path):

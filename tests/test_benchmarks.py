@@ -79,7 +79,8 @@ def test_benchmarks_md_tables_are_the_saved_results():
         "store-dedup-1m", "index-online-1m", "index-online-300k", "spark-engine", "groups-thresholds",
         "default-model", "labelling-curve", "accuracy-blend", "accuracy-dirty", "accuracy-rouge",
         "accuracy-precision", "accuracy-online", "store-feature-sets", "index-online-1m-online-features",
-        "accuracy-threshold-rules", "accuracy-threshold-rule-test", "index-match-calls"}
+        "accuracy-threshold-rules", "accuracy-threshold-rule-test", "index-match-calls",
+        "accuracy-moves"}
     assert render(text) == text
     assert main(["--check"]) == 0
     for variant in ("default", "minilm"):
@@ -129,6 +130,28 @@ def test_the_threshold_rule_table_pairs_the_rules_on_the_same_runs(tmp_path):
     table = threshold_rule_test_table(tmp_path)
     assert "| blend | abt-buy | 0, 100 | 87.00 ± 1.00 | 88.50 ± 0.50 | +1.50 |" in table
     assert "from the 2 saved runs" in table and "1 older runs do not" in table
+
+
+def test_the_moved_text_table_pairs_runs_by_seed_clean_and_dirty(tmp_path):
+    import json
+    from dupsearch.bench.render import moves_table
+    assert "No moved-text runs" in moves_table(tmp_path)
+
+    def save(variant, seed, f1, pr_auc):
+        run = tmp_path / variant / f"seed{seed}" / "amazon-google.json"
+        run.parent.mkdir(parents=True, exist_ok=True)
+        run.write_text(json.dumps({"dataset": "amazon-google", "seed": seed, "commit": "b" * 40,
+                                   "f1": f1, "pr_auc": pr_auc}))
+    for seed, base, moved in ((0, 70.0, 71.0), (100, 72.0, 75.0), (200, 74.0, 74.0)):
+        save("default", seed, base, 0.77)
+        save("moves", seed, moved, 0.78)
+    save("default-dirty", 0, 60.0, 0.60)
+    save("moves-dirty", 0, 61.5, 0.62)
+    save("moves-dirty", 100, 66.0, 0.66)  # no booster-alone run at this seed: not paired
+    table = moves_table(tmp_path)
+    clean, dirty = table.split("**dirty records**")
+    assert "| amazon-google | 0, 100, 200 | 72.00 ± 1.63 | 73.33 ± 1.70 | +1.33 | 0.7700 | 0.7800 | +0.0100 |" in clean
+    assert "| amazon-google | 0 | 60.00 | 61.50 | +1.50 | 0.6000 | 0.6200 | +0.0200 |" in dirty
 
 
 def test_render_fails_check_when_a_figure_is_edited(tmp_path):

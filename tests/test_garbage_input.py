@@ -17,7 +17,7 @@ import pytest
 from conftest import fast_config
 from dupsearch.errors import DataError
 from dupsearch.io import read_listings
-from dupsearch.io.schema import normalize_listings
+from dupsearch.io.schema import CATEGORY_COLUMNS, normalize_listings
 from dupsearch.models import DuplicateMatcher
 from dupsearch.models.cv import group_folds
 from dupsearch.text.normalize import FORMAT_CHARS_RE, normalize_text
@@ -138,12 +138,33 @@ def test_antiwords_of_an_empty_field_are_missing_not_agreement():
 def test_training_sees_pairs_with_their_texts_emptied(market):
     m = DuplicateMatcher(fast_config(missing_text_share=0.2)).fit(market.listings, market.train, market.valid)
     assert m.metrics_["missing_text_pairs"] == round(0.2 * len(market.train))
-    assert m._missing_text_ is None  # training rows only, not kept in the fitted model
+    assert m._augmented_ == {}  # training rows only, not kept in the fitted model
     off = DuplicateMatcher(fast_config(missing_text_share=0.0)).fit(market.listings, market.train, market.valid)
     assert "missing_text_pairs" not in off.metrics_
     # emptied pairs get NaN text features: the models differ
     p_on, p_off = m.predict_proba(market.listings, market.test), off.predict_proba(market.listings, market.test)
     assert not np.allclose(p_on, p_off)
+
+
+def test_training_sees_pairs_with_values_moved_into_the_title(market):
+    """moved_text_share: a share of the training pairs also trained on with one side or both
+    made dirty; counted, not kept in the model, and it changes what the booster learns."""
+    m = DuplicateMatcher(fast_config(moved_text_share=0.3)).fit(market.listings, market.train, market.valid)
+    k = round(0.3 * len(market.train))
+    assert 0.8 * k <= m.metrics_["moved_text_pairs"] <= k  # a pair none of whose values moved is left out
+    assert m._augmented_ == {}
+    off = DuplicateMatcher(fast_config()).fit(market.listings, market.train, market.valid)
+    assert "moved_text_pairs" not in off.metrics_
+    assert off.metrics_["missing_text_pairs"] == m.metrics_["missing_text_pairs"]  # the two add up
+    p_on, p_off = m.predict_proba(market.listings, market.test), off.predict_proba(market.listings, market.test)
+    assert not np.allclose(p_on, p_off)
+    with pytest.raises(ValueError, match="moved_text_share"):
+        fast_config(moved_text_share=-0.1)
+    # listings that hold a title alone have nothing to move: no pair is added (WDC's records)
+    bare = market.listings.assign(description="", attributes=[{}] * len(market.listings), price=np.nan,
+                                  **{c: None for c in CATEGORY_COLUMNS if c in market.listings})
+    t = DuplicateMatcher(fast_config(moved_text_share=0.3)).fit(bare, market.train, market.valid)
+    assert "moved_text_pairs" not in t.metrics_
 
 
 def test_missing_text_share_is_checked():

@@ -188,6 +188,10 @@ class MatcherConfig:
     # side or both: empty text is missing evidence, and boosters must learn what that means
     # (ignored with stacking: a stacked model's score of an emptied pair is undefined). 0: off.
     missing_text_share: float = 0.1
+    # Share of the training pairs also trained on with one side's listing or both made dirty:
+    # each value other than the title moved into the title with probability 0.5, as in Magellan's
+    # dirty benchmarks (records whose price or brand sits in the title). 0: off.
+    moved_text_share: float = 0.0
     # The listings' column naming each listing's true group (the generator's): when the training
     # listings have it, clustering thresholds are chosen against it; else against the groups the
     # labelled duplicates form.
@@ -199,6 +203,8 @@ class MatcherConfig:
             raise ValueError(f"unknown threshold_rule {self.threshold_rule!r}; choose one of {THRESHOLD_RULES}")
         if not 0.0 <= self.missing_text_share <= 1.0:
             raise ValueError(f"missing_text_share must be in [0, 1], got {self.missing_text_share}")
+        if not 0.0 <= self.moved_text_share <= 1.0:
+            raise ValueError(f"moved_text_share must be in [0, 1], got {self.moved_text_share}")
         if self.enlarge is not None and self.stacking.enabled:
             raise ValueError("enlarge and stacking cannot be combined yet: the stacked models' scores of "
                              "the added pairs would come from models that saw the pairs they derive from")

@@ -115,6 +115,16 @@ def dirty_table(results: Path = RESULTS) -> str:
     return "\n\n".join(parts) if parts else "_No dirty runs saved yet._"
 
 
+def moves_table(results: Path = RESULTS) -> str:
+    """The moved-text augmentation (``bench --moved-text-share 0.5``), the booster alone, paired by
+    seed: on the clean records and on the dirty ones."""
+    parts = []
+    for base, variant, what in (("default", "moves", "clean records"), ("default-dirty", "moves-dirty", "dirty records")):
+        if load(variant, results):
+            parts.append(f"**{what}**\n\n" + _paired(base, variant, results, "without", "with moved-text pairs"))
+    return "\n\n".join(parts) if parts else "_No moved-text runs saved yet._"
+
+
 BUDGET_SECONDS = 15 * 60
 
 
@@ -503,7 +513,7 @@ BLOCKS = {"groups-thresholds": groups_thresholds_table, "default-model": default
           "store-feature-sets": feature_sets_table, "accuracy-online": online_table, "store-features": store_features_table, "store-dedup-100k": store_dedup_table("dd100k"),
           "store-dedup-1m": store_dedup_table("dd1m"),
           "accuracy-seed0": seed0_table, "accuracy-seeds": seed_table, "accuracy-minilm": minilm_table,
-          "accuracy-blend": blend_table, "accuracy-dirty": dirty_table, "accuracy-rouge": rouge_table,
+          "accuracy-blend": blend_table, "accuracy-dirty": dirty_table, "accuracy-moves": moves_table, "accuracy-rouge": rouge_table,
           "accuracy-precision": precision_table, "accuracy-threshold-rules": threshold_rules_table,
           "accuracy-threshold-rule-test": threshold_rule_test_table,
           "reliability-garbage": garbage_table, "spark-engine": spark_table}

@@ -137,6 +137,9 @@ THRESHOLD_RULE_HELP = ("How the threshold is read off the validation scores: the
                        "that best F1 (the F1-best threshold of calibrated probabilities; it moves less with "
                        "the pairs near the cut, but measured lower on test: BENCHMARKS.md). Every run also reports the "
                        "test F1 at each rule's threshold.")
+MOVED_TEXT_HELP = ("Also train the booster on this share of the training pairs with one side's listing or both "
+                   "made dirty (each value other than the title moved into the title with probability 0.5); "
+                   "0: off.")
 
 
 class Precision(str, Enum):
@@ -464,6 +467,7 @@ def bench(
     automl: bool = typer.Option(False, help=AUTOML_HELP),
     enlarge: bool = typer.Option(False, help=ENLARGE_HELP),
     threshold_rule: ThresholdRule = typer.Option(ThresholdRule.best_f1, help=THRESHOLD_RULE_HELP),
+    moved_text_share: float = typer.Option(0.0, min=0.0, max=1.0, help=MOVED_TEXT_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ):
     """Run one shared benchmark under its protocol: train on train, threshold and early
@@ -474,7 +478,7 @@ def bench(
     from dupsearch.bench import run_benchmark
     from dupsearch.models import GBDTConfig, MatcherConfig
     cfg = MatcherConfig(gbdt=GBDTConfig(backend=backend.value), n_models=n_models, seed=seed,
-                        threshold_rule=threshold_rule.value,
+                        threshold_rule=threshold_rule.value, moved_text_share=moved_text_share,
                         features=_with_rouge(replace(_features(text_encoder, None, features),
                                                      embedding_components=embedding_components), rouge),
                         stacking=replace(_stacking(cross_encoder, cross_encoder_epochs, cross_encoder_max_length,

@@ -97,6 +97,63 @@ def dirty_record(record: str, p: float = 0.5, seed: int = 0) -> str:
     return " ".join(f"COL {k} VAL {v}" for k, v in fields)
 
 
+def _price_text(price: float) -> str:
+    return f"{price:.2f}".rstrip("0").rstrip(".")
+
+
+def values_moved_into_title(listings: pd.DataFrame, p: float = 0.5, seed: int = 0) -> pd.DataFrame:
+    """The listings made dirty as ``dirty_record`` makes a record, on listing columns: each value
+    other than the title (the description, every attribute, the categories, the price) is moved
+    to the end of the title with probability ``p``, its field left empty (an attribute dropped,
+    the price missing). The draws depend on the listing's id and ``seed`` only. A copy; ids kept."""
+    out = listings.copy()
+    if p <= 0 or not len(out):
+        return out
+    cats = [c for c in CATEGORY_COLUMNS if c in out.columns]
+    has = {c: c in out.columns for c in ("description", "attributes", "price")}
+    titles, descs, attrs, prices = [], [], [], []
+    cat_values = {c: out[c].to_numpy(dtype=object).copy() for c in cats}
+    for i, (item_id, title) in enumerate(zip(out["item_id"].astype(str), out["title"].fillna("").astype(str))):
+        rng = np.random.default_rng([int(seed), int(hashlib.sha1(item_id.encode("utf-8")).hexdigest()[:8], 16)])
+        moved = []
+        desc = out["description"].iat[i] if has["description"] else None
+        if isinstance(desc, str) and desc and rng.random() < p:
+            moved.append(desc)
+            desc = ""
+        a = out["attributes"].iat[i] if has["attributes"] else None
+        if isinstance(a, dict) and a:
+            kept = {}
+            for k, v in a.items():
+                if v not in (None, "") and rng.random() < p:
+                    moved.append(str(v))
+                else:
+                    kept[k] = v
+            a = kept
+        for c in cats:
+            v = cat_values[c][i]
+            if isinstance(v, str) and v and rng.random() < p:
+                moved.append(v)
+                cat_values[c][i] = None
+        price = out["price"].iat[i] if has["price"] else np.nan
+        if price is not None and np.isfinite(price) and rng.random() < p:
+            moved.append(_price_text(float(price)))
+            price = np.nan
+        titles.append(" ".join([title, *moved]).strip())
+        descs.append(desc)
+        attrs.append(a)
+        prices.append(price)
+    out["title"] = pd.Series(titles, index=out.index, dtype=out["title"].dtype)
+    if has["description"]:
+        out["description"] = pd.Series(descs, index=out.index, dtype=out["description"].dtype)
+    if has["attributes"]:
+        out["attributes"] = pd.Series(attrs, index=out.index, dtype=object)
+    if has["price"]:
+        out["price"] = np.asarray(prices, dtype=float)
+    for c in cats:
+        out[c] = pd.Series(cat_values[c], index=out.index, dtype=out[c].dtype)
+    return out
+
+
 def load_benchmark_split(path: str | Path, dirty: float = 0.0, dirty_seed: int = 0
                          ) -> tuple[pd.DataFrame, pd.DataFrame, LoadReport]:
     """One benchmark file -> (listings, pairs, report). Pairs are item_id_a, item_id_b, label.

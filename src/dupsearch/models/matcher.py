@@ -37,6 +37,10 @@ KEY_DEPENDENCIES = ("numpy", "pandas", "scipy", "scikit-learn", "rapidfuzz", "ca
 MANIFEST = "manifest.json"
 # id suffix of a training listing's emptied-text copy (MatcherConfig.missing_text_share)
 MISSING_TEXT_SUFFIX = "\x1fmissing-text"
+# id suffix of a training listing's copy with values moved into its title (MatcherConfig.moved_text_share)
+MOVED_TEXT_SUFFIX = "\x1fmoved-text"
+# each value's probability of being moved in those copies: Magellan's dirty benchmarks used 0.5
+MOVED_TEXT_P = 0.5
 # Clustering thresholds are chosen over the candidates of at most this many training listings.
 CLUSTER_TUNING_LISTINGS = 20_000
 PAIR_CATEGORY = "pair_category"  # store column: the category the ensemble's per-category models use
@@ -117,7 +121,7 @@ class DuplicateMatcher:
         # None when the training pairs held too few true groups to choose them.
         self.cluster_thresholds_: dict[str, float] | None = None
         self.cluster_method_: str | None = None
-        self._missing_text_ = None        # training only: emptied-text copies of some pairs
+        self._augmented_: dict = {}       # training only: altered copies of some pairs, by kind
 
     @property
     def feature_names(self) -> list[str]:
@@ -214,8 +218,10 @@ class DuplicateMatcher:
             timings["learned_seconds"] = time.perf_counter() - t0
         self.feature_names_ = list(X.columns)
         t0 = time.perf_counter()
+        self._augmented_ = {}
         self._missing_text_rows(listings, pairs, y, X.columns)
-        timings["missing_text_seconds"] = time.perf_counter() - t0
+        self._moved_text_rows(listings, pairs, y, X.columns)
+        timings["augment_seconds"] = time.perf_counter() - t0
         return X, y, np.asarray(store[PAIR_CATEGORY])[ia], timings
 
     def fit(self, listings: pd.DataFrame, pairs: pd.DataFrame, valid_pairs: pd.DataFrame | None = None,
@@ -254,9 +260,9 @@ class DuplicateMatcher:
         metrics["compare_seconds"] = timings["compare_seconds"]
         metrics["pairs_per_second_features"] = len(pairs) / feature_seconds if feature_seconds else None
         metrics["train_seconds"] = time.perf_counter() - t1
-        if self._missing_text_ is not None:
-            metrics["missing_text_pairs"] = int(len(self._missing_text_[0]))
-        self._missing_text_ = None  # training rows only: not part of the fitted model
+        for kind, (idx, *_rest) in self._augmented_.items():
+            metrics[f"{kind}_pairs"] = int(len(idx))
+        self._augmented_ = {}  # training rows only: not part of the fitted model
         if self.pipeline_.encoder_stats_:
             metrics["encoders"] = self.pipeline_.encoder_stats_
         if self.pipeline_.photo_report_["photos"]:
@@ -355,34 +361,73 @@ class DuplicateMatcher:
         rows whenever their pair is (``_enlarged``). Empty text is missing evidence (NaN
         features); a booster that never saw it sends NaN down an arbitrary branch, and on the
         generated market two emptied listings became duplicates 3x as often as with their texts."""
-        self._missing_text_ = None
-        share = self.config.missing_text_share
-        k = int(round(share * len(pairs)))
-        if k == 0 or self.config.stacking.enabled:  # stacked scores of an emptied pair: undefined
+        if self.config.stacking.enabled:  # stacked scores of an emptied pair: undefined
             return
-        rng = np.random.default_rng(self.config.seed + 7919)
+
+        def emptied(frame: pd.DataFrame) -> pd.DataFrame:
+            frame = frame.copy()
+            frame["title"], frame["description"] = "", ""
+            return frame
+        self._altered_rows("missing_text", self.config.missing_text_share, 7919, MISSING_TEXT_SUFFIX,
+                           emptied, listings, pairs, y, columns)
+
+    def _moved_text_rows(self, listings, pairs, y, columns) -> None:
+        """Features of a sample of the training pairs (``MatcherConfig.moved_text_share``) with
+        the listings of one side or both made dirty: each value other than the title moved into
+        the title with probability 0.5 (``io.benchmark.values_moved_into_title``, as Magellan's
+        dirty benchmarks were made). Records keep their values in the wrong field often; a
+        booster that never saw it reads a moved price or brand as a missing one. Not with a
+        stacked model's score among the features (it would score pairs it never saw); the
+        cross-encoder's blend leaves the booster's features its own."""
+        from dupsearch.io.benchmark import values_moved_into_title
+        if self.config.stacking.enabled and not (self.learned_ is not None and self.learned_.blends):
+            return
+        seed = self.config.seed
+        self._altered_rows("moved_text", self.config.moved_text_share, 104729, MOVED_TEXT_SUFFIX,
+                           lambda frame: values_moved_into_title(frame, MOVED_TEXT_P, seed),
+                           listings, pairs, y, columns, only_changed=True)
+
+    def _altered_rows(self, kind: str, share: float, salt: int, suffix: str, alter, listings, pairs, y,
+                      columns, only_changed: bool = False) -> None:
+        """A share of the training pairs with one side's listing altered, or both (``alter``: a
+        listings frame -> the altered frame, ids kept), and their features: kept as
+        ``_augmented_[kind]`` for ``_enlarged`` to add beside their pairs' rows. With
+        ``only_changed``, a pair whose altered listings came out as they were is left out (it
+        would only count its pair twice)."""
+        k = int(round(share * len(pairs)))
+        if k == 0:
+            return
+        rng = np.random.default_rng(self.config.seed + salt)
         idx = np.sort(rng.choice(len(pairs), size=min(k, len(pairs)), replace=False))
         chosen = pairs.iloc[idx][["item_id_a", "item_id_b"]].astype(str).reset_index(drop=True)
-        side = rng.integers(0, 3, len(idx))  # 0: a emptied, 1: b emptied, 2: both
-        blank = listings_for(listings, chosen).copy()
-        blank["item_id"] = blank["item_id"].astype(str) + MISSING_TEXT_SUFFIX
-        blank["title"], blank["description"] = "", ""
-        frame = pd.concat([listings_for(listings, chosen), blank], ignore_index=True)
+        side = rng.integers(0, 3, len(idx))  # 0: a altered, 1: b altered, 2: both
+        original = listings_for(listings, chosen)
+        changed = alter(original)
+        if only_changed:
+            ids = original["item_id"].astype(str).to_numpy()
+            differs = set(ids[original["title"].to_numpy() != changed["title"].to_numpy()])
+            a_moved = chosen["item_id_a"].isin(differs).to_numpy() & (side != 1)
+            b_moved = chosen["item_id_b"].isin(differs).to_numpy() & (side >= 1)
+            keep = a_moved | b_moved
+            idx, chosen, side = idx[keep], chosen[keep].reset_index(drop=True), side[keep]
+            if not len(idx):
+                return
+        changed["item_id"] = changed["item_id"].astype(str) + suffix
+        frame = pd.concat([original, changed], ignore_index=True)
         new = chosen.copy()
-        new.loc[side != 1, "item_id_a"] += MISSING_TEXT_SUFFIX
-        new.loc[side >= 1, "item_id_b"] += MISSING_TEXT_SUFFIX
+        new.loc[side != 1, "item_id_a"] += suffix
+        new.loc[side >= 1, "item_id_b"] += suffix
         store, ia, ib = self.pair_store(frame, new)
         X_new = self.pipeline_.compare(store, ia, ib).reindex(columns=columns)
-        self._missing_text_ = (idx, X_new, y[idx], np.asarray(store[PAIR_CATEGORY])[ia])
+        self._augmented_[kind] = (idx, X_new, y[idx], np.asarray(store[PAIR_CATEGORY])[ia])
 
     def _enlarged(self, listings, pairs, X, y, cat, rows: np.ndarray, never: pd.Index | None = None):
         """Training rows `rows` plus, when enlargement is on, the pairs their transitive chains
         imply (never a pair in `never`: the held-out pairs), plus the emptied-text copies of the
-        rows' pairs (``_missing_text_rows``). Returns X, y, cat, added-pairs report."""
+        rows' pairs (``_missing_text_rows``) and their moved-text copies (``_moved_text_rows``).
+        Returns X, y, cat, added-pairs report."""
         X_tr, y_tr, c_tr, rep = self._enlarged_pairs(listings, pairs, X, y, cat, rows, never)
-        extra = getattr(self, "_missing_text_", None)
-        if extra is not None:
-            idx, X_new, y_new, c_new = extra
+        for idx, X_new, y_new, c_new in getattr(self, "_augmented_", {}).values():
             take = np.isin(idx, rows)
             if take.any():
                 X_tr = pd.concat([X_tr, X_new[take]], ignore_index=True)
