@@ -190,7 +190,8 @@ class MatcherConfig:
     missing_text_share: float = 0.1
     # Share of the training pairs also trained on with one side's listing or both made dirty:
     # each value other than the title moved into the title with probability 0.5, as in Magellan's
-    # dirty benchmarks (records whose price or brand sits in the title). 0: off.
+    # dirty benchmarks (records whose price or brand sits in the title). 0: off (measured not to
+    # pay on the shared benchmarks, BENCHMARKS.md "Training on moved values").
     moved_text_share: float = 0.0
     # The listings' column naming each listing's true group (the generator's): when the training
     # listings have it, clustering thresholds are chosen against it; else against the groups the

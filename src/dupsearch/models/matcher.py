@@ -375,10 +375,11 @@ class DuplicateMatcher:
         """Features of a sample of the training pairs (``MatcherConfig.moved_text_share``) with
         the listings of one side or both made dirty: each value other than the title moved into
         the title with probability 0.5 (``io.benchmark.values_moved_into_title``, as Magellan's
-        dirty benchmarks were made). Records keep their values in the wrong field often; a
-        booster that never saw it reads a moved price or brand as a missing one. Not with a
-        stacked model's score among the features (it would score pairs it never saw); the
-        cross-encoder's blend leaves the booster's features its own."""
+        dirty benchmarks were made), so that the booster sees records whose price or brand sits
+        in the title. Measured on the shared benchmarks, it does not pay (PR-AUC within +-0.008,
+        clean or dirty: BENCHMARKS.md), hence off by default. Not with a stacked model's score
+        among the features (it would score pairs it never saw); the cross-encoder's blend leaves
+        the booster's features its own."""
         from dupsearch.io.benchmark import values_moved_into_title
         if self.config.stacking.enabled and not (self.learned_ is not None and self.learned_.blends):
             return
