@@ -111,16 +111,21 @@ def values_moved_into_title(listings: pd.DataFrame, p: float = 0.5, seed: int = 
         return out
     cats = [c for c in CATEGORY_COLUMNS if c in out.columns]
     has = {c: c in out.columns for c in ("description", "attributes", "price")}
+    n = len(out)
+    given = {c: out[c].tolist() if has[c] else [None] * n for c in ("description", "attributes")}
+    given_prices = out["price"].to_numpy(dtype=float) if has["price"] else np.full(n, np.nan)
     titles, descs, attrs, prices = [], [], [], []
     cat_values = {c: out[c].to_numpy(dtype=object).copy() for c in cats}
+    # A loop over listings (training copies: thousands): each listing draws from a generator
+    # of its own id, as dirty_record does per record, so a listing is moved alike wherever it recurs.
     for i, (item_id, title) in enumerate(zip(out["item_id"].astype(str), out["title"].fillna("").astype(str))):
         rng = np.random.default_rng([int(seed), int(hashlib.sha1(item_id.encode("utf-8")).hexdigest()[:8], 16)])
         moved = []
-        desc = out["description"].iat[i] if has["description"] else None
+        desc = given["description"][i]
         if isinstance(desc, str) and desc and rng.random() < p:
             moved.append(desc)
             desc = ""
-        a = out["attributes"].iat[i] if has["attributes"] else None
+        a = given["attributes"][i]
         if isinstance(a, dict) and a:
             kept = {}
             for k, v in a.items():
@@ -134,8 +139,8 @@ def values_moved_into_title(listings: pd.DataFrame, p: float = 0.5, seed: int = 
             if isinstance(v, str) and v and rng.random() < p:
                 moved.append(v)
                 cat_values[c][i] = None
-        price = out["price"].iat[i] if has["price"] else np.nan
-        if price is not None and np.isfinite(price) and rng.random() < p:
+        price = given_prices[i]
+        if np.isfinite(price) and rng.random() < p:
             moved.append(_price_text(float(price)))
             price = np.nan
         titles.append(" ".join([title, *moved]).strip())
