@@ -4,6 +4,9 @@
 #   minilm    + MiniLM bi-encoder features (~10 min per seed)
 #   blend     + the MiniLM cross-encoder, issue #20's recipe (~70 min per seed: <= 15 min a dataset)
 #   blend-fp32  the same with the cross-encoder in fp32 (ablation of bf16 where the CPU has it)
+#   bi        + a contrastively fine-tuned MiniLM bi-encoder, its cosine blended with the booster
+#             (~5-10 min a dataset)
+#   blend-bi  the cross-encoder and the bi-encoder both in the blend
 #   rouge     + word-level ROUGE-L features (ablation, ~2 min per seed)
 #   online    the booster alone on `--features online` (what the index's lean features cost, ~2 min)
 #   default-dirty, blend-dirty   those on the dirty variants (values moved into the title, p 0.5;
@@ -13,7 +16,7 @@
 # Saves every run's JSON under bench-results/accuracy/<variant>/seed<S>/ (tracked: BENCHMARKS.md's
 # tables are generated from them) and regenerates those tables. Run it on a clean tree: each JSON
 # records the commit.
-#   bash scripts/bench_accuracy.sh [default|minilm|blend|blend-fp32|rouge|online|default-dirty|blend-dirty|moves|moves-dirty ...]
+#   bash scripts/bench_accuracy.sh [default|minilm|blend|blend-fp32|bi|blend-bi|rouge|online|default-dirty|blend-dirty|moves|moves-dirty ...]
 #   (no argument: default and minilm)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
@@ -26,13 +29,15 @@ for variant in "${VARIANTS[@]}"; do
     minilm) extra=(-t minilm) ;;
     blend) extra=(--cross-encoder minilm) ;;
     blend-fp32) extra=(--cross-encoder minilm --cross-encoder-precision fp32) ;;
+    bi) extra=(--bi-encoder minilm) ;;
+    blend-bi) extra=(--cross-encoder minilm --bi-encoder minilm) ;;
     rouge) extra=(--rouge) ;;
     online) extra=(--features online) ;;
     default-dirty) extra=(--dirty 0.5) ;;
     blend-dirty) extra=(--cross-encoder minilm --dirty 0.5) ;;
     moves) extra=(--moved-text-share 0.5) ;;
     moves-dirty) extra=(--moved-text-share 0.5 --dirty 0.5) ;;
-    *) echo "unknown variant $variant (default, minilm, blend, blend-fp32, rouge, online, default-dirty, blend-dirty, moves, moves-dirty)" >&2; exit 2 ;;
+    *) echo "unknown variant $variant (default, minilm, blend, blend-fp32, bi, blend-bi, rouge, online, default-dirty, blend-dirty, moves, moves-dirty)" >&2; exit 2 ;;
   esac
   for seed in ${SEEDS:-0 100 200}; do
     out="bench-results/accuracy/$variant/seed$seed"

@@ -122,6 +122,9 @@ class StackingConfig:
     # Settings of `models.image_contrastive.ContrastiveConfig` (e.g. {"backbone": "resnet18",
     # "image_size": 96}); None: no contrastive photo model.
     image_model: dict | None = None
+    # Settings of `models.bi_encoder.BiEncoderConfig` (e.g. {"model": "minilm"}); None: no
+    # contrastive bi-encoder. It joins by the blend only (combine="blend").
+    bi_encoder: dict | None = None
     # Folds of the out-of-fold scores; None: the matcher's cv_folds (the booster's folds).
     folds: int | None = None
     # How the cross-encoder's score joins the booster's: "features" = its out-of-fold score is a
@@ -133,10 +136,12 @@ class StackingConfig:
     def __post_init__(self):
         if self.combine not in STACKING_COMBINE:
             raise ValueError(f"unknown stacking combine {self.combine!r}; choose one of {STACKING_COMBINE}")
+        if self.bi_encoder is not None and self.combine != "blend":
+            raise ValueError("stacking bi_encoder joins the booster by the blend only: set combine='blend'")
 
     @property
     def enabled(self) -> bool:
-        return self.cross_encoder is not None or self.image_model is not None
+        return self.cross_encoder is not None or self.image_model is not None or self.bi_encoder is not None
 
 
 @dataclass

@@ -104,7 +104,8 @@ def run_benchmark(dataset_dir: str | Path, train_size: str = "medium",
         # Per encoder: items encoded (cache misses) and from the cache, seconds, items per second.
         "encoders": matcher.pipeline_.encoder_stats_ or None,
         # Learned matchers stacked under the booster: settings, out-of-fold quality, wall time.
-        "stacking": {"config": config.stacking.cross_encoder, **matcher.metrics_["stacking"]}
+        "stacking": {"config": config.stacking.cross_encoder, "bi_encoder_config": config.stacking.bi_encoder,
+                     **matcher.metrics_["stacking"]}
         if "stacking" in matcher.metrics_ else None,
         # the validation pairs' labels and the scores the threshold was chosen on, so that other
         # ways to choose it can be compared on validation alone (never on test)

@@ -67,10 +67,12 @@ RULES = {"argmax": argmax_rule, "smoothed": smoothed_rule, "bootstrap median": b
 def compare(y: np.ndarray, p: np.ndarray, splits: int = 200, seed: int = 0,
             components: dict | None = None) -> dict:
     """Mean and std of each rule's F1 (in %) on the held-apart half, over ``splits`` splits.
-    ``components`` (the blend's booster and cross-encoder scores): the blend is refitted on the
+    ``components`` (the blend's booster and stacked models' scores): the blend is refitted on the
     choosing half, and ``p`` is not read."""
     from dupsearch.models.stacking import _blend_inputs, cross_fitted_blend
     rng = np.random.default_rng(seed)
+    Z = None if components is None else \
+        _blend_inputs(components["booster"], {k: v for k, v in components.items() if k != "booster"})
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
     got: dict[str, list[float]] = {k: [] for k in [*RULES, "best on the other half"]}
     for k in range(splits):
@@ -80,8 +82,8 @@ def compare(y: np.ndarray, p: np.ndarray, splits: int = 200, seed: int = 0,
         if components is None:
             pa, pb = p[a], p[~a]
         else:
-            pa, lr = cross_fitted_blend(components["booster"][a], components["cross_encoder"][a], y[a], seed=k)
-            pb = lr.predict_proba(_blend_inputs(components["booster"][~a], components["cross_encoder"][~a]))[:, 1]
+            pa, lr = cross_fitted_blend(Z[a], y[a], seed=k)
+            pb = lr.predict_proba(Z[~a])[:, 1]
         got["best on the other half"].append(best_f1_threshold(y[~a], pb)[0])
         for name, rule in RULES.items():
             got[name].append(f1_at(y[~a], pb, rule(y[a], pa, rng)))

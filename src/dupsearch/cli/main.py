@@ -112,20 +112,38 @@ COMBINE_HELP = ("How the cross-encoder joins the booster: 'blend' (one fine-tune
                 "there are validation pairs.")
 
 
+BI_ENCODER_HELP = ("Fine-tune this text encoder ('minilm' = the bundled all-MiniLM-L6-v2, or a local Hugging "
+                   "Face directory) as a contrastive bi-encoder on the training pairs' listings and blend its "
+                   "cosine with the booster (and the cross-encoder) on the validation pairs; needs them. One "
+                   "embedding per listing: scoring a pair is a dot product.")
+BI_ENCODER_EPOCHS_HELP = "Passes of the bi-encoder's fine-tune over the duplicate training pairs."
+
+
 def _stacking(cross_encoder: Optional[str], epochs: Optional[float], max_length: int,
               image_backbone: Optional[str] = None, image_size: int = 224, image_epochs: int = 3,
-              combine: str = "features", precision: str = "auto"):
+              combine: str = "features", precision: str = "auto", bi_encoder: Optional[str] = None,
+              bi_encoder_epochs: Optional[float] = None):
     from dupsearch.models.cross_encoder import RECIPE
     from dupsearch.models.stacking import StackingConfig
     # blend: issue #20's recipe; features: issue #5's out-of-fold stacking as it was measured
     recipe = RECIPE if combine == "blend" else {}
     epochs = epochs if epochs is not None else (CE_EPOCHS if combine == "blend" else 1)
+    if bi_encoder and combine != "blend":
+        raise typer.BadParameter("--bi-encoder joins the booster by the blend only: leave --cross-encoder-combine "
+                                 "at blend")
+    from dupsearch.models.cross_encoder import resolve_model_dir
+    # a model that is not there fails now, not after the booster's training
+    for model, what in ((cross_encoder, "cross-encoder"), (bi_encoder, "bi-encoder")):
+        if model:
+            resolve_model_dir(model, what)
     return StackingConfig(
         cross_encoder={**recipe, "model": cross_encoder, "epochs": epochs, "max_length": max_length,
                        **({"precision": precision} if precision != "auto" else {})}
         if cross_encoder else None,
         image_model={"backbone": image_backbone, "image_size": image_size, "epochs": image_epochs}
-        if image_backbone else None, combine=combine)
+        if image_backbone else None,
+        bi_encoder={"model": bi_encoder, **({"epochs": bi_encoder_epochs} if bi_encoder_epochs else {})}
+        if bi_encoder else None, combine=combine)
 
 
 class ThresholdRule(str, Enum):
@@ -286,6 +304,8 @@ def train(
     cross_encoder_combine: Optional[Combine] = typer.Option(None, help=COMBINE_HELP),
     cross_encoder_max_length: int = typer.Option(128, min=16, help="Tokens per pair for the cross-encoder."),
     cross_encoder_precision: Precision = typer.Option(Precision.auto, help=PRECISION_HELP),
+    bi_encoder: Optional[str] = typer.Option(None, help=BI_ENCODER_HELP),
+    bi_encoder_epochs: Optional[float] = typer.Option(None, min=0.1, help=BI_ENCODER_EPOCHS_HELP),
     contrastive_image: Optional[str] = typer.Option(
         None, help="Fine-tune this timm backbone (e.g. resnet50) with contrastive loss on the photos of "
                    "the labelled pairs and stack its out-of-fold photo similarities (random init: no "
@@ -317,13 +337,15 @@ def train(
     cfg = _config(backend, n_models, folds, seed, config, text_encoder, image_encoder, features)
     if embedding_components is not None:
         cfg.features = replace(cfg.features, embedding_components=embedding_components)
-    if cross_encoder or contrastive_image:
-        combine = (cross_encoder_combine or (Combine.blend if valid is not None else Combine.features)).value
+    if cross_encoder or contrastive_image or bi_encoder:
+        combine = (cross_encoder_combine or (Combine.blend if valid is not None or bi_encoder
+                                             else Combine.features)).value
         if combine == "blend" and valid is None:
-            raise typer.BadParameter("--cross-encoder-combine blend fits the blend on validation pairs: give --valid")
+            raise typer.BadParameter(("--bi-encoder" if bi_encoder else "--cross-encoder-combine blend")
+                                     + " fits the blend on validation pairs: give --valid")
         cfg.stacking = _stacking(cross_encoder, cross_encoder_epochs, cross_encoder_max_length,
                                  contrastive_image, contrastive_image_size, contrastive_epochs, combine,
-                                 cross_encoder_precision.value)
+                                 cross_encoder_precision.value, bi_encoder, bi_encoder_epochs)
     try:
         cfg = _ensemble(cfg, per_category, blend, align, calibrate, automl, enlarge)
     except ValueError as e:
@@ -456,6 +478,8 @@ def bench(
     cross_encoder_max_length: int = typer.Option(128, min=16, help="Tokens per pair for the cross-encoder."),
     cross_encoder_precision: Precision = typer.Option(Precision.auto, help=PRECISION_HELP),
     stack_folds: int = typer.Option(3, min=2, help="Folds of the cross-encoder's out-of-fold scores."),
+    bi_encoder: Optional[str] = typer.Option(None, help=BI_ENCODER_HELP),
+    bi_encoder_epochs: Optional[float] = typer.Option(None, min=0.1, help=BI_ENCODER_EPOCHS_HELP),
     rouge: bool = typer.Option(False, "--rouge/--no-rouge", help=ROUGE_HELP),
     dirty: float = typer.Option(0.0, min=0.0, max=1.0, help="Measure the dataset's dirty variant: each value "
                                 "other than the title moved into the title with this probability "
@@ -483,7 +507,8 @@ def bench(
                                                      embedding_components=embedding_components), rouge),
                         stacking=replace(_stacking(cross_encoder, cross_encoder_epochs, cross_encoder_max_length,
                                                    combine=(cross_encoder_combine or Combine.blend).value,
-                                                   precision=cross_encoder_precision.value),
+                                                   precision=cross_encoder_precision.value, bi_encoder=bi_encoder,
+                                                   bi_encoder_epochs=bi_encoder_epochs),
                                          folds=stack_folds))
     try:
         cfg = _ensemble(cfg, per_category, blend, align, calibrate, automl, enlarge)

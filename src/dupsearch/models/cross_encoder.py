@@ -311,21 +311,20 @@ def _hf_model_dir(path: Path) -> Path | None:
     return None
 
 
-def resolve_model_dir(model: str | os.PathLike) -> Path:
+def resolve_model_dir(model: str | os.PathLike, what: str = "cross-encoder") -> Path:
     """Directory of the Hugging Face files of `model` ("minilm" or a local path); raises
-    `ModelNotFoundError` naming the path and what to download."""
+    `ModelNotFoundError` naming the path, what it is for and what to download."""
     if str(model) == MINILM:
         from dupsearch.encoders.text import minilm_dir
         root = minilm_dir()
     else:
         root = Path(model).expanduser()
         if not root.is_dir():
-            what = "is a file, not a model directory" if root.exists() else "does not exist"
-            raise ModelNotFoundError(f"cross-encoder model directory {root} {what}: "
-                                     + DOWNLOAD_HELP.format(path=root))
+            state = "is a file, not a model directory" if root.exists() else "does not exist"
+            raise ModelNotFoundError(f"{what} model directory {root} {state}: " + DOWNLOAD_HELP.format(path=root))
     found = _hf_model_dir(root)
     if found is None:
-        raise ModelNotFoundError(f"cross-encoder model directory {root} holds no Hugging Face model "
+        raise ModelNotFoundError(f"{what} model directory {root} holds no Hugging Face model "
                                  f"(no config.json with a model_type): " + DOWNLOAD_HELP.format(path=root))
     return found
 

@@ -27,7 +27,7 @@ from dupsearch.models.ensemble import (NO_CATEGORY, CategoryModels, Combiner, al
                                        row_priors)
 from dupsearch.config import MatcherConfig
 from dupsearch.models.gbdt import GBDTModel
-from dupsearch.models.stacking import CROSS_ENCODER_FEATURE, LearnedFeatures
+from dupsearch.models.stacking import LearnedFeatures
 from dupsearch.models.metrics import THRESHOLD_RULES, binary_metrics
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ class DuplicateMatcher:
         X = self.store_features(store, ia, ib, progress=progress)
         p = self.predict_proba_features(X, cat)
         if self.learned_ is not None and self.learned_.blend_ is not None:
-            p = self.learned_.blend(p, X[CROSS_ENCODER_FEATURE].to_numpy())
+            p = self.learned_.blend(p, X)
         return p
 
     def pair_store(self, listings: pd.DataFrame, pairs: pd.DataFrame,
@@ -229,8 +229,7 @@ class DuplicateMatcher:
         """``corpus``: the listings the feature pipeline's corpus statistics (IDF, vocabularies)
         come from; default: the training pairs' listings. Active labelling passes the whole
         catalogue being labelled (no test split to leak into)."""
-        if valid_pairs is None and self.config.stacking.cross_encoder is not None \
-                and self.config.stacking.combine == "blend":
+        if valid_pairs is None and LearnedFeatures(self.config.stacking).blends:
             raise ValueError("stacking combine='blend' fits the blend on validation pairs: give valid_pairs "
                              "(or use combine='features')")
         X, y, cat, timings = self.training_features(listings, pairs, progress=progress, corpus=corpus)

@@ -10,7 +10,9 @@ production) get the score of one more model fine-tuned on all training pairs.
 ``StackingConfig.combine = "blend"`` spends a quarter of that CPU: one cross-encoder fine-tuned on
 all training pairs, early-stopped on the validation pairs, and its logit blended with the
 booster's by a logistic regression fitted on the validation pairs (the booster never sees the
-cross-encoder's score, so no out-of-fold scores are needed).
+cross-encoder's score, so no out-of-fold scores are needed). A contrastive bi-encoder
+(``StackingConfig.bi_encoder``, `models.bi_encoder`) joins the same blend: its cosine is one more
+input of the regression, beside the cross-encoder's logit or alone.
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ from dupsearch.config import StackingConfig  # noqa: F401  (settings live in dup
 
 CROSS_ENCODER_FEATURE = "learned.cross_encoder.score"
 CROSS_ENCODER_DIR = "cross_encoder"
+BI_ENCODER_FEATURE = "learned.bi_encoder.cosine"
+BI_ENCODER_DIR = "bi_encoder"
+LEARNED_EMBEDDING = "learned.bi_encoder"  # store column: each listing's fine-tuned embedding
+# the blend's inputs after the booster, in this order: component name -> feature column
+BLEND_COMPONENTS = {"cross_encoder": CROSS_ENCODER_FEATURE, "bi_encoder": BI_ENCODER_FEATURE}
+BI_ENCODER_MAX_CHARS = 400  # a listing's text for the bi-encoder (its max_length cuts again)
 IMAGE_MODEL_DIR = "image_model"
 IMAGE_MODEL_NAME = "image_contrastive"
 LEARNED_TEXT = "learned.text"  # store columns (see LearnedFeatures.listing_state)
@@ -71,10 +79,19 @@ def _texts(prepared: pd.DataFrame, *pair_frames: pd.DataFrame) -> list[list[str]
 _EPS = 1e-6
 
 
-def _blend_inputs(p_booster, p_cross_encoder) -> np.ndarray:
-    """(n, 2) logits of the two probabilities (clipped away from 0 and 1)."""
-    P = np.clip(np.c_[np.asarray(p_booster, float), np.asarray(p_cross_encoder, float)], _EPS, 1 - _EPS)
-    return np.log(P / (1 - P))
+def _blend_inputs(p_booster, others: dict) -> np.ndarray:
+    """(n, 1 + k) inputs of the blend: the booster's logit, then per component of ``others``
+    (name -> values, in BLEND_COMPONENTS' order): the cross-encoder's logit, the bi-encoder's
+    cosine as it is (already on a scale in [-1, 1])."""
+    def logit(p):
+        p = np.clip(np.asarray(p, float), _EPS, 1 - _EPS)
+        return np.log(p / (1 - p))
+    cols = [logit(p_booster)]
+    for name in BLEND_COMPONENTS:
+        if name in others:
+            v = np.asarray(others[name], float)
+            cols.append(np.nan_to_num(v) if name == "bi_encoder" else logit(v))
+    return np.column_stack(cols)
 
 
 def _logistic(Z: np.ndarray, y: np.ndarray):
@@ -82,12 +99,11 @@ def _logistic(Z: np.ndarray, y: np.ndarray):
     return LogisticRegression(C=1.0).fit(Z, y)
 
 
-def cross_fitted_blend(p_booster, p_cross_encoder, y, seed: int = 0):
-    """The blend's logistic regression over the two logits, fitted on (validation) pairs ``y``:
-    (each pair's probability from a regression fitted without it (5 folds), the regression
-    fitted on all of them)."""
+def cross_fitted_blend(Z: np.ndarray, y, seed: int = 0):
+    """The blend's logistic regression over its inputs ``Z`` (`_blend_inputs`), fitted on
+    (validation) pairs ``y``: (each pair's probability from a regression fitted without it (5
+    folds), the regression fitted on all of them)."""
     from sklearn.model_selection import StratifiedKFold
-    Z = _blend_inputs(p_booster, p_cross_encoder)
     y = np.asarray(y).astype(int)
     crossed = np.empty(len(y))
     folds = StratifiedKFold(5, shuffle=True, random_state=seed).split(Z, y) if min(np.bincount(y, minlength=2)) >= 5 \
@@ -97,17 +113,21 @@ def cross_fitted_blend(p_booster, p_cross_encoder, y, seed: int = 0):
     return crossed, _logistic(Z, y)
 
 
-def _checked_blend(blend, where: Path) -> dict:
+def _checked_blend(blend, where: Path, inputs: list[str]) -> dict:
+    """The saved blend, checked against the components the model holds (``inputs``: "booster"
+    first); a blend saved before it named its inputs is the booster's and the cross-encoder's."""
     from dupsearch.errors import ModelFileError
     try:
         weights = [float(w) for w in blend["weights"]]
         intercept = float(blend["intercept"])
-    except (TypeError, KeyError, ValueError):
-        raise ModelFileError(f"{where}: the blend of the booster and the cross-encoder is missing or "
-                               f"malformed (need weights [2 numbers] and intercept); retrain the model") from None
-    if len(weights) != 2 or not np.isfinite(weights + [intercept]).all():
-        raise ModelFileError(f"{where}: the blend needs 2 finite weights and a finite intercept; retrain the model")
-    return {"weights": weights, "intercept": intercept}
+        saved = [str(x) for x in blend.get("inputs", ["booster", "cross_encoder"])]
+    except (TypeError, KeyError, ValueError, AttributeError):
+        raise ModelFileError(f"{where}: the blend of the booster and the stacked models is missing or "
+                             f"malformed (need weights, one number per input, and intercept); retrain the model") from None
+    if saved != inputs or len(weights) != len(inputs) or not np.isfinite(weights + [intercept]).all():
+        raise ModelFileError(f"{where}: the blend needs {len(inputs)} finite weights ({', '.join(inputs)}) and a "
+                             f"finite intercept, found {len(weights)} for {', '.join(saved)}; retrain the model")
+    return {"weights": weights, "intercept": intercept, "inputs": inputs}
 
 
 class LearnedFeatures:
@@ -116,21 +136,50 @@ class LearnedFeatures:
     def __init__(self, config: StackingConfig):
         self.config = config
         self.cross_encoder_ = None
+        self.bi_encoder_ = None
         self.image_encode_ = None  # photos -> unit rows, from the final contrastive model
         self.image_encoder_ = None  # the same as an Encoder, once loaded (goes through the cache)
         self.report_: dict = {}
-        self.blend_: dict | None = None  # "blend": {"weights": [booster, cross-encoder], "intercept"}
+        # "blend": {"weights": [booster, then each of `blend_inputs`], "intercept", "inputs"}
+        self.blend_: dict | None = None
 
     @property
     def blends(self) -> bool:
-        return self.config.cross_encoder is not None and getattr(self.config, "combine", "features") == "blend"
+        return getattr(self.config, "combine", "features") == "blend" and \
+            (self.config.cross_encoder is not None or getattr(self.config, "bi_encoder", None) is not None)
+
+    @property
+    def blend_inputs(self) -> list[str]:
+        """The blend's components after the booster (BLEND_COMPONENTS' names), as configured."""
+        on = {"cross_encoder": self.config.cross_encoder is not None,
+              "bi_encoder": getattr(self.config, "bi_encoder", None) is not None}
+        return [name for name in BLEND_COMPONENTS if on[name]]
 
     def fit_blend(self, prepared: pd.DataFrame, pairs: pd.DataFrame, y: np.ndarray, valid_pairs: pd.DataFrame,
                   yv: np.ndarray, p_booster: np.ndarray, seed: int = 0, progress: bool = False) -> np.ndarray:
         """The "blend" combination: fine-tune the cross-encoder on the training pairs (best
-        validation PR-AUC kept), fit the blend of the two logits on the validation pairs, and
-        return the validation pairs' blended probabilities, each from a blend fitted without it
-        (5 folds), for the threshold and the validation figures."""
+        validation PR-AUC kept) and / or the contrastive bi-encoder (fixed epochs), fit the blend
+        of the booster's logit and theirs on the validation pairs, and return the validation
+        pairs' blended probabilities, each from a blend fitted without it (5 folds), for the
+        threshold and the validation figures."""
+        from dupsearch.models.metrics import binary_metrics
+        components: dict[str, np.ndarray] = {}
+        if self.config.cross_encoder is not None:
+            components["cross_encoder"] = self._fit_cross_encoder(prepared, pairs, y, valid_pairs, yv, seed, progress)
+        if getattr(self.config, "bi_encoder", None) is not None:
+            components["bi_encoder"] = self._fit_bi_encoder(prepared, pairs, y, valid_pairs, yv, seed, progress)
+        crossed, lr = cross_fitted_blend(_blend_inputs(p_booster, components), yv, seed)
+        # the blend's inputs on validation, for studies of the combination that never read test
+        self.valid_components_ = {"booster": np.asarray(p_booster, float),
+                                  **{k: np.asarray(v, float) for k, v in components.items()}}
+        self.blend_ = {"weights": [float(w) for w in lr.coef_[0]], "intercept": float(lr.intercept_[0]),
+                       "inputs": ["booster", *components]}
+        for name in components:
+            self.report_[name]["booster_valid_pr_auc"] = binary_metrics(yv, p_booster)["pr_auc"]
+            self.report_[name]["blend"] = self.blend_
+        return crossed
+
+    def _fit_cross_encoder(self, prepared, pairs, y, valid_pairs, yv, seed, progress) -> np.ndarray:
         from dupsearch.models.cross_encoder import CrossEncoderModel
         from dupsearch.models.metrics import binary_metrics
         a, b, va, vb = _texts(prepared, pairs, valid_pairs)
@@ -140,22 +189,46 @@ class LearnedFeatures:
         t_fit = time.perf_counter() - t0
         ce = self.cross_encoder_
         pc = ce.valid_scores_ if ce.valid_scores_ is not None else ce.predict_proba(va, vb)
-        crossed, lr = cross_fitted_blend(p_booster, pc, yv, seed)
-        # the blend's inputs on validation, for studies of the combination that never read test
-        self.valid_components_ = {"booster": np.asarray(p_booster, float), "cross_encoder": np.asarray(pc, float)}
-        self.blend_ = {"weights": [float(w) for w in lr.coef_[0]], "intercept": float(lr.intercept_[0])}
         self.report_["cross_encoder"] = {
             "combine": "blend", "n_pairs": int(len(y)), "final_seconds": round(t_fit, 1), "epochs": ce.epochs_,
             "valid_history": [list(h) for h in ce.valid_history_], "best_epoch": ce.best_epoch_,
             "precision": ce._precision, "seed": int(ce.config.seed), "pos_weight": getattr(ce, "pos_weight_", 1.0),
-            "valid_pr_auc": binary_metrics(yv, pc)["pr_auc"],
-            "booster_valid_pr_auc": binary_metrics(yv, p_booster)["pr_auc"],
-            "blend": self.blend_}
-        return crossed
+            "valid_pr_auc": binary_metrics(yv, pc)["pr_auc"]}
+        return pc
 
-    def blend(self, p_booster: np.ndarray, p_cross_encoder: np.ndarray) -> np.ndarray:
-        """P(duplicate) from the booster's and the cross-encoder's probabilities (fitted blend)."""
-        z = _blend_inputs(p_booster, p_cross_encoder) @ np.asarray(self.blend_["weights"]) + self.blend_["intercept"]
+    def _fit_bi_encoder(self, prepared, pairs, y, valid_pairs, yv, seed, progress) -> np.ndarray:
+        """Fine-tune the bi-encoder on the training pairs' listings; the validation pairs' cosines."""
+        from dupsearch.models.bi_encoder import BiEncoderConfig, ContrastiveBiEncoder
+        from dupsearch.models.cross_encoder import pair_text
+        from dupsearch.models.metrics import binary_metrics
+        ids = pd.Index(prepared["item_id"].astype(str))
+        texts = pair_text(prepared, max_chars=BI_ENCODER_MAX_CHARS)
+
+        def rows(frame):
+            return ids.get_indexer(frame["item_id_a"].astype(str)), ids.get_indexer(frame["item_id_b"].astype(str))
+        ia, ib = rows(pairs)
+        t0 = time.perf_counter()
+        self.bi_encoder_ = ContrastiveBiEncoder(BiEncoderConfig(**{"seed": int(seed), **self.config.bi_encoder}))
+        self.bi_encoder_.fit(texts, ia, ib, y, progress=progress)
+        t_fit = time.perf_counter() - t0
+        va, vb = rows(valid_pairs)
+        used = np.unique(np.r_[va, vb])
+        emb = np.zeros((len(texts), int(self.bi_encoder_._model.config.hidden_size)), np.float32)
+        emb[used] = self.bi_encoder_.encode([texts[i] for i in used], progress=progress)
+        cosine = np.einsum("ij,ij->i", emb[va], emb[vb])
+        self.report_["bi_encoder"] = {
+            "combine": "blend", "n_pairs": int(len(y)), "n_duplicate_pairs": int(np.sum(y)),
+            "final_seconds": round(t_fit, 1), "steps": self.bi_encoder_.steps_,
+            "precision": self.bi_encoder_._precision, "seed": int(self.bi_encoder_.config.seed),
+            "loss_first_last": [self.bi_encoder_.loss_history_[0], self.bi_encoder_.loss_history_[-1]],
+            "valid_pr_auc": binary_metrics(yv, cosine)["pr_auc"]}
+        return cosine
+
+    def blend(self, p_booster: np.ndarray, X: pd.DataFrame) -> np.ndarray:
+        """P(duplicate) from the booster's probabilities and the stacked models' columns of the
+        pairs' feature frame ``X`` (the fitted blend)."""
+        Z = _blend_inputs(p_booster, {name: X[BLEND_COMPONENTS[name]].to_numpy() for name in self.blend_inputs})
+        z = Z @ np.asarray(self.blend_["weights"]) + self.blend_["intercept"]
         return 1.0 / (1.0 + np.exp(-z))
 
     def _ce_config(self, seed: int):
@@ -168,6 +241,9 @@ class LearnedFeatures:
                       folds: list[tuple[np.ndarray, np.ndarray]], seed: int = 0,
                       progress: bool = False) -> pd.DataFrame:
         out = {}
+        if getattr(self.config, "bi_encoder", None) is not None and not self.blends:
+            raise ValueError("the contrastive bi-encoder joins the booster by the blend only: set combine='blend' "
+                             "(its cosines of training pairs come from a model trained on them)")
         if self.config.cross_encoder is not None and not self.blends:
             from dupsearch.models.cross_encoder import CrossEncoderModel, out_of_fold_scores
             cfg = self._ce_config(seed)
@@ -218,6 +294,9 @@ class LearnedFeatures:
         if self.cross_encoder_ is not None:
             from dupsearch.models.cross_encoder import pair_text
             out[LEARNED_TEXT] = np.array(pair_text(prepared), dtype=object)
+        if self.bi_encoder_ is not None:  # per-listing work once: pairs then cost a dot product
+            from dupsearch.models.cross_encoder import pair_text
+            out[LEARNED_EMBEDDING] = self.bi_encoder_.encode(pair_text(prepared, max_chars=BI_ENCODER_MAX_CHARS))
         if self.image_encode_ is not None:
             lists = [[str(p) for p in v] for v in prepared["images"]]
             out[LEARNED_PHOTOS] = photo_sets(encode_photos or self.image_encode_, lists)
@@ -228,6 +307,9 @@ class LearnedFeatures:
         if self.cross_encoder_ is not None:
             texts = store[LEARNED_TEXT]
             out[CROSS_ENCODER_FEATURE] = self.cross_encoder_.predict_proba(list(texts[ia]), list(texts[ib]))
+        if self.bi_encoder_ is not None:
+            emb = store[LEARNED_EMBEDDING]
+            out[BI_ENCODER_FEATURE] = np.einsum("ij,ij->i", emb[ia], emb[ib])
         if self.image_encode_ is not None:
             from dupsearch.features.embeddings import image_set_features
             out.update(image_set_features(store[LEARNED_PHOTOS], ia, ib, f"learned.{IMAGE_MODEL_NAME}"))
@@ -237,6 +319,8 @@ class LearnedFeatures:
         directory = Path(directory)
         if self.cross_encoder_ is not None:
             self.cross_encoder_.save(directory / CROSS_ENCODER_DIR)
+        if self.bi_encoder_ is not None:
+            self.bi_encoder_.save(directory / BI_ENCODER_DIR)
         if self.image_encode_ is not None:
             self.image_trainer_.save(directory / IMAGE_MODEL_DIR)
         atomic_write_text(directory / "stacking.json", json.dumps(
@@ -248,10 +332,14 @@ class LearnedFeatures:
         state = json.loads((directory / "stacking.json").read_text())
         self = cls(StackingConfig(**state["config"]))
         self.report_ = state.get("report", {})
-        self.blend_ = _checked_blend(state.get("blend"), directory / "stacking.json") if self.blends else None
+        self.blend_ = _checked_blend(state.get("blend"), directory / "stacking.json",
+                                     ["booster", *self.blend_inputs]) if self.blends else None
         if self.config.cross_encoder is not None:
             from dupsearch.models.cross_encoder import CrossEncoderModel
             self.cross_encoder_ = CrossEncoderModel.load(directory / CROSS_ENCODER_DIR)
+        if self.config.bi_encoder is not None:
+            from dupsearch.models.bi_encoder import ContrastiveBiEncoder
+            self.bi_encoder_ = ContrastiveBiEncoder.load(directory / BI_ENCODER_DIR)
         if self.config.image_model is not None:
             # the saved folder is a timm:DIR image encoder (same embeddings as the trainer's)
             from dupsearch.encoders import make_encoder
