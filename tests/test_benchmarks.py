@@ -80,7 +80,7 @@ def test_benchmarks_md_tables_are_the_saved_results():
         "default-model", "labelling-curve", "accuracy-blend", "accuracy-dirty", "accuracy-rouge",
         "accuracy-precision", "accuracy-online", "store-feature-sets", "index-online-1m-online-features",
         "accuracy-threshold-rules", "accuracy-threshold-rule-test", "index-match-calls",
-        "accuracy-moves"}
+        "accuracy-moves", "accuracy-bi"}
     assert render(text) == text
     assert main(["--check"]) == 0
     for variant in ("default", "minilm"):
@@ -152,6 +152,27 @@ def test_the_moved_text_table_pairs_runs_by_seed_clean_and_dirty(tmp_path):
     clean, dirty = table.split("**dirty records**")
     assert "| amazon-google | 0, 100, 200 | 72.00 ± 1.63 | 73.33 ± 1.70 | +1.33 | 0.7700 | 0.7800 | +0.0100 |" in clean
     assert "| amazon-google | 0 | 60.00 | 61.50 | +1.50 | 0.6000 | 0.6200 | +0.0200 |" in dirty
+
+
+def test_the_bi_encoder_table_sets_its_runs_beside_the_booster_and_the_cross_encoder(tmp_path):
+    import json
+    from dupsearch.bench.render import bi_table
+    assert "No bi-encoder runs" in bi_table(tmp_path)
+
+    def save(variant, seed, f1, pr_auc, seconds=100.0, bi=None):
+        run = tmp_path / variant / f"seed{seed}" / "walmart-amazon.json"
+        run.parent.mkdir(parents=True, exist_ok=True)
+        run.write_text(json.dumps({"dataset": "walmart-amazon", "seed": seed, "commit": "c" * 40, "f1": f1,
+                                   "pr_auc": pr_auc, "train_seconds": seconds, "predict_seconds": 10.0,
+                                   **({"stacking": {"bi_encoder": bi}} if bi else {})}))
+    for seed, f1 in ((0, 86.0), (100, 88.0)):
+        save("default", seed, 85.0, 0.93)
+        save("bi", seed, f1, 0.945, seconds=400.0 + seed * 9, bi={"final_seconds": 300.0 + seed, "valid_pr_auc": 0.8})
+    save("blend", 0, 86.5, 0.946)  # the cross-encoder's blend at one of the two seeds only
+    table = bi_table(tmp_path)
+    assert ("| walmart-amazon | 0, 100 | 85.00 | 86.50 (1 of 2 seeds) | **87.00 ± 1.00** | 0.9460 (1 of 2 seeds) | "
+            "0.9450 | 1,310 (over 15 min) | 300, 400 | 0.800, 0.800 | 86.76 |") in table
+    assert "blend-bi" not in table
 
 
 def test_render_fails_check_when_a_figure_is_edited(tmp_path):

@@ -114,6 +114,19 @@ STACKING_COMBINE = ("features", "blend")
 THRESHOLD_RULES = ("best-f1", "half-best-f1")
 
 
+class ModelSettings:
+    """``to_dict`` / ``from_dict`` of a settings dataclass saved inside a model directory; keys
+    this version does not know (a newer file's) are skipped, a missing one takes its default."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
 @dataclass
 class StackingConfig:
     # Settings of `models.cross_encoder.CrossEncoderConfig` (e.g. {"model": "minilm",

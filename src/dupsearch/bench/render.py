@@ -156,6 +156,42 @@ def blend_table(results: Path = RESULTS) -> str:
     return "\n".join(lines) + "\n\n" + _source(load("blend", results), "blend")
 
 
+def bi_table(results: Path = RESULTS) -> str:
+    """The contrastive bi-encoder's blend (``bench --bi-encoder minilm``), beside the booster alone
+    and the cross-encoder's blend at the same seeds, its wall time against the 15-minute budget;
+    and, where run, the blend of all three (variant ``blend-bi``)."""
+    base, ce = _by_seed("default", results), _by_seed("blend", results)
+    parts = []
+    for variant, what in (("bi", "+ bi-encoder"), ("blend-bi", "+ cross-encoder + bi-encoder")):
+        runs_of = _by_seed(variant, results)
+        if not runs_of:
+            continue
+        lines = [f"| dataset | seeds | booster alone F1 | + cross-encoder F1 | {what} F1 (mean ± std) | PR-AUC: "
+                 f"+ cross-encoder | PR-AUC: {what} | train + predict s (max) | bi-encoder fine-tune s | "
+                 "bi-encoder alone, valid PR-AUC | Ditto |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for name in _ordered(runs_of):
+            seeds = sorted(runs_of[name])
+            runs = [runs_of[name][s] for s in seeds]
+            f1 = np.array([r["f1"] for r in runs]); ap = np.array([r["pr_auc"] for r in runs])
+            wall = max(r["train_seconds"] + r["predict_seconds"] for r in runs)
+            bi = [(r.get("stacking") or {}).get("bi_encoder", {}) for r in runs]
+
+            def mean_of(variant_runs, key):
+                v = [variant_runs[name][s][key] for s in seeds if s in variant_runs.get(name, {})]
+                return (f"{np.mean(v):.{4 if key == 'pr_auc' else 2}f}" + ("" if len(v) == len(seeds) else
+                                                                          f" ({len(v)} of {len(seeds)} seeds)")) if v else "-"
+            ditto = PUBLISHED.get(runs[0]["dataset"], {}).get("Ditto")
+            mark = "**" if ditto is not None and f1.mean() >= ditto else ""
+            over = "" if wall <= BUDGET_SECONDS else " (over 15 min)"
+            fit = ", ".join("{:.0f}".format(b.get("final_seconds", float("nan"))) for b in bi)
+            alone = ", ".join("{:.3f}".format(b.get("valid_pr_auc", float("nan"))) for b in bi)
+            lines.append(f"| {name} | {', '.join(map(str, seeds))} | {mean_of(base, 'f1')} | {mean_of(ce, 'f1')} | "
+                         f"{mark}{_spread(f1)}{mark} | {mean_of(ce, 'pr_auc')} | {ap.mean():.4f} | {wall:,.0f}{over} | "
+                         f"{fit} | {alone} | {_f(ditto)} |")
+        parts.append("\n".join(lines) + "\n\n" + _source(load(variant, results), variant))
+    return "\n\n".join(parts) if parts else "_No bi-encoder runs saved yet._"
+
+
 def precision_table(results: Path = RESULTS) -> str:
     """Issue #20's precision lever, paired by seed: the blend with the cross-encoder in fp32 (the
     recipe's 1.8M-token budget) and in bf16 (the same budget counted at bf16's CPU cost: the same
@@ -513,7 +549,7 @@ BLOCKS = {"groups-thresholds": groups_thresholds_table, "default-model": default
           "store-feature-sets": feature_sets_table, "accuracy-online": online_table, "store-features": store_features_table, "store-dedup-100k": store_dedup_table("dd100k"),
           "store-dedup-1m": store_dedup_table("dd1m"),
           "accuracy-seed0": seed0_table, "accuracy-seeds": seed_table, "accuracy-minilm": minilm_table,
-          "accuracy-blend": blend_table, "accuracy-dirty": dirty_table, "accuracy-moves": moves_table, "accuracy-rouge": rouge_table,
+          "accuracy-blend": blend_table, "accuracy-bi": bi_table, "accuracy-dirty": dirty_table, "accuracy-moves": moves_table, "accuracy-rouge": rouge_table,
           "accuracy-precision": precision_table, "accuracy-threshold-rules": threshold_rules_table,
           "accuracy-threshold-rule-test": threshold_rule_test_table,
           "reliability-garbage": garbage_table, "spark-engine": spark_table}

