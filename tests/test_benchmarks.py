@@ -203,13 +203,13 @@ def test_saved_result_reproduces(variant, dataset):
 
 # ---------------------------------------------------------------- issue #20: the blend's floors
 
-def _blend_floor(dataset: str) -> float | None:
-    """The saved blend runs' mean F1 minus one seed std: the std of the saved blend seeds, or,
+def _blend_floor(dataset: str, variant: str = "blend") -> float | None:
+    """The saved runs' mean F1 minus one seed std: the std of the variant's saved seeds, or,
     while only one is saved, that of the booster alone over its saved seeds (the threshold on
     valid moves both alike)."""
     import json
     import numpy as np
-    runs = [json.loads(p.read_text()) for p in sorted((SAVED / "blend").glob(f"seed*/{dataset}.json"))]
+    runs = [json.loads(p.read_text()) for p in sorted((SAVED / variant).glob(f"seed*/{dataset}.json"))]
     if not runs:
         return None
     f1 = np.array([r["f1"] for r in runs])
@@ -243,3 +243,28 @@ def test_blend_reaches_its_floor(dataset):
     print({k: res[k] for k in ("f1", "pr_auc", "train_seconds", "predict_seconds")})
     assert res["f1"] >= floor, (res["f1"], floor)
     assert res["train_seconds"] + res["predict_seconds"] <= 1.33 * 15 * 60
+
+
+@needs_data
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", list(TARGET_F1))
+def test_bi_encoder_blend_reaches_its_floor(dataset):
+    """`dupsearch bench DATASET --bi-encoder minilm` at seed 0 reaches the saved figure minus one
+    seed std, within the 15-minute budget on 2 cores."""
+    from dupsearch.cli.main import _stacking
+    from dupsearch.errors import DupsearchError
+    from dupsearch.models.cross_encoder import _cpu_fast_bf16, _import_torch_transformers
+    floor = _blend_floor(dataset, "bi")
+    if floor is None:
+        pytest.skip(f"no saved bi-encoder run of {dataset}")
+    try:
+        torch, _ = _import_torch_transformers()
+    except DupsearchError as exc:
+        pytest.skip(str(exc))
+    if not _cpu_fast_bf16(torch):
+        pytest.skip("the saved bi-encoder runs trained in bf16 (AVX512-BF16 / AMX): this CPU has neither")
+    res = run_benchmark(BENCH / dataset, config=MatcherConfig(
+        stacking=_stacking(None, None, 128, combine="blend", bi_encoder="minilm")))
+    print({k: res[k] for k in ("f1", "pr_auc", "train_seconds", "predict_seconds")})
+    assert res["f1"] >= floor, (res["f1"], floor)
+    assert res["train_seconds"] + res["predict_seconds"] <= 15 * 60

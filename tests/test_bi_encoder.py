@@ -38,7 +38,7 @@ def test_entity_ids_are_the_components_of_the_duplicate_pairs():
 
 @pytest.mark.parametrize("bad, match", [({"max_length": 4}, "max_length"), ({"batch_size": 1}, "batch_size"),
                                         ({"temperature": 0}, "temperature"), ({"precision": "fp8"}, "precision"),
-                                        ({"epochs": 0}, "epochs")])
+                                        ({"epochs": 0}, "epochs"), ({"max_steps": 0}, "max_steps")])
 def test_bad_settings_are_named(bad, match):
     from dupsearch.models.bi_encoder import BiEncoderConfig
     with pytest.raises(ValueError, match=match):
@@ -69,6 +69,9 @@ def test_fit_pulls_duplicates_together_and_saves_without_pickle(tiny_bert, tmp_p
     two = [ContrastiveBiEncoder(_config(tiny_bert, seed=s, batch_size=2)).fit(TEXTS, IA, IB, Y).encode(TEXTS)
            for s in (0, 1)]
     assert not np.allclose(two[0], two[1], atol=1e-4)
+    # the step budget caps the epochs: 30 passes over 4 pairs in batches of 4 would be 30 steps
+    assert model.steps_ == 30
+    assert ContrastiveBiEncoder(_config(tiny_bert, max_steps=7)).fit(TEXTS, IA, IB, Y).steps_ == 7
     model.save(tmp_path / "bi")
     assert sorted(p.suffix for p in (tmp_path / "bi").iterdir() if p.suffix in (".bin", ".safetensors")) \
         == [".safetensors"]

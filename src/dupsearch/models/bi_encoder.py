@@ -53,6 +53,10 @@ class BiEncoderConfig(ModelSettings):
     epochs: passes over the duplicate training pairs (the negatives ride along).
     batch_size: duplicate pairs per step; each brings one hard negative, so a step embeds 3x it.
     temperature: of the InfoNCE softmax over cosines.
+    max_steps: at most this many steps (None: no cap), the CPU budget: a step embeds 3 x
+        batch_size listings, 2.2 s at 64 tokens on 2 Zen 4 cores in bf16, so 300 steps are about
+        11 minutes. Ten passes stay under it up to 960 duplicate pairs (four of the five shared
+        benchmarks); wdc-computers' 1,378 get 7 (10 took 970 s, over the 15-minute budget).
     """
 
     model: str = "minilm"
@@ -64,6 +68,7 @@ class BiEncoderConfig(ModelSettings):
     weight_decay: float = 0.01
     temperature: float = 0.05
     max_grad_norm: float = 1.0
+    max_steps: int | None = 300
     seed: int = 0
     device: str | None = None
     threads: int | None = None
@@ -77,6 +82,7 @@ class BiEncoderConfig(ModelSettings):
                   (float(self.learning_rate) > 0, "learning_rate must be > 0"),
                   (0 <= float(self.warmup_ratio) < 1, "warmup_ratio must be in [0, 1)"),
                   (float(self.temperature) > 0, "temperature must be > 0"),
+                  (self.max_steps is None or int(self.max_steps) >= 1, "max_steps must be >= 1 or None"),
                   (self.precision in ("auto", "fp32", "bf16"), "precision must be auto, fp32 or bf16"),
                   (self.threads is None or int(self.threads) >= 1, "threads must be >= 1 or None")]
         for ok, what in checks:
@@ -169,6 +175,8 @@ class ContrastiveBiEncoder:
         pa, pb = ia[dup], ib[dup]
         bs = min(int(cfg.batch_size), len(pa))
         steps = max(1, math.ceil(len(pa) * float(cfg.epochs) / bs))
+        if cfg.max_steps is not None:
+            steps = min(steps, int(cfg.max_steps))
         warmup = int(round(float(cfg.warmup_ratio) * steps))
         t0 = time.perf_counter()
         torch = self._load(self.model_dir_, saved=False)
@@ -210,6 +218,7 @@ class ContrastiveBiEncoder:
         model.eval()
         self.n_train_pairs_ = int(len(y))
         self.steps_ = steps
+        self.epochs_ = round(steps * bs / len(pa), 2)  # passes over the duplicate pairs, after the cap
         self.fit_seconds_ = round(time.perf_counter() - t0, 1)
         self._fitted = True
         return self

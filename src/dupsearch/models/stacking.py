@@ -146,13 +146,13 @@ class LearnedFeatures:
     @property
     def blends(self) -> bool:
         return getattr(self.config, "combine", "features") == "blend" and \
-            (self.config.cross_encoder is not None or getattr(self.config, "bi_encoder", None) is not None)
+            (self.config.cross_encoder is not None or self.config.bi_encoder is not None)
 
     @property
     def blend_inputs(self) -> list[str]:
         """The blend's components after the booster (BLEND_COMPONENTS' names), as configured."""
         on = {"cross_encoder": self.config.cross_encoder is not None,
-              "bi_encoder": getattr(self.config, "bi_encoder", None) is not None}
+              "bi_encoder": self.config.bi_encoder is not None}
         return [name for name in BLEND_COMPONENTS if on[name]]
 
     def fit_blend(self, prepared: pd.DataFrame, pairs: pd.DataFrame, y: np.ndarray, valid_pairs: pd.DataFrame,
@@ -166,7 +166,7 @@ class LearnedFeatures:
         components: dict[str, np.ndarray] = {}
         if self.config.cross_encoder is not None:
             components["cross_encoder"] = self._fit_cross_encoder(prepared, pairs, y, valid_pairs, yv, seed, progress)
-        if getattr(self.config, "bi_encoder", None) is not None:
+        if self.config.bi_encoder is not None:
             components["bi_encoder"] = self._fit_bi_encoder(prepared, pairs, y, valid_pairs, yv, seed, progress)
         crossed, lr = cross_fitted_blend(_blend_inputs(p_booster, components), yv, seed)
         # the blend's inputs on validation, for studies of the combination that never read test
@@ -219,6 +219,7 @@ class LearnedFeatures:
         self.report_["bi_encoder"] = {
             "combine": "blend", "n_pairs": int(len(y)), "n_duplicate_pairs": int(np.sum(y)),
             "final_seconds": round(t_fit, 1), "steps": self.bi_encoder_.steps_,
+            "epochs": self.bi_encoder_.epochs_,
             "precision": self.bi_encoder_._precision, "seed": int(self.bi_encoder_.config.seed),
             "loss_first_last": [self.bi_encoder_.loss_history_[0], self.bi_encoder_.loss_history_[-1]],
             "valid_pr_auc": binary_metrics(yv, cosine)["pr_auc"]}
@@ -241,7 +242,7 @@ class LearnedFeatures:
                       folds: list[tuple[np.ndarray, np.ndarray]], seed: int = 0,
                       progress: bool = False) -> pd.DataFrame:
         out = {}
-        if getattr(self.config, "bi_encoder", None) is not None and not self.blends:
+        if self.config.bi_encoder is not None and not self.blends:
             raise ValueError("the contrastive bi-encoder joins the booster by the blend only: set combine='blend' "
                              "(its cosines of training pairs come from a model trained on them)")
         if self.config.cross_encoder is not None and not self.blends:
