@@ -311,6 +311,35 @@ def test_cross_encoder_precision_is_checked_and_reaches_the_recipe(shared_market
     assert "precision" not in _stacking("minilm", None, 128, combine="blend").cross_encoder  # auto: the default
 
 
+def test_both_fine_tunes_share_one_budget_and_options_win_over_it():
+    from dupsearch.cli.main import _stacking
+    from dupsearch.models.cross_encoder import RECIPE
+    from dupsearch.models.stacking import SHARED_BUDGET
+    alone_ce = _stacking("minilm", None, 128, combine="blend")
+    alone_bi = _stacking(None, None, 128, combine="blend", bi_encoder="minilm")
+    both = _stacking("minilm", None, 128, combine="blend", bi_encoder="minilm")
+    # alone, each keeps its own budget; together, each gets its share, smaller than alone
+    assert alone_ce.cross_encoder["budget_tokens"] == RECIPE["budget_tokens"]
+    assert "max_steps" not in alone_bi.bi_encoder and "epochs" not in alone_bi.bi_encoder
+    assert both.cross_encoder["budget_tokens"] == SHARED_BUDGET["cross_encoder"]["budget_tokens"] < RECIPE["budget_tokens"]
+    assert {k: both.bi_encoder[k] for k in ("epochs", "max_steps")} == SHARED_BUDGET["bi_encoder"]
+    assert both.cross_encoder["epochs"] == alone_ce.cross_encoder["epochs"]  # the epoch cap is not the budget
+    given = _stacking("minilm", 2.0, 128, combine="blend", bi_encoder="minilm", bi_encoder_epochs=10.0,
+                      cross_encoder_budget=1_800_000, bi_encoder_max_steps=300)
+    assert (given.cross_encoder["budget_tokens"], given.cross_encoder["epochs"]) == (1_800_000, 2.0)
+    assert (given.bi_encoder["epochs"], given.bi_encoder["max_steps"]) == (10.0, 300)
+
+
+@pytest.mark.parametrize("option, value", [("--cross-encoder-budget", "1000"), ("--bi-encoder-max-steps", "10"),
+                                           ("--bi-encoder-epochs", "2")])
+def test_a_fine_tune_setting_without_its_model_is_a_usage_error(option, value, shared_market_files, tmp_path):
+    f = shared_market_files
+    proc = run_cli("train", f["listings"], f["train"], "--out", tmp_path / "m", option, value)
+    err = _one_line(proc.stderr)
+    assert proc.returncode == 2 and option in err and "Traceback" not in proc.stderr
+    assert not (tmp_path / "m").exists()
+
+
 @pytest.mark.parametrize("command", [["generate", "OUT", "-n", "5"], ["demo", "--out", "OUT"]])
 def test_negative_seed_is_a_usage_error_not_a_traceback(command, tmp_path):
     args = [str(tmp_path / "o") if a == "OUT" else a for a in command]

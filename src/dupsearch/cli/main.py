@@ -116,17 +116,46 @@ BI_ENCODER_HELP = ("Fine-tune this text encoder ('minilm' = the bundled all-Mini
                    "Face directory) as a contrastive bi-encoder on the training pairs' listings and blend its "
                    "cosine with the booster (and the cross-encoder) on the validation pairs; needs them. One "
                    "embedding per listing: scoring a pair is a dot product.")
-BI_ENCODER_EPOCHS_HELP = "Passes of the bi-encoder's fine-tune over the duplicate training pairs."
+BI_ENCODER_EPOCHS_HELP = ("Passes of the bi-encoder's fine-tune over the duplicate training pairs (default: 10; 5 "
+                          "with --cross-encoder, which shares the CPU budget).")
+BI_ENCODER_MAX_STEPS_HELP = ("At most this many steps of the bi-encoder's fine-tune, its CPU budget (default: 300; "
+                             "150 with --cross-encoder).")
+CROSS_ENCODER_BUDGET_HELP = ("The cross-encoder's CPU budget for blend, in tokens counted at fp32's cost (default: "
+                             "1,800,000, about 14 minutes on 2 cores; 1,000,000 with --bi-encoder, which shares "
+                             "it). Its epochs: this over one epoch's tokens, at least 1, at most the epochs.")
+
+
+def _check_encoder_options(cross_encoder: Optional[str], bi_encoder: Optional[str], **given) -> None:
+    """A setting of a fine-tune that is not asked for fails, instead of being silently ignored."""
+    for option, value in given.items():
+        model = "--cross-encoder" if option.startswith("cross") else "--bi-encoder"
+        if value is not None and not (cross_encoder if model == "--cross-encoder" else bi_encoder):
+            raise typer.BadParameter(f"--{option.replace('_', '-')} sets {model}'s fine-tune: give {model} too")
 
 
 def _stacking(cross_encoder: Optional[str], epochs: Optional[float], max_length: int,
               image_backbone: Optional[str] = None, image_size: int = 224, image_epochs: int = 3,
               combine: str = "features", precision: str = "auto", bi_encoder: Optional[str] = None,
-              bi_encoder_epochs: Optional[float] = None):
+              bi_encoder_epochs: Optional[float] = None, cross_encoder_budget: Optional[int] = None,
+              bi_encoder_max_steps: Optional[int] = None):
     from dupsearch.models.cross_encoder import RECIPE
-    from dupsearch.models.stacking import StackingConfig
+    from dupsearch.models.stacking import SHARED_BUDGET, StackingConfig
+    _check_encoder_options(cross_encoder, bi_encoder, cross_encoder_budget=cross_encoder_budget,
+                           bi_encoder_epochs=bi_encoder_epochs, bi_encoder_max_steps=bi_encoder_max_steps)
     # blend: issue #20's recipe; features: issue #5's out-of-fold stacking as it was measured
-    recipe = RECIPE if combine == "blend" else {}
+    recipe = dict(RECIPE) if combine == "blend" else {}
+    # both fine-tunes in one blend split one CPU budget; the options given win over it
+    shared = SHARED_BUDGET if cross_encoder and bi_encoder else {"cross_encoder": {}, "bi_encoder": {}}
+    if cross_encoder_budget is not None and combine != "blend":
+        raise typer.BadParameter("--cross-encoder-budget sets the blend's fine-tune: leave --cross-encoder-combine "
+                                 "at blend")
+    if combine == "blend":
+        recipe.update(shared["cross_encoder"])
+        if cross_encoder_budget is not None:
+            recipe["budget_tokens"] = int(cross_encoder_budget)
+    bi_settings = {**shared["bi_encoder"],
+                   **({"epochs": bi_encoder_epochs} if bi_encoder_epochs else {}),
+                   **({"max_steps": int(bi_encoder_max_steps)} if bi_encoder_max_steps else {})}
     epochs = epochs if epochs is not None else (CE_EPOCHS if combine == "blend" else 1)
     if bi_encoder and combine != "blend":
         raise typer.BadParameter("--bi-encoder joins the booster by the blend only: leave --cross-encoder-combine "
@@ -142,8 +171,7 @@ def _stacking(cross_encoder: Optional[str], epochs: Optional[float], max_length:
         if cross_encoder else None,
         image_model={"backbone": image_backbone, "image_size": image_size, "epochs": image_epochs}
         if image_backbone else None,
-        bi_encoder={"model": bi_encoder, **({"epochs": bi_encoder_epochs} if bi_encoder_epochs else {})}
-        if bi_encoder else None, combine=combine)
+        bi_encoder={"model": bi_encoder, **bi_settings} if bi_encoder else None, combine=combine)
 
 
 class ThresholdRule(str, Enum):
@@ -306,6 +334,8 @@ def train(
     cross_encoder_precision: Precision = typer.Option(Precision.auto, help=PRECISION_HELP),
     bi_encoder: Optional[str] = typer.Option(None, help=BI_ENCODER_HELP),
     bi_encoder_epochs: Optional[float] = typer.Option(None, min=0.1, help=BI_ENCODER_EPOCHS_HELP),
+    bi_encoder_max_steps: Optional[int] = typer.Option(None, min=1, help=BI_ENCODER_MAX_STEPS_HELP),
+    cross_encoder_budget: Optional[int] = typer.Option(None, min=1, help=CROSS_ENCODER_BUDGET_HELP),
     contrastive_image: Optional[str] = typer.Option(
         None, help="Fine-tune this timm backbone (e.g. resnet50) with contrastive loss on the photos of "
                    "the labelled pairs and stack its out-of-fold photo similarities (random init: no "
@@ -337,6 +367,8 @@ def train(
     cfg = _config(backend, n_models, folds, seed, config, text_encoder, image_encoder, features)
     if embedding_components is not None:
         cfg.features = replace(cfg.features, embedding_components=embedding_components)
+    _check_encoder_options(cross_encoder, bi_encoder, cross_encoder_budget=cross_encoder_budget,
+                           bi_encoder_epochs=bi_encoder_epochs, bi_encoder_max_steps=bi_encoder_max_steps)
     if cross_encoder or contrastive_image or bi_encoder:
         combine = (cross_encoder_combine or (Combine.blend if valid is not None or bi_encoder
                                              else Combine.features)).value
@@ -345,7 +377,8 @@ def train(
                                      + " fits the blend on validation pairs: give --valid")
         cfg.stacking = _stacking(cross_encoder, cross_encoder_epochs, cross_encoder_max_length,
                                  contrastive_image, contrastive_image_size, contrastive_epochs, combine,
-                                 cross_encoder_precision.value, bi_encoder, bi_encoder_epochs)
+                                 cross_encoder_precision.value, bi_encoder, bi_encoder_epochs,
+                                 cross_encoder_budget, bi_encoder_max_steps)
     try:
         cfg = _ensemble(cfg, per_category, blend, align, calibrate, automl, enlarge)
     except ValueError as e:
@@ -480,6 +513,8 @@ def bench(
     stack_folds: int = typer.Option(3, min=2, help="Folds of the cross-encoder's out-of-fold scores."),
     bi_encoder: Optional[str] = typer.Option(None, help=BI_ENCODER_HELP),
     bi_encoder_epochs: Optional[float] = typer.Option(None, min=0.1, help=BI_ENCODER_EPOCHS_HELP),
+    bi_encoder_max_steps: Optional[int] = typer.Option(None, min=1, help=BI_ENCODER_MAX_STEPS_HELP),
+    cross_encoder_budget: Optional[int] = typer.Option(None, min=1, help=CROSS_ENCODER_BUDGET_HELP),
     rouge: bool = typer.Option(False, "--rouge/--no-rouge", help=ROUGE_HELP),
     dirty: float = typer.Option(0.0, min=0.0, max=1.0, help="Measure the dataset's dirty variant: each value "
                                 "other than the title moved into the title with this probability "
@@ -508,7 +543,9 @@ def bench(
                         stacking=replace(_stacking(cross_encoder, cross_encoder_epochs, cross_encoder_max_length,
                                                    combine=(cross_encoder_combine or Combine.blend).value,
                                                    precision=cross_encoder_precision.value, bi_encoder=bi_encoder,
-                                                   bi_encoder_epochs=bi_encoder_epochs),
+                                                   bi_encoder_epochs=bi_encoder_epochs,
+                                                   cross_encoder_budget=cross_encoder_budget,
+                                                   bi_encoder_max_steps=bi_encoder_max_steps),
                                          folds=stack_folds))
     try:
         cfg = _ensemble(cfg, per_category, blend, align, calibrate, automl, enlarge)

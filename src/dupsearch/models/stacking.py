@@ -35,6 +35,15 @@ BI_ENCODER_DIR = "bi_encoder"
 LEARNED_EMBEDDING = "learned.bi_encoder"  # store column: each listing's fine-tuned embedding
 # the blend's inputs after the booster, in this order: component name -> feature column
 BLEND_COMPONENTS = {"cross_encoder": CROSS_ENCODER_FEATURE, "bi_encoder": BI_ENCODER_FEATURE}
+# Both fine-tunes in one blend share the CPU budget (issue #20: train + predict within 15 minutes a
+# dataset on 2 cores). Alone, each keeps its own: the cross-encoder's RECIPE (1,800,000 tokens, at
+# most 3 epochs) and the bi-encoder's 10 passes (at most 300 steps); together those took 873-1,363 s
+# on four of the five benchmarks. Shared, the cross-encoder gets 1,000,000 tokens (about 500 s of
+# bf16 fine-tuning on 2 Zen 4 cores; 1.4-3 epochs on the benchmarks) and the bi-encoder 5 passes,
+# at most 150 steps (about 190 s). Chosen on validation pairs alone (BENCHMARKS.md, "The blend of
+# all three"): at 2 and 1.6 cross-encoder epochs and 5 bi-encoder passes the cross-fitted blend
+# lost 0.001-0.002 validation PR-AUC on wdc-computers and abt-buy, the two slowest.
+SHARED_BUDGET = {"cross_encoder": {"budget_tokens": 1_000_000}, "bi_encoder": {"epochs": 5.0, "max_steps": 150}}
 BI_ENCODER_MAX_CHARS = 400  # a listing's text for the bi-encoder (its max_length cuts again)
 IMAGE_MODEL_DIR = "image_model"
 IMAGE_MODEL_NAME = "image_contrastive"
