@@ -7,7 +7,7 @@
 #   bi        + a contrastively fine-tuned MiniLM bi-encoder, its cosine blended with the booster
 #             (~5-10 min a dataset)
 #   blend-bi  the cross-encoder and the bi-encoder both in the blend, sharing one CPU budget
-#             (models.stacking.SHARED_BUDGET; ~12 min a dataset)
+#             (models.stacking.SHARED_BUDGET; ~8-13 min a dataset)
 #   blend-bi-separate  the same with each fine-tune's own budget, as alone (~10-23 min a dataset)
 #   rouge     + word-level ROUGE-L features (ablation, ~2 min per seed)
 #   online    the booster alone on `--features online` (what the index's lean features cost, ~2 min)
