@@ -219,52 +219,40 @@ def _blend_floor(dataset: str, variant: str = "blend") -> float | None:
     return float(f1.mean() - (np.std(base) if len(base) > 1 else 0.0))
 
 
+# variant (its saved runs under bench-results/accuracy/) -> what it passes to _stacking and its time
+# budget in seconds: 15 minutes a dataset on 2 cores; the cross-encoder alone keeps a third over it
+# for a slower CPU, as its saved runs took up to 15 minutes.
+FLOOR_RUNS = {
+    "blend": ({"cross_encoder": "minilm"}, 1.33 * 15 * 60),
+    "bi": ({"cross_encoder": None, "bi_encoder": "minilm"}, 15 * 60),
+    "blend-bi": ({"cross_encoder": "minilm", "bi_encoder": "minilm"}, 15 * 60),
+}
+
+
 @needs_data
 @pytest.mark.slow
+@pytest.mark.parametrize("variant", list(FLOOR_RUNS))
 @pytest.mark.parametrize("dataset", list(TARGET_F1))
-def test_blend_reaches_its_floor(dataset):
-    """Issue #20's recipe (`dupsearch bench DATASET --cross-encoder minilm`) at seed 0 reaches the
-    saved figure minus one seed std, within the 15-minute budget plus a third for a slower CPU
-    (up to 15 minutes a dataset on 2 cores)."""
+def test_blend_reaches_its_floor(variant, dataset):
+    """A fine-tuned blend (`dupsearch bench DATASET` with the variant's --cross-encoder and/or
+    --bi-encoder minilm) at seed 0 reaches the saved figure minus one seed std, within its time
+    budget."""
     from dupsearch.cli.main import _stacking
     from dupsearch.errors import DupsearchError
     from dupsearch.models.cross_encoder import _cpu_fast_bf16, _import_torch_transformers
-    floor = _blend_floor(dataset)
+    floor = _blend_floor(dataset, variant)
     if floor is None:
-        pytest.skip(f"no saved blend run of {dataset}")
+        pytest.skip(f"no saved {variant} run of {dataset}")
     try:  # through dupsearch's import: it sets torch's OpenMP wait policy first
         torch, _ = _import_torch_transformers()
     except DupsearchError as exc:
         pytest.skip(str(exc))
     if not _cpu_fast_bf16(torch):
-        pytest.skip("the saved blend runs trained in bf16 (AVX512-BF16 / AMX): this CPU has neither, and "
-                    "fp32 trains half the epochs in the budget")
-    res = run_benchmark(BENCH / dataset, config=MatcherConfig(stacking=_stacking("minilm", None, 128, combine="blend")))
+        pytest.skip(f"the saved {variant} runs trained in bf16 (AVX512-BF16 / AMX): this CPU has neither, "
+                    "and fp32 trains half the steps in the budget")
+    models, budget_s = FLOOR_RUNS[variant]
+    stacking = _stacking(models["cross_encoder"], None, 128, combine="blend", bi_encoder=models.get("bi_encoder"))
+    res = run_benchmark(BENCH / dataset, config=MatcherConfig(stacking=stacking))
     print({k: res[k] for k in ("f1", "pr_auc", "train_seconds", "predict_seconds")})
     assert res["f1"] >= floor, (res["f1"], floor)
-    assert res["train_seconds"] + res["predict_seconds"] <= 1.33 * 15 * 60
-
-
-@needs_data
-@pytest.mark.slow
-@pytest.mark.parametrize("dataset", list(TARGET_F1))
-def test_bi_encoder_blend_reaches_its_floor(dataset):
-    """`dupsearch bench DATASET --bi-encoder minilm` at seed 0 reaches the saved figure minus one
-    seed std, within the 15-minute budget on 2 cores."""
-    from dupsearch.cli.main import _stacking
-    from dupsearch.errors import DupsearchError
-    from dupsearch.models.cross_encoder import _cpu_fast_bf16, _import_torch_transformers
-    floor = _blend_floor(dataset, "bi")
-    if floor is None:
-        pytest.skip(f"no saved bi-encoder run of {dataset}")
-    try:
-        torch, _ = _import_torch_transformers()
-    except DupsearchError as exc:
-        pytest.skip(str(exc))
-    if not _cpu_fast_bf16(torch):
-        pytest.skip("the saved bi-encoder runs trained in bf16 (AVX512-BF16 / AMX): this CPU has neither")
-    res = run_benchmark(BENCH / dataset, config=MatcherConfig(
-        stacking=_stacking(None, None, 128, combine="blend", bi_encoder="minilm")))
-    print({k: res[k] for k in ("f1", "pr_auc", "train_seconds", "predict_seconds")})
-    assert res["f1"] >= floor, (res["f1"], floor)
-    assert res["train_seconds"] + res["predict_seconds"] <= 15 * 60
+    assert res["train_seconds"] + res["predict_seconds"] <= budget_s
