@@ -154,6 +154,42 @@ def test_the_moved_text_table_pairs_runs_by_seed_clean_and_dirty(tmp_path):
     assert "| amazon-google | 0 | 60.00 | 61.50 | +1.50 | 0.6000 | 0.6200 | +0.0200 |" in dirty
 
 
+def _swap_run(path, y, booster, ce, bi, seed=0):
+    import json
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"dataset": path.stem, "seed": seed, "commit": "c" * 40, "valid_scores": {
+        "y": y.tolist(), "p": booster.tolist(),
+        "components": {"booster": booster.tolist(), "cross_encoder": ce.tolist(), "bi_encoder": bi.tolist()}}}))
+
+
+def test_a_component_swap_shows_which_fine_tune_moves_the_blend(tmp_path, capsys):
+    """Two variants' runs on the same validation pairs: the other run's cross-encoder separates
+    the classes, its bi-encoder is noise; swapping in the first lifts the blend, the second does
+    not, and runs that do not share their booster or pairs are a one-line error."""
+    from dupsearch.bench.component_swap import main
+    rng = np.random.default_rng(0)
+    y = (rng.random(600) < 0.3).astype(int)
+    booster = np.clip(0.5 + 0.25 * (y - 0.5) + rng.normal(0, 0.3, len(y)), 0.01, 0.99)
+    weak_ce = np.clip(0.5 + rng.normal(0, 0.2, len(y)), 0.01, 0.99)
+    strong_ce = np.clip(0.2 + 0.6 * y + rng.normal(0, 0.1, len(y)), 0.01, 0.99)
+    bi = rng.normal(0, 0.3, len(y))
+    _swap_run(tmp_path / "shared/seed0/abt-buy.json", y, booster, weak_ce, bi)
+    _swap_run(tmp_path / "separate/seed0/abt-buy.json", y, booster, strong_ce, rng.normal(0, 0.3, len(y)))
+    out = tmp_path / "swap.json"
+    assert main([str(tmp_path / "shared"), str(tmp_path / "separate"), "--json", str(out)]) == 0
+    import json
+    (row,) = json.loads(out.read_text())["rows"]
+    v = row["valid_pr_auc"]
+    assert v["cross_encoder from other"] > v["base"] + 0.05
+    assert abs(v["bi_encoder from other"] - v["base"]) < 0.02
+    assert v["other"] > v["base"] + 0.05
+    _swap_run(tmp_path / "other-booster/seed0/abt-buy.json", y, booster[::-1].copy(), strong_ce, bi)
+    capsys.readouterr()
+    assert main([str(tmp_path / "shared"), str(tmp_path / "other-booster")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "boosters differ" in err and "abt-buy.json" in err
+
+
 def test_the_bi_encoder_table_sets_its_runs_beside_the_booster_and_the_cross_encoder(tmp_path):
     import json
     from dupsearch.bench.render import bi_table
