@@ -80,7 +80,7 @@ def test_benchmarks_md_tables_are_the_saved_results():
         "default-model", "labelling-curve", "accuracy-blend", "accuracy-dirty", "accuracy-rouge",
         "accuracy-precision", "accuracy-online", "store-feature-sets", "index-online-1m-online-features",
         "accuracy-threshold-rules", "accuracy-threshold-rule-test", "index-match-calls",
-        "accuracy-moves", "accuracy-bi"}
+        "accuracy-moves", "accuracy-bi", "accuracy-component-swap"}
     assert render(text) == text
     assert main(["--check"]) == 0
     for variant in ("default", "minilm"):
