@@ -79,8 +79,11 @@ def compare(base_dir: Path, other_dir: Path) -> list[dict]:
 def markdown(out: dict) -> str:
     names = list(out["rows"][0]["valid_pr_auc"]) if out["rows"] else []
     base, other = Path(out["base"]).name, Path(out["other"]).name
-    head = [{"base": f"{base} as run"}.get(n, f"{other} as run" if n == "other"
-                                           else f"{base}, {n.replace(' from other', '')} from {other}") for n in names]
+    def title(n: str) -> str:
+        if n in ("base", "other"):
+            return f"{base if n == 'base' else other} as run"
+        return f"{base}, {n.replace(' from other', '').replace('_', '-')} from {other}"
+    head = [title(n) for n in names]
     lines = ["| dataset | seed | validation pairs | " + " | ".join(head) + " |", "|---|---|---|" + "---|" * len(names)]
     for r in out["rows"]:
         v = r["valid_pr_auc"]
