@@ -43,8 +43,9 @@ BLEND_COMPONENTS = {"cross_encoder": CROSS_ENCODER_FEATURE, "bi_encoder": BI_ENC
 # (90-216 steps on the benchmarks; 300, its cap alone, bounds a larger training set). Chosen on
 # validation pairs alone (BENCHMARKS.md, "One shared budget"): at 2 and 1.6 cross-encoder epochs and
 # 5 bi-encoder passes the cross-fitted blend lost 0.001-0.002 validation PR-AUC on wdc-computers and
-# abt-buy, the two slowest; a 150-step cap cut wdc-computers' bi-encoder to 0.880 validation PR-AUC
-# against 0.900 at its 5 passes (216 steps), and its blend's test F1 fell 1.2 below Ditto.
+# abt-buy, the two slowest. A 150-step cap (f718d02) cut wdc-computers' bi-encoder to 0.880
+# validation PR-AUC against 0.900 at its 5 passes (216 steps); lifting it moved the blend's
+# validation PR-AUC by only +0.0003 there, for about 40 s (BENCHMARKS.md).
 SHARED_BUDGET = {"cross_encoder": {"budget_tokens": 1_000_000}, "bi_encoder": {"epochs": 5.0, "max_steps": 300}}
 BI_ENCODER_MAX_CHARS = 400  # a listing's text for the bi-encoder (its max_length cuts again)
 IMAGE_MODEL_DIR = "image_model"
