@@ -188,6 +188,12 @@ def test_a_component_swap_shows_which_fine_tune_moves_the_blend(tmp_path, capsys
     assert main([str(tmp_path / "shared"), str(tmp_path / "other-booster")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "boosters differ" in err and "abt-buy.json" in err
+    holed = weak_ce.copy()
+    holed[3] = np.nan  # a hole in a saved run's scores: named, not a scikit-learn traceback
+    _swap_run(tmp_path / "holed/seed0/abt-buy.json", y, booster, holed, bi)
+    assert main([str(tmp_path / "holed"), str(tmp_path / "separate")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "cross_encoder scores are not 600 finite numbers" in err
 
 
 def test_the_bi_encoder_table_sets_its_runs_beside_the_booster_and_the_cross_encoder(tmp_path):

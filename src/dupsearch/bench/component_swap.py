@@ -31,6 +31,11 @@ def swapped_pr_auc(base: dict, other: dict, seed: int) -> dict:
     if len(other["y"]) != len(y) or not np.array_equal(np.asarray(other["y"], int), y):
         raise ValueError("the two runs were validated on different pairs")
     a, b = base["components"], other["components"]
+    for run, parts in (("base", a), ("other", b)):
+        for name, values in parts.items():
+            v = np.asarray(values, float)
+            if v.shape != y.shape or not np.isfinite(v).all():
+                raise ValueError(f"the {run} run's {name} scores are not {len(y)} finite numbers")
     if not np.allclose(a["booster"], b["booster"], atol=1e-6):
         raise ValueError("the two runs' boosters differ: not the same seed and training pairs")
     stacked = [k for k in a if k != "booster"]
@@ -67,7 +72,7 @@ def compare(base_dir: Path, other_dir: Path) -> list[dict]:
             runs.append(run)
         try:
             figures = swapped_pr_auc(runs[0]["valid_scores"], runs[1]["valid_scores"], int(runs[0].get("seed", 0)))
-        except ValueError as e:
+        except (ValueError, TypeError) as e:  # also arrays of other lengths or non-numbers
             raise ValueError(f"{path} and {twin}: {e}") from None
         rows.append({"dataset": runs[0].get("dataset"), "seed": runs[0].get("seed"), "base_file": str(path),
                      "other_file": str(twin), "base_commit": runs[0].get("commit"),
